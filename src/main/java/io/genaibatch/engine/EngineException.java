@@ -1,0 +1,17 @@
+package io.genaibatch.engine;
+
+/**
+ * The one unchecked exception of the engine: a model, prompt or native failure, with a message
+ * that names the input (path, prompt index) and, where there is one, the limit it broke.
+ */
+public class EngineException extends RuntimeException {
+  private static final long serialVersionUID = 1L;
+
+  public EngineException(String message) {
+    super(message);
+  }
+
+  public EngineException(String message, Throwable cause) {
+    super(message, cause);
+  }
+}

@@ -1,0 +1,110 @@
+package io.genaibatch.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What genai-batch needs from a model folder's {@code genai_config.json}, read and checked
+ * before any native code sees the folder, so a bad folder fails with a message naming the file.
+ */
+public record GenAiConfig(
+    Path folder,
+    String modelType,
+    int contextLength,
+    int vocabSize,
+    List<Integer> eosTokenIds,
+    int padTokenId,
+    String decoderFile,
+    Map<String, Object> searchDefaults) {
+
+  public static final String FILE_NAME = "genai_config.json";
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** True when {@code dir} holds a {@code genai_config.json}. */
+  public static boolean isModelFolder(Path dir) {
+    return dir != null && Files.isRegularFile(dir.resolve(FILE_NAME));
+  }
+
+  /**
+   * Reads and checks {@code dir/genai_config.json}.
+   *
+   * @throws EngineException naming the folder or file and what is wrong with it
+   */
+  public static GenAiConfig read(Path dir) {
+    if (dir == null || !Files.exists(dir)) {
+      throw new EngineException(
+          "Model folder " + dir + " does not exist. Pass the folder that holds " + FILE_NAME + ".");
+    }
+    if (!Files.isDirectory(dir)) {
+      throw new EngineException("Model path " + dir + " is a file, not a folder. Pass the folder that holds " + FILE_NAME + ".");
+    }
+    Path file = dir.resolve(FILE_NAME);
+    if (!Files.isRegularFile(file)) {
+      throw new EngineException(
+          "Model folder " + dir + " has no " + FILE_NAME + ": it is not an onnxruntime-genai model."
+              + " Pass the folder that holds " + FILE_NAME
+              + " (for Phi-3, e.g. cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4).");
+    }
+    JsonNode root;
+    try {
+      root = JSON.readTree(file.toFile());
+    } catch (IOException e) {
+      throw new EngineException("Cannot read " + file + ": " + e.getMessage(), e);
+    }
+    JsonNode model = root.path("model");
+    if (!model.isObject()) {
+      throw new EngineException(file + " has no \"model\" section");
+    }
+    int context = model.path("context_length").asInt(0);
+    if (context <= 0) {
+      throw new EngineException(file + ": model.context_length is missing or not positive");
+    }
+    List<Integer> eos = new ArrayList<>();
+    JsonNode eosNode = model.path("eos_token_id");
+    if (eosNode.isArray()) {
+      eosNode.forEach(n -> eos.add(n.asInt()));
+    } else if (eosNode.isNumber()) {
+      eos.add(eosNode.asInt());
+    }
+    String decoderFile = model.path("decoder").path("filename").asText(null);
+    if (decoderFile == null) {
+      throw new EngineException(file + ": model.decoder.filename is missing");
+    }
+    if (!Files.isRegularFile(dir.resolve(decoderFile))) {
+      throw new EngineException(
+          "Model folder " + dir + " names decoder " + decoderFile + " in " + FILE_NAME
+              + ", but that file is not there. Copy the whole model folder.");
+    }
+    Map<String, Object> search = new LinkedHashMap<>();
+    for (Iterator<Map.Entry<String, JsonNode>> it = root.path("search").fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      JsonNode v = e.getValue();
+      search.put(e.getKey(), v.isBoolean() ? v.asBoolean() : v.isIntegralNumber() ? v.asLong() : v.isNumber() ? v.asDouble() : v.asText());
+    }
+    return new GenAiConfig(
+        dir,
+        model.path("type").asText(""),
+        context,
+        model.path("vocab_size").asInt(0),
+        Collections.unmodifiableList(eos),
+        model.path("pad_token_id").asInt(eos.isEmpty() ? 0 : eos.get(0)),
+        decoderFile,
+        Collections.unmodifiableMap(search));
+  }
+
+  /** The model's default total length ({@code search.max_length}), capped at its context. */
+  public int defaultMaxLength() {
+    Object v = searchDefaults.get("max_length");
+    int m = v instanceof Number n ? n.intValue() : contextLength;
+    return Math.min(m <= 0 ? contextLength : m, contextLength);
+  }
+}

@@ -1,0 +1,433 @@
+package io.genaibatch.engine;
+
+import ai.onnxruntime.genai.Config;
+import ai.onnxruntime.genai.GenAIException;
+import ai.onnxruntime.genai.Generator;
+import ai.onnxruntime.genai.GeneratorParams;
+import ai.onnxruntime.genai.Model;
+import ai.onnxruntime.genai.Sequences;
+import ai.onnxruntime.genai.Tokenizer;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A loaded onnxruntime-genai model and its tokenizer.
+ *
+ * <p>Sharing: one instance serves any number of threads at once; each {@link #generate} call
+ * makes its own native generator, which lives and dies inside that call. Lifetime: the model
+ * outlives everything made from it; {@link #close()} waits for running calls to end, frees the
+ * tokenizer then the model, and is idempotent. Any call after close throws {@link
+ * IllegalStateException}.
+ */
+public final class LlmModel implements AutoCloseable {
+  /** ASCII-only JSON, so JNI's modified UTF-8 cannot alter it on the way in. */
+  private static final ObjectMapper JSON = new ObjectMapper()
+      .configure(com.fasterxml.jackson.core.json.JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
+
+  private final GenAiConfig config;
+  private final Model model;
+  private final Tokenizer tokenizer;
+  private final Set<Integer> eosIds;
+  private final Utf8Bridge bridge;
+  private final double loadMillis;
+  private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  private boolean closed;
+
+  private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, double loadMillis) {
+    this.config = config;
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.loadMillis = loadMillis;
+    Set<Integer> ids = new HashSet<>(config.eosTokenIds());
+    try {
+      for (int id : tokenizer.getEosTokenIds()) {
+        ids.add(id);
+      }
+    } catch (GenAIException e) {
+      // genai_config.json's list is enough.
+    }
+    this.eosIds = Set.copyOf(ids);
+    this.bridge = Utf8Bridge.read(config.folder());
+  }
+
+  /** Loads with the runtime's default thread count. */
+  public static LlmModel load(Path folder) {
+    return load(folder, 0);
+  }
+
+  /**
+   * Checks and loads a model folder.
+   *
+   * @param folder the folder that holds {@code genai_config.json}
+   * @param intraOpThreads native threads per generation call; 0 keeps the runtime's default
+   * @throws EngineException naming the folder when it is missing, not a model, or corrupt
+   */
+  public static LlmModel load(Path folder, int intraOpThreads) {
+    GenAiConfig cfg = GenAiConfig.read(folder);
+    NativeLibraries.ensureLoaded();
+    long t0 = System.nanoTime();
+    Model model = null;
+    try (Config c = new Config(folder.toString())) {
+      if (intraOpThreads > 0) {
+        c.overlay(
+            "{\"model\":{\"decoder\":{\"session_options\":{\"intra_op_num_threads\":"
+                + intraOpThreads
+                + "}}}}");
+      }
+      model = new Model(c);
+      Tokenizer tok = new Tokenizer(model);
+      return new LlmModel(cfg, model, tok, (System.nanoTime() - t0) / 1e6);
+    } catch (GenAIException | RuntimeException e) {
+      if (model != null) {
+        model.close();
+      }
+      throw new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
+    }
+  }
+
+  public GenAiConfig config() {
+    return config;
+  }
+
+  /** Wall time of the native load, milliseconds. */
+  public double loadMillis() {
+    return loadMillis;
+  }
+
+  /** Token ids of {@code text} as the model's tokenizer makes them (BOS included if it adds one). */
+  public int[] encode(String text) {
+    return read(() -> encodeTokens(text));
+  }
+
+  /** Encodes through the UTF-8 bridge when the text has characters beyond the BMP. */
+  private int[] encodeTokens(String text) throws GenAIException {
+    if (!Utf8Bridge.hasSupplementary(text)) {
+      try (Sequences s = tokenizer.encode(text)) {
+        return s.getSequence(0);
+      }
+    }
+    String why = bridge.encodable(text);
+    if (why != null) {
+      throw new EngineException("Cannot encode the text: " + why);
+    }
+    Utf8Bridge.Swapped swapped = Utf8Bridge.swapOut(text);
+    try (Sequences s = tokenizer.encode(swapped.text())) {
+      return bridge.swapInTokens(s.getSequence(0), swapped);
+    }
+  }
+
+  public int countTokens(String text) {
+    return encode(text).length;
+  }
+
+  /** Text of {@code tokens}, special tokens dropped. */
+  public String decode(int[] tokens) {
+    return read(() -> decodeTokens(tokens));
+  }
+
+  /** The native decoder divides by the length: an empty array must never reach it. */
+  private String decodeTokens(int[] tokens) throws GenAIException {
+    if (tokens.length == 0) {
+      return "";
+    }
+    Object[] swapped = bridge.swapOutTokens(tokens);
+    if (swapped == null) {
+      return tokenizer.decode(tokens);
+    }
+    @SuppressWarnings("unchecked")
+    List<Integer> withHoles = (List<Integer>) swapped[0];
+    int[] cps = (int[]) swapped[1];
+    for (char sentinel = 0xE000; sentinel < 0xE100; sentinel++) {
+      int[] sent = bridge.sentinelTokens(sentinel);
+      List<Integer> ids = new ArrayList<>();
+      for (int id : withHoles) {
+        if (id == -1) {
+          for (int t : sent) {
+            ids.add(t);
+          }
+        } else {
+          ids.add(id);
+        }
+      }
+      String text = tokenizer.decode(ids.stream().mapToInt(Integer::intValue).toArray());
+      final char probe = sentinel;
+      if (text.chars().filter(c -> c == probe).count() == cps.length) {
+        return Utf8Bridge.swapIn(text, probe, cps);
+      }
+    }
+    return tokenizer.decode(tokens);
+  }
+
+  /**
+   * The model's chat template applied to {@code messages}, as its tokenizer config defines it.
+   *
+   * @param addGenerationPrompt end with the assistant's turn marker, ready for generation
+   */
+  public String applyChatTemplate(List<ChatMessage> messages, boolean addGenerationPrompt) {
+    if (messages == null || messages.isEmpty()) {
+      throw new EngineException("Cannot apply the chat template: no messages");
+    }
+    StringBuilder all = new StringBuilder();
+    for (int i = 0; i < messages.size(); i++) {
+      ChatMessage m = messages.get(i);
+      if (m == null || m.role() == null || m.content() == null) {
+        throw new EngineException("Chat message " + i + " needs a role and a content");
+      }
+      all.append(m.content()).append('\u0000');
+    }
+    // Characters beyond the BMP would be mangled by the JNI layer on the way out: carry them
+    // as a sentinel through the template (which copies contents verbatim) and put them back.
+    Utf8Bridge.Swapped swapped = Utf8Bridge.swapOut(all.toString());
+    String[] contents = swapped.text().split("\u0000", -1);
+    ArrayNode arr = JSON.createArrayNode();
+    for (int i = 0; i < messages.size(); i++) {
+      ChatMessage m = messages.get(i);
+      ObjectNode o = arr.addObject().put("role", m.role()).put("content", contents[i]);
+      if (m.name() != null) {
+        o.put("name", m.name());
+      }
+    }
+    String json;
+    try {
+      json = JSON.writeValueAsString(arr);
+    } catch (JsonProcessingException e) {
+      throw new EngineException("Cannot write chat messages as JSON: " + e.getMessage(), e);
+    }
+    // The 0.12.0 JNI layer dereferences a null template (crash) and frees a non-null tools
+    // string twice (crash): an empty template selects the tokenizer's own, tools stay null.
+    String out = read(() -> tokenizer.applyChatTemplate("", json, null, addGenerationPrompt));
+    return Utf8Bridge.swapIn(out, swapped.sentinel(), swapped.codePoints());
+  }
+
+  /**
+   * Generates for every prompt and fails on the first bad one.
+   *
+   * @throws EngineException naming the prompt index and the limit it broke
+   */
+  public List<Generation> generate(List<String> prompts, SearchOptions options) {
+    List<Generation> out = generateBatch(prompts, options);
+    for (Generation g : out) {
+      if (!g.ok()) {
+        throw new EngineException(g.error());
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Generates for a batch of prompts in one native call ({@code batch_size} = number of good
+   * prompts). A null, empty or over-long prompt comes back as an error {@link Generation} at its
+   * index; the rest of the batch is still generated.
+   *
+   * @throws EngineException for an empty batch, or when the native generator fails as a whole
+   */
+  public List<Generation> generateBatch(List<String> prompts, SearchOptions options) {
+    if (prompts == null || prompts.isEmpty()) {
+      throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
+    }
+    SearchOptions opts = options == null ? SearchOptions.DEFAULTS : options;
+    return read(() -> doGenerate(prompts, opts));
+  }
+
+  private List<Generation> doGenerate(List<String> prompts, SearchOptions opts) throws GenAIException {
+    long start = System.nanoTime();
+    int n = prompts.size();
+    Generation[] out = new Generation[n];
+    int context = config.contextLength();
+    int maxTotal = opts.maxLength() != null ? Math.min(opts.maxLength(), context)
+        : opts.maxNewTokens() != null ? context : config.defaultMaxLength();
+    List<Integer> good = new ArrayList<>();
+    int[] promptLen = new int[n];
+    int[][] tokens = new int[n][];
+    int[] budget = new int[n];
+    for (int i = 0; i < n; i++) {
+      String p = prompts.get(i);
+      if (p == null) {
+        out[i] = Generation.failed(i, 0, "prompt " + i + " is null");
+        continue;
+      }
+      if (p.isBlank()) {
+        out[i] = Generation.failed(i, 0, "prompt " + i + " is empty");
+        continue;
+      }
+      int len;
+      try {
+        tokens[i] = encodeTokens(p);
+        len = tokens[i].length;
+      } catch (GenAIException | EngineException e) {
+        out[i] = Generation.failed(i, 0, "prompt " + i + " cannot be tokenized: " + e.getMessage());
+        continue;
+      }
+      promptLen[i] = len;
+      if (len >= maxTotal) {
+        out[i] = Generation.failed(i, len, "prompt " + i + " has " + len + " tokens, which leaves no room to"
+            + " generate: the limit is " + (maxTotal - 1) + " prompt tokens (model context length "
+            + context + (opts.maxLength() != null ? ", max_length " + opts.maxLength() : "") + ")");
+        continue;
+      }
+      int b = maxTotal - len;
+      if (opts.maxNewTokens() != null) {
+        b = Math.min(b, opts.maxNewTokens());
+      }
+      budget[i] = b;
+      good.add(i);
+    }
+    if (good.isEmpty()) {
+      return List.of(out);
+    }
+
+    int[][] batch = new int[good.size()][];
+    int longest = 0;
+    int steps = 0;
+    for (int j = 0; j < batch.length; j++) {
+      int i = good.get(j);
+      batch[j] = tokens[i];
+      longest = Math.max(longest, promptLen[i]);
+      steps = Math.max(steps, budget[i]);
+    }
+    // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
+    int maxLength = Math.min(context, longest + steps);
+    double[] stepMillis = new double[steps];
+    int[][] sequences = new int[batch.length][];
+    int[] startAt = new int[batch.length];
+    int stepsRun = 0;
+    try (GeneratorParams params = new GeneratorParams(model)) {
+      params.setSearchOption("batch_size", batch.length);
+      params.setSearchOption("max_length", maxLength);
+      applySearch(params, opts);
+      try (Generator gen = new Generator(model, params)) {
+        // Token ids, right-padded with the pad token as encodeBatch would: the prompts were
+        // encoded once above (through the UTF-8 bridge where needed), not again here.
+        int[] flat = new int[batch.length * longest];
+        Arrays.fill(flat, config.padTokenId());
+        for (int j = 0; j < batch.length; j++) {
+          System.arraycopy(batch[j], 0, flat, j * longest, batch[j].length);
+        }
+        gen.appendTokens(flat);
+        for (int j = 0; j < batch.length; j++) {
+          startAt[j] = gen.getSequence(j).length;
+        }
+        while (!gen.isDone()) {
+          gen.generateNextToken();
+          if (stepsRun < steps) {
+            stepMillis[stepsRun] = (System.nanoTime() - start) / 1e6;
+          }
+          stepsRun++;
+        }
+        for (int j = 0; j < batch.length; j++) {
+          sequences[j] = gen.getSequence(j);
+        }
+      }
+    }
+    double endMillis = (System.nanoTime() - start) / 1e6;
+    for (int j = 0; j < batch.length; j++) {
+      int i = good.get(j);
+      int[] seq = sequences[j];
+      if (seq.length - startAt[j] == stepsRun - 1 && !containsEos(seq, startAt[j])) {
+        // onnxruntime-genai 0.12 does not append the token of a step that ends the whole batch
+        // by end-of-sequence (a step ending it by length keeps its token). The lost token is an
+        // end token; the binding cannot say which, so the model's first one stands in.
+        seq = Arrays.copyOf(seq, seq.length + 1);
+        seq[seq.length - 1] = config.eosTokenIds().isEmpty() ? eosIds.iterator().next() : config.eosTokenIds().get(0);
+      }
+      int from = Math.min(startAt[j], seq.length);
+      int limit = Math.min(seq.length - from, budget[i]);
+      int stopAt = -1;
+      for (int k = 0; k < limit; k++) {
+        if (eosIds.contains(seq[from + k])) {
+          stopAt = k;
+          break;
+        }
+      }
+      int count = stopAt >= 0 ? stopAt + 1 : limit;
+      int[] generated = Arrays.copyOfRange(seq, from, from + count);
+      int[] answer = stopAt >= 0 ? Arrays.copyOf(generated, stopAt) : generated;
+      double latency = count > 0 && count <= stepMillis.length && stepMillis[count - 1] > 0
+          ? stepMillis[count - 1] : endMillis;
+      out[i] = new Generation(i, decodeTokens(answer), generated, promptLen[i], count,
+          stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null);
+    }
+    return List.of(out);
+  }
+
+  private boolean containsEos(int[] seq, int from) {
+    for (int k = from; k < seq.length; k++) {
+      if (eosIds.contains(seq[k])) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static void applySearch(GeneratorParams p, SearchOptions o) throws GenAIException {
+    if (o.doSample() != null) {
+      p.setSearchOption("do_sample", o.doSample());
+    }
+    if (o.temperature() != null) {
+      p.setSearchOption("temperature", o.temperature());
+    }
+    if (o.topP() != null) {
+      p.setSearchOption("top_p", o.topP());
+    }
+    if (o.topK() != null) {
+      p.setSearchOption("top_k", o.topK());
+    }
+    if (o.seed() != null) {
+      p.setSearchOption("random_seed", o.seed());
+    }
+    if (o.repetitionPenalty() != null) {
+      p.setSearchOption("repetition_penalty", o.repetitionPenalty());
+    }
+  }
+
+  private interface NativeCall<T> {
+    T call() throws GenAIException;
+  }
+
+  private <T> T read(NativeCall<T> call) {
+    lock.readLock().lock();
+    try {
+      if (closed) {
+        throw new IllegalStateException("Model " + config.folder() + " is closed");
+      }
+      return call.call();
+    } catch (GenAIException e) {
+      throw new EngineException("Model " + config.folder() + ": " + e.getMessage(), e);
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  public boolean isClosed() {
+    lock.readLock().lock();
+    try {
+      return closed;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void close() {
+    lock.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      tokenizer.close();
+      model.close();
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * The onnxruntime-genai layer: native library resolution ({@link
+ * io.genaibatch.engine.NativeLibraries}), the loaded model and tokenizer ({@link
+ * io.genaibatch.engine.LlmModel}), batched generation with search options, chat templates, token
+ * counts and stop reasons.
+ *
+ * <p>May import {@code ai.onnxruntime.genai}, Jackson and SLF4J. Never Spark, never MLflow.
+ */
+package io.genaibatch.engine;

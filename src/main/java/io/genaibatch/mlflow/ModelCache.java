@@ -1,0 +1,164 @@
+package io.genaibatch.mlflow;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One local copy per host of each remote model, under a configurable directory, keyed by the
+ * model's identity. Concurrent threads and concurrent JVMs on a host download once: a lock file
+ * ({@link FileChannel#lock()} across processes, a monitor within the JVM), a temporary folder,
+ * sizes checked against the listing, then an atomic rename. A partial or interrupted download is
+ * never used: it never got renamed, and the next holder of the lock deletes it.
+ */
+public final class ModelCache {
+  private static final Logger LOG = LoggerFactory.getLogger(ModelCache.class);
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final String COMPLETE = ".genai-batch-complete.json";
+  private static final Map<String, Object> JVM_LOCKS = new ConcurrentHashMap<>();
+  private static final AtomicLong DOWNLOADS = new AtomicLong();
+
+  private final Path root;
+
+  public ModelCache(Path root) {
+    this.root = root.toAbsolutePath().normalize();
+  }
+
+  /** {@code $TMPDIR/genai-batch-models-$USER}. */
+  public static Path defaultRoot() {
+    return Paths.get(System.getProperty("java.io.tmpdir"), "genai-batch-models-" + System.getProperty("user.name", "user"));
+  }
+
+  /** Downloads made by this JVM so far (a test and metrics hook, not a log line). */
+  public static long downloadsInThisJvm() {
+    return DOWNLOADS.get();
+  }
+
+  public Path root() {
+    return root;
+  }
+
+  /**
+   * The result of a fetch.
+   *
+   * @param dir the complete local copy
+   * @param downloaded whether this call downloaded it (false: it was already there)
+   * @param millis time spent, waiting for another downloader included
+   */
+  public record Fetched(Path dir, boolean downloaded, double millis) {}
+
+  /** Returns the local copy of {@code source}, downloading it first if this host has none. */
+  public Fetched fetch(String identity, ArtifactDirectory source) {
+    long t0 = System.nanoTime();
+    String key = key(identity);
+    Path target = root.resolve(key);
+    Path marker = target.resolve(COMPLETE);
+    if (Files.isRegularFile(marker)) {
+      return new Fetched(target, false, (System.nanoTime() - t0) / 1e6);
+    }
+    Object jvmLock = JVM_LOCKS.computeIfAbsent(key, k -> new Object());
+    synchronized (jvmLock) {
+      try {
+        Files.createDirectories(root);
+        try (FileChannel ch = FileChannel.open(root.resolve(key + ".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            FileLock lock = ch.lock()) {
+          if (Files.isRegularFile(marker)) {
+            return new Fetched(target, false, (System.nanoTime() - t0) / 1e6);
+          }
+          cleanLeftovers(key, target);
+          download(source, key, target);
+          return new Fetched(target, true, (System.nanoTime() - t0) / 1e6);
+        }
+      } catch (IOException e) {
+        throw new MlflowException("Cannot fetch model " + source.uri() + " into " + target + ": " + e.getMessage(), e);
+      }
+    }
+  }
+
+  private void download(ArtifactDirectory source, String key, Path target) throws IOException {
+    List<ArtifactFile> files = source.listFiles();
+    Path tmp = root.resolve(key + ".tmp-" + UUID.randomUUID());
+    Files.createDirectories(tmp);
+    boolean done = false;
+    try {
+      long bytes = 0;
+      for (ArtifactFile f : files) {
+        Path dest = tmp.resolve(f.path()).normalize();
+        if (!dest.startsWith(tmp)) {
+          throw new MlflowException("Artifact listing entry '" + f.path() + "' of " + source.uri() + " escapes the target directory");
+        }
+        Files.createDirectories(dest.getParent());
+        source.download(f, dest);
+        long size = Files.size(dest);
+        if (f.size() >= 0 && size != f.size()) {
+          throw new MlflowException("Artifact " + source.uri() + "/" + f.path() + " has " + size
+              + " bytes but its listing says " + f.size() + ": the store changed during the download or is corrupt;"
+              + " nothing was kept, run again");
+        }
+        bytes += size;
+      }
+      Files.writeString(tmp.resolve(COMPLETE), JSON.writeValueAsString(Map.of(
+          "source", source.uri(), "files", files.size(), "bytes", bytes)), StandardCharsets.UTF_8);
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+      done = true;
+      DOWNLOADS.incrementAndGet();
+      LOG.info("Fetched model {} ({} files, {} bytes) into {}", source.uri(), files.size(), bytes, target);
+    } finally {
+      if (!done) {
+        deleteTree(tmp);
+      }
+    }
+  }
+
+  /** Removes what an interrupted download left: temp folders and an unmarked target. */
+  private void cleanLeftovers(String key, Path target) throws IOException {
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(root, key + ".tmp-*")) {
+      for (Path p : ds) {
+        LOG.warn("Removing a partial download left by an interrupted fetch: {}", p);
+        deleteTree(p);
+      }
+    }
+    if (Files.exists(target)) {
+      deleteTree(target);
+    }
+  }
+
+  static void deleteTree(Path p) throws IOException {
+    if (!Files.exists(p)) {
+      return;
+    }
+    try (Stream<Path> s = Files.walk(p)) {
+      for (Path x : s.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(x);
+      }
+    }
+  }
+
+  static String key(String identity) {
+    try {
+      byte[] d = MessageDigest.getInstance("SHA-256").digest(identity.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(d).substring(0, 24);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,209 @@
+package io.genaibatch.mlflow;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.Closeable;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.StringJoiner;
+import org.mlflow.tracking.MlflowClient;
+import org.mlflow.tracking.MlflowClientException;
+import org.mlflow.tracking.MlflowHttpException;
+import org.mlflow.tracking.creds.BasicMlflowHostCreds;
+import org.mlflow.tracking.creds.DatabricksConfigHostCredsProvider;
+import org.mlflow.tracking.creds.MlflowHostCreds;
+import org.mlflow.tracking.creds.MlflowHostCredsProvider;
+
+/**
+ * One tracking server: the MLflow Java client for the calls it has, its raw REST calls for those
+ * it lacks (aliases, MLflow 3 logged models), and the credentials for genai-batch's own HTTP
+ * artifact transfers.
+ *
+ * <p>Credentials come from the environment as MLflow's Python client reads them: {@code
+ * MLFLOW_TRACKING_TOKEN}, {@code MLFLOW_TRACKING_USERNAME}/{@code MLFLOW_TRACKING_PASSWORD},
+ * {@code MLFLOW_TRACKING_INSECURE_TLS}; {@code databricks} and {@code databricks://PROFILE} use
+ * the Databricks config file. The Java client alone reads none of the HTTP ones. No secret is
+ * ever put in a message, {@link #toString()} or log line.
+ */
+public final class TrackingConnection implements Closeable {
+  public static final String TRACKING_URI_ENV = "MLFLOW_TRACKING_URI";
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final String trackingUri;
+  private final MlflowHostCredsProvider creds;
+  private final MlflowClient client;
+
+  private TrackingConnection(String trackingUri, MlflowHostCredsProvider creds) {
+    this.trackingUri = trackingUri;
+    this.creds = creds;
+    this.client = new MlflowClient(creds);
+  }
+
+  /**
+   * Connects to {@code trackingUri}, or to {@code MLFLOW_TRACKING_URI} when it is null.
+   *
+   * @throws MlflowException when neither is set or the URI is not a tracking server
+   */
+  public static TrackingConnection connect(String trackingUri) {
+    return connect(trackingUri, System.getenv());
+  }
+
+  public static TrackingConnection connect(String trackingUri, Map<String, String> env) {
+    String uri = trackingUri != null && !trackingUri.isBlank() ? trackingUri : env.get(TRACKING_URI_ENV);
+    if (uri == null || uri.isBlank()) {
+      throw new MlflowException("No MLflow tracking URI: pass --tracking-uri or set " + TRACKING_URI_ENV);
+    }
+    uri = uri.trim();
+    if (uri.equals("databricks")) {
+      return new TrackingConnection(uri, new DatabricksConfigHostCredsProvider());
+    }
+    if (uri.startsWith("databricks://")) {
+      return new TrackingConnection(uri, new DatabricksConfigHostCredsProvider(uri.substring("databricks://".length())));
+    }
+    if (uri.startsWith("http://") || uri.startsWith("https://")) {
+      String host = uri.endsWith("/") ? uri.substring(0, uri.length() - 1) : uri;
+      boolean insecure = "true".equalsIgnoreCase(env.get("MLFLOW_TRACKING_INSECURE_TLS"));
+      return new TrackingConnection(uri, new BasicMlflowHostCreds(host,
+          env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD"),
+          env.get("MLFLOW_TRACKING_TOKEN"), insecure));
+    }
+    throw new MlflowException("Tracking URI " + uri + " is not supported: use http(s)://HOST:PORT,"
+        + " databricks or databricks://PROFILE (a local mlruns folder needs `mlflow server`)");
+  }
+
+  public String trackingUri() {
+    return trackingUri;
+  }
+
+  public MlflowClient client() {
+    return client;
+  }
+
+  /** The host part, e.g. {@code http://127.0.0.1:5000}. */
+  public String host() {
+    String h = creds.getHostCreds().getHost();
+    return h.endsWith("/") ? h.substring(0, h.length() - 1) : h;
+  }
+
+  /** The Authorization header value for genai-batch's own HTTP calls, or null for none. */
+  String authorization() {
+    MlflowHostCreds c = creds.getHostCreds();
+    if (c.getToken() != null && !c.getToken().isEmpty()) {
+      return "Bearer " + c.getToken();
+    }
+    if (c.getUsername() != null && c.getPassword() != null) {
+      return "Basic " + Base64.getEncoder().encodeToString(
+          (c.getUsername() + ":" + c.getPassword()).getBytes(StandardCharsets.UTF_8));
+    }
+    return null;
+  }
+
+  boolean insecureTls() {
+    return creds.getHostCreds().shouldIgnoreTlsVerification();
+  }
+
+  /** GET of a REST endpoint under {@code /api/2.0/mlflow/}, query parameters URL-encoded. */
+  public JsonNode get(String endpoint, String... keyValues) {
+    Map<String, String> q = new LinkedHashMap<>();
+    for (int i = 0; i + 1 < keyValues.length; i += 2) {
+      q.put(keyValues[i], keyValues[i + 1]);
+    }
+    StringJoiner query = new StringJoiner("&");
+    q.forEach((k, v) -> query.add(URLEncoder.encode(k, StandardCharsets.UTF_8) + "="
+        + URLEncoder.encode(v, StandardCharsets.UTF_8)));
+    String path = q.isEmpty() ? endpoint : endpoint + "?" + query;
+    return parse(endpoint, () -> client.sendGet(path));
+  }
+
+  /** POST of a JSON body to a REST endpoint under {@code /api/2.0/mlflow/}. */
+  public JsonNode post(String endpoint, Object body) {
+    return parse(endpoint, () -> client.sendPost(endpoint, JSON.writeValueAsString(body)));
+  }
+
+  private interface Call {
+    String run() throws Exception;
+  }
+
+  private JsonNode parse(String endpoint, Call call) {
+    try {
+      String s = call.run();
+      return s == null || s.isBlank() ? JSON.createObjectNode() : JSON.readTree(s);
+    } catch (MlflowHttpException e) {
+      throw new MlflowHttpError(e.getStatusCode(), errorCode(e.getBodyMessage()),
+          "MLflow " + trackingUri + " answered " + e.getStatusCode() + " to " + endpoint + ": " + message(e.getBodyMessage()), e);
+    } catch (MlflowClientException e) {
+      throw new MlflowException("Cannot reach MLflow tracking server " + trackingUri + " (" + endpoint + "): "
+          + rootMessage(e) + ". Check --tracking-uri / " + TRACKING_URI_ENV + " and that the server is up.", e);
+    } catch (Exception e) {
+      throw new MlflowException("MLflow call " + endpoint + " to " + trackingUri + " failed: " + rootMessage(e), e);
+    }
+  }
+
+  static String rootMessage(Throwable e) {
+    Throwable r = e;
+    while (r.getCause() != null && r.getCause() != r) {
+      r = r.getCause();
+    }
+    return r.getClass().getSimpleName() + (r.getMessage() == null ? "" : ": " + r.getMessage());
+  }
+
+  private static String errorCode(String body) {
+    try {
+      return JSON.readTree(body).path("error_code").asText(null);
+    } catch (Exception e) {
+      return null;
+    }
+  }
+
+  private static String message(String body) {
+    try {
+      JsonNode n = JSON.readTree(body);
+      return n.path("message").asText(body);
+    } catch (Exception e) {
+      return body;
+    }
+  }
+
+  /** An HTTP error answer from the server, with MLflow's error code (e.g. RESOURCE_DOES_NOT_EXIST). */
+  public static final class MlflowHttpError extends MlflowException {
+    private static final long serialVersionUID = 1L;
+    private final int status;
+    private final String errorCode;
+
+    MlflowHttpError(int status, String errorCode, String message, Throwable cause) {
+      super(message, cause);
+      this.status = status;
+      this.errorCode = errorCode;
+    }
+
+    public int status() {
+      return status;
+    }
+
+    public String errorCode() {
+      return errorCode;
+    }
+
+    public boolean notFound() {
+      return status == 404 || "RESOURCE_DOES_NOT_EXIST".equals(errorCode);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "TrackingConnection[" + trackingUri + "]";
+  }
+
+  @Override
+  public void close() {
+    client.close();
+  }
+
+  static URI uri(String s) {
+    return URI.create(s);
+  }
+}

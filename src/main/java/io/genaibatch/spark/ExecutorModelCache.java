@@ -1,0 +1,156 @@
+package io.genaibatch.spark;
+
+import io.genaibatch.engine.LlmModel;
+import io.genaibatch.mlflow.ModelCache;
+import io.genaibatch.mlflow.ModelFetcher;
+import io.genaibatch.mlflow.TrackingConnection;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One loaded model per executor JVM, whatever the number of tasks: a static map keyed by model
+ * identity and load options. A task {@link #acquire acquires} a lease, and a task-completion
+ * listener closes it; the model stays loaded for the next task. Idle models beyond {@link
+ * #MAX_IDLE_MODELS} are closed when another is loaded; all are closed at JVM exit.
+ */
+public final class ExecutorModelCache {
+  private static final Logger LOG = LoggerFactory.getLogger(ExecutorModelCache.class);
+
+  /** Models kept loaded with no task using them, beyond the one being acquired. */
+  static final int MAX_IDLE_MODELS = 1;
+
+  private static final Map<String, Entry> MODELS = new ConcurrentHashMap<>();
+  private static final AtomicLong LOADS = new AtomicLong();
+
+  static {
+    Runtime.getRuntime().addShutdownHook(new Thread(ExecutorModelCache::closeAll, "genai-batch-model-close"));
+  }
+
+  private ExecutorModelCache() {}
+
+  /** Native model loads made by this JVM so far. */
+  public static long loadsInThisJvm() {
+    return LOADS.get();
+  }
+
+  private static final class Entry {
+    final LlmModel model;
+    final ModelFetcher.LocalModel local;
+    final double fetchMillis;
+    int holders;
+
+    Entry(LlmModel model, ModelFetcher.LocalModel local, double fetchMillis) {
+      this.model = model;
+      this.local = local;
+      this.fetchMillis = fetchMillis;
+    }
+  }
+
+  /** A task's hold on a loaded model. Closing it is idempotent. */
+  public static final class Lease implements AutoCloseable {
+    private final String key;
+    private final Entry entry;
+    private final boolean loadedNow;
+    private final double loadMillis;
+    private boolean closed;
+
+    private Lease(String key, Entry entry, boolean loadedNow, double loadMillis) {
+      this.key = key;
+      this.entry = entry;
+      this.loadedNow = loadedNow;
+      this.loadMillis = loadMillis;
+    }
+
+    public LlmModel model() {
+      return entry.model;
+    }
+
+    public ModelFetcher.LocalModel local() {
+      return entry.local;
+    }
+
+    /** Whether this acquire loaded the model (false: another task had already). */
+    public boolean loadedNow() {
+      return loadedNow;
+    }
+
+    /** Fetch plus native load time when {@link #loadedNow()}, else 0. */
+    public double loadMillis() {
+      return loadMillis;
+    }
+
+    public double fetchMillis() {
+      return loadedNow ? entry.fetchMillis : 0;
+    }
+
+    @Override
+    public void close() {
+      synchronized (ExecutorModelCache.class) {
+        if (!closed) {
+          closed = true;
+          entry.holders--;
+        }
+      }
+    }
+
+    @Override
+    public String toString() {
+      return "Lease[" + key + "]";
+    }
+  }
+
+  /**
+   * Returns a lease on the model of {@code spec}, fetching (once per host) and loading (once per
+   * JVM) it on first use. Concurrent tasks asking for the same model wait for one load.
+   */
+  public static synchronized Lease acquire(ModelSpec spec) {
+    String key = spec.cacheKey();
+    Entry e = MODELS.get(key);
+    if (e != null && !e.model.isClosed()) {
+      e.holders++;
+      return new Lease(key, e, false, 0);
+    }
+    evictIdle();
+    long t0 = System.nanoTime();
+    ModelFetcher.LocalModel local;
+    try (TrackingConnection tracking = spec.connect()) {
+      local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(Paths.get(spec.cacheDir())));
+    }
+    double fetchMillis = (System.nanoTime() - t0) / 1e6;
+    LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads());
+    LOADS.incrementAndGet();
+    e = new Entry(model, local, fetchMillis);
+    e.holders = 1;
+    MODELS.put(key, e);
+    LOG.info("Loaded model {} from {} in {} ms (fetch {} ms)", spec.model().uri(), local.genaiDir(),
+        Math.round(model.loadMillis()), Math.round(fetchMillis));
+    return new Lease(key, e, true, (System.nanoTime() - t0) / 1e6);
+  }
+
+  private static void evictIdle() {
+    List<String> idle = new ArrayList<>();
+    MODELS.forEach((k, v) -> {
+      if (v.holders == 0) {
+        idle.add(k);
+      }
+    });
+    while (idle.size() > MAX_IDLE_MODELS - 1 && !idle.isEmpty()) {
+      String k = idle.remove(0);
+      Entry v = MODELS.remove(k);
+      LOG.info("Closing idle model {}", k);
+      v.model.close();
+    }
+  }
+
+  /** Closes every model; for JVM exit and tests. */
+  public static synchronized void closeAll() {
+    MODELS.values().forEach(e -> e.model.close());
+    MODELS.clear();
+  }
+}

@@ -1,0 +1,56 @@
+package io.genaibatch.spark;
+
+import io.genaibatch.mlflow.ResolvedModel;
+import io.genaibatch.mlflow.TrackingConnection;
+import java.io.Serializable;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * What an executor needs to fetch and load a model: the resolved model, the tracking server
+ * (for {@code mlflow-artifacts:} locations) with the driver's MLflow credentials, the cache
+ * folder, and native threads. Shipped inside tasks; {@link #toString()} never shows a secret.
+ *
+ * @param model where the model is, from the driver's resolution
+ * @param trackingUri the tracking server, or null
+ * @param mlflowEnv the driver's {@code MLFLOW_TRACKING_*} variables, for executors that lack them
+ * @param cacheDir the per-host model cache folder
+ * @param intraOpThreads native threads per generation call
+ */
+public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, String> mlflowEnv, String cacheDir,
+    int intraOpThreads) implements Serializable {
+
+  /** The driver's MLflow credential variables, copied for the executors. */
+  public static Map<String, String> driverMlflowEnv() {
+    Map<String, String> m = new LinkedHashMap<>();
+    for (String k : new String[] {"MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_INSECURE_TLS"}) {
+      String v = System.getenv(k);
+      if (v != null) {
+        m.put(k, v);
+      }
+    }
+    return m;
+  }
+
+  /** The key of the executor-wide cache: same model, same load options, same entry. */
+  String cacheKey() {
+    return model.identity() + "|threads=" + intraOpThreads;
+  }
+
+  TrackingConnection connect() {
+    if (trackingUri == null) {
+      return null;
+    }
+    Map<String, String> env = new LinkedHashMap<>(System.getenv());
+    mlflowEnv.forEach(env::putIfAbsent);
+    return TrackingConnection.connect(trackingUri, env);
+  }
+
+  @Override
+  public String toString() {
+    return "ModelSpec[" + model.uri() + " -> " + model.artifactUri() + ", tracking=" + trackingUri
+        + ", credentials=" + (mlflowEnv.isEmpty() ? "none" : "<redacted>") + ", cache=" + cacheDir
+        + ", threads=" + intraOpThreads + "]";
+  }
+}

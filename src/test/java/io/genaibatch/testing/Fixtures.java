@@ -1,0 +1,53 @@
+package io.genaibatch.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Where the project's fixtures live, and the project's Python (.venv) for reference runs. */
+public final class Fixtures {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private Fixtures() {}
+
+  public static Path projectDir() {
+    return Paths.get(System.getProperty("genaibatch.project.dir", System.getProperty("user.dir")))
+        .toAbsolutePath();
+  }
+
+  /** The committed tiny Phi-3-architecture model made by make_tiny_phi3.py. */
+  public static Path tinyModel() {
+    return projectDir().resolve("src/test/resources/models/tiny-phi3");
+  }
+
+  public static Path python() {
+    Path py = projectDir().resolve(".venv/bin/python");
+    if (!Files.isExecutable(py)) {
+      throw new IllegalStateException(py + " is missing: run jobs/setup.sh first");
+    }
+    return py;
+  }
+
+  /** Runs a Python script of the project with a JSON request on stdin; returns its JSON. */
+  public static JsonNode runPython(String script, Object request, String... args)
+      throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of(python().toString(), projectDir().resolve(script).toString()));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+    Process p = pb.start();
+    p.getOutputStream().write(JSON.writeValueAsBytes(request));
+    p.getOutputStream().close();
+    byte[] out = p.getInputStream().readAllBytes();
+    if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      throw new IllegalStateException(script + " failed: " + new String(out, StandardCharsets.UTF_8));
+    }
+    return JSON.readTree(out);
+  }
+}
