@@ -110,6 +110,82 @@ public record SearchOptions(
     return first != null ? first : second;
   }
 
+  /**
+   * Options from a string-keyed map, as in an MLmodel's {@code model_config}, a YAML config or
+   * Spark conf: {@code max_new_tokens} (or {@code max_tokens}), {@code max_length}, {@code
+   * temperature}, {@code top_p}, {@code top_k}, {@code do_sample}, {@code seed} (or {@code
+   * random_seed}), {@code repetition_penalty}. Unknown keys are ignored; a bad value is refused
+   * naming the key.
+   */
+  public static SearchOptions fromMap(Map<String, ?> m, String source) {
+    try {
+      return new SearchOptions(
+          integer(m, source, "max_new_tokens", "max_tokens"),
+          integer(m, source, "max_length"),
+          number(m, source, "temperature"),
+          number(m, source, "top_p"),
+          integer(m, source, "top_k"),
+          bool(m, source, "do_sample"),
+          m.get("seed") != null || m.get("random_seed") != null
+              ? Long.valueOf(integer(m, source, "seed", "random_seed")) : null,
+          number(m, source, "repetition_penalty"));
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static Object first(Map<String, ?> m, String... keys) {
+    for (String k : keys) {
+      if (m.get(k) != null) {
+        return m.get(k);
+      }
+    }
+    return null;
+  }
+
+  private static Integer integer(Map<String, ?> m, String source, String... keys) {
+    Object v = first(m, keys);
+    if (v == null) {
+      return null;
+    }
+    try {
+      double d = v instanceof Number n ? n.doubleValue() : Double.parseDouble(v.toString().trim());
+      if (d != Math.rint(d)) {
+        throw new NumberFormatException();
+      }
+      return (int) d;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(keys[0] + " must be a whole number, got '" + v + "'");
+    }
+  }
+
+  private static Double number(Map<String, ?> m, String source, String key) {
+    Object v = m.get(key);
+    if (v == null) {
+      return null;
+    }
+    try {
+      return v instanceof Number n ? n.doubleValue() : Double.parseDouble(v.toString().trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(key + " must be a number, got '" + v + "'");
+    }
+  }
+
+  private static Boolean bool(Map<String, ?> m, String source, String key) {
+    Object v = m.get(key);
+    if (v == null) {
+      return null;
+    }
+    if (v instanceof Boolean b) {
+      return b;
+    }
+    String s = v.toString().trim().toLowerCase(java.util.Locale.ROOT);
+    if (s.equals("true") || s.equals("false")) {
+      return Boolean.valueOf(s);
+    }
+    throw new IllegalArgumentException(key + " must be true or false, got '" + v + "'");
+  }
+
   /** The set options under onnxruntime-genai's search option names, for logging. */
   public Map<String, Object> asMap() {
     Map<String, Object> m = new LinkedHashMap<>();

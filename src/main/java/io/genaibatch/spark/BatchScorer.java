@@ -1,0 +1,180 @@
+package io.genaibatch.spark;
+
+import io.genaibatch.engine.GenAiConfig;
+import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.mlflow.MlModel;
+import io.genaibatch.mlflow.ModelCache;
+import io.genaibatch.mlflow.ModelFetcher;
+import io.genaibatch.mlflow.ModelResolver;
+import io.genaibatch.mlflow.ModelUri;
+import io.genaibatch.mlflow.ResolvedModel;
+import io.genaibatch.mlflow.TrackingConnection;
+import java.nio.file.Paths;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
+
+/**
+ * The driver side of scoring: resolves the model URI through MLflow, fetches and inspects the
+ * model (its {@code MLmodel} signature and {@code model_config}, its {@code genai_config.json}),
+ * settles the search options, checks the input against the signature, and only then maps the
+ * partitions. Everything that can be wrong with the model, the options or the input's columns
+ * fails here, before any task starts.
+ */
+public final class BatchScorer {
+  /** Spark conf prefix for options: {@code spark.genaibatch.max_new_tokens} and so on. */
+  public static final String CONF_PREFIX = "spark.genaibatch.";
+  public static final String CONF_CACHE_DIR = CONF_PREFIX + "cacheDir";
+
+  private final SparkSession spark;
+  private final ModelSpec spec;
+  private final ModelFetcher.LocalModel local;
+  private final ScoringOptions options;
+
+  private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, ScoringOptions options) {
+    this.spark = spark;
+    this.spec = spec;
+    this.local = local;
+    this.options = options;
+  }
+
+  /**
+   * Resolves, fetches and inspects the model; settles options.
+   *
+   * @param modelUri any model URI form of {@link ModelUri}
+   * @param trackingUri the tracking server, or null for {@code MLFLOW_TRACKING_URI}
+   * @param userSearch search options from flags and config, which win over Spark conf and the model
+   * @param options columns and batch size; its search options are replaced by the settled ones
+   * @param cacheDir the per-host model cache, or null for Spark conf / the default
+   */
+  public static BatchScorer create(SparkSession spark, String modelUri, String trackingUri, SearchOptions userSearch,
+      ScoringOptions options, String cacheDir) {
+    ModelUri uri = ModelUri.parse(modelUri);
+    String tracking = trackingUri != null ? trackingUri : System.getenv(TrackingConnection.TRACKING_URI_ENV);
+    String cache = cacheDir != null ? cacheDir
+        : spark.conf().get(CONF_CACHE_DIR, ModelCache.defaultRoot().toString());
+    ResolvedModel resolved;
+    ModelFetcher.LocalModel local;
+    try (TrackingConnection conn = uri.needsTracking() || (tracking != null && !tracking.isBlank())
+        ? TrackingConnection.connect(tracking) : null) {
+      resolved = new ModelResolver(conn).resolve(uri);
+      local = ModelFetcher.fetch(resolved, conn, new ModelCache(Paths.get(cache)));
+    }
+    GenAiConfig.read(local.genaiDir());
+    SearchOptions fromModel = local.mlModel() == null ? SearchOptions.DEFAULTS
+        : SearchOptions.fromMap(local.mlModel().modelConfig(), "model_config of " + modelUri);
+    SearchOptions fromConf = SearchOptions.fromMap(sparkConf(spark), "Spark conf " + CONF_PREFIX + "*");
+    SearchOptions search = fromModel.overriddenBy(fromConf)
+        .overriddenBy(userSearch == null ? SearchOptions.DEFAULTS : userSearch);
+    boolean chat = options.chat()
+        || (local.mlModel() != null && local.mlModel().signature().isChat());
+    int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
+    ModelSpec spec = new ModelSpec(resolved, tracking == null || tracking.isBlank() ? null : tracking,
+        ModelSpec.driverMlflowEnv(), cache, threads);
+    ScoringOptions settled = new ScoringOptions(options.promptColumn(), options.messagesColumn(), options.idColumn(),
+        options.batchSize(), search, chat);
+    return new BatchScorer(spark, spec, local, settled);
+  }
+
+  private static Map<String, Object> sparkConf(SparkSession spark) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    for (scala.Tuple2<String, String> kv : spark.sparkContext().getConf().getAllWithPrefix(CONF_PREFIX)) {
+      m.put(kv._1(), kv._2());
+    }
+    return m;
+  }
+
+  public ModelSpec spec() {
+    return spec;
+  }
+
+  public ModelFetcher.LocalModel localModel() {
+    return local;
+  }
+
+  public ScoringOptions options() {
+    return options;
+  }
+
+  /** The output schema for {@code input}. */
+  public StructType outputSchema(StructType input) {
+    return OutputSchema.of(input, options.chat());
+  }
+
+  /**
+   * Checks {@code input}'s columns against the model signature and the options.
+   *
+   * @throws IllegalArgumentException naming exactly the missing or mistyped column and the fix
+   */
+  public void check(StructType input) {
+    MlModel ml = local.mlModel();
+    String col = options.chat() ? options.messagesColumn() : options.promptColumn();
+    String sigName = options.chat() ? "messages" : "prompt";
+    Set<String> names = Set.of(input.fieldNames());
+    if (!names.contains(col)) {
+      throw new IllegalArgumentException("Input has no column '" + col + "' (the model's '" + sigName
+          + "' input); its columns are " + String.join(", ", input.fieldNames()) + ". Set --"
+          + (options.chat() ? "messages" : "prompt") + "-column to the column that holds the "
+          + (options.chat() ? "chat messages." : "prompts."));
+    }
+    DataType t = input.apply(col).dataType();
+    if (options.chat()) {
+      boolean okType = t instanceof ArrayType a && a.elementType() instanceof StructType st
+          && hasString(st, "role") && hasString(st, "content");
+      if (!okType) {
+        throw new IllegalArgumentException("Input column '" + col + "' has type " + t.simpleString()
+            + ", but the model's 'messages' input needs array<struct<role:string,content:string>>");
+      }
+    } else if (!DataTypes.StringType.equals(t)) {
+      throw new IllegalArgumentException("Input column '" + col + "' has type " + t.simpleString()
+          + ", but the model's 'prompt' input is a string. Cast it first, e.g. .withColumn(\"" + col
+          + "\", col(\"" + col + "\").cast(\"string\"))");
+    }
+    if (ml != null && !ml.signature().inputs().isEmpty() && ml.signature().input(sigName).isEmpty()) {
+      throw new IllegalArgumentException("The model's signature has no '" + sigName + "' input (it has "
+          + ml.signature().inputs().stream().map(MlModel.ColumnSpec::name).toList()
+          + "); genai-batch scores models whose signature is prompt: string or the llm/v1/chat messages shape");
+    }
+    for (String added : OutputSchema.addedNames(options.chat())) {
+      if (names.contains(added)) {
+        throw new IllegalArgumentException("Input already has a column '" + added
+            + "', which the output adds; rename or drop it first");
+      }
+    }
+    if (options.idColumn() != null && !names.contains(options.idColumn())) {
+      throw new IllegalArgumentException("Input has no id column '" + options.idColumn() + "'; its columns are "
+          + String.join(", ", input.fieldNames()) + ". Set --id-column.");
+    }
+  }
+
+  private static boolean hasString(StructType st, String name) {
+    for (StructField f : st.fields()) {
+      if (f.name().equals(name)) {
+        return DataTypes.StringType.equals(f.dataType());
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Scores {@code input}: every row once, input columns first, then the output columns.
+   *
+   * @param runId the MLflow run id for the output's run_id column, or null
+   * @param metrics accumulators to fill, or null
+   */
+  public Dataset<Row> score(Dataset<Row> input, String runId, PartitionScorer.ScoringMetrics metrics) {
+    check(input.schema());
+    boolean java8 = Boolean.parseBoolean(spark.conf().get("spark.sql.datetime.java8API.enabled", "false"));
+    PartitionScorer scorer = new PartitionScorer(spec, options, input.schema(), runId, java8, metrics);
+    return input.mapPartitions(scorer, Encoders.row(outputSchema(input.schema())));
+  }
+}

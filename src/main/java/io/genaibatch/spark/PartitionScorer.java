@@ -1,0 +1,223 @@
+package io.genaibatch.spark;
+
+import io.genaibatch.engine.ChatMessage;
+import io.genaibatch.engine.Generation;
+import io.genaibatch.engine.LlmModel;
+import java.sql.Timestamp;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.UUID;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.types.StructType;
+import org.apache.spark.util.LongAccumulator;
+
+/**
+ * Scores one partition: takes a lease on the executor's model, pulls rows in batches of {@code
+ * batchSize}, generates each batch in one native call, and emits every input row exactly once
+ * with its answer, usage and error. Streams: at most one batch of rows is held. The lease is
+ * released by a task-completion listener, so the model stays loaded for the next task.
+ */
+public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
+  private static final long serialVersionUID = 1L;
+
+  private final ModelSpec spec;
+  private final ScoringOptions options;
+  private final StructType inputSchema;
+  private final String modelUri;
+  private final String modelVersion;
+  private final String runId;
+  private final boolean java8Time;
+  private final ScoringMetrics metrics;
+
+  public PartitionScorer(ModelSpec spec, ScoringOptions options, StructType inputSchema, String runId,
+      boolean java8Time, ScoringMetrics metrics) {
+    this.spec = spec;
+    this.options = options;
+    this.inputSchema = inputSchema;
+    this.modelUri = spec.model().uri().raw();
+    this.modelVersion = spec.model().versionLabel();
+    this.runId = runId;
+    this.java8Time = java8Time;
+    this.metrics = metrics;
+  }
+
+  @Override
+  public Iterator<Row> call(Iterator<Row> rows) {
+    if (!rows.hasNext()) {
+      return rows;
+    }
+    ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec);
+    TaskContext ctx = TaskContext.get();
+    if (ctx != null) {
+      ctx.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) c -> lease.close());
+    }
+    if (metrics != null && lease.loadedNow()) {
+      metrics.loads().add(1);
+      metrics.loadMillis().add(Math.round(lease.loadMillis()));
+    }
+    int promptIdx = options.chat() ? -1 : inputSchema.fieldIndex(options.promptColumn());
+    int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
+    LlmModel model = lease.model();
+    return new Iterator<>() {
+      private final List<Row> out = new ArrayList<>();
+      private int pos;
+
+      @Override
+      public boolean hasNext() {
+        if (pos < out.size()) {
+          return true;
+        }
+        out.clear();
+        pos = 0;
+        if (!rows.hasNext()) {
+          if (ctx == null) {
+            lease.close();
+          }
+          return false;
+        }
+        List<Row> batch = new ArrayList<>(options.batchSize());
+        while (rows.hasNext() && batch.size() < options.batchSize()) {
+          batch.add(rows.next());
+        }
+        score(model, batch, promptIdx, messagesIdx, out);
+        return true;
+      }
+
+      @Override
+      public Row next() {
+        if (!hasNext()) {
+          throw new NoSuchElementException();
+        }
+        return out.get(pos++);
+      }
+    };
+  }
+
+  private void score(LlmModel model, List<Row> batch, int promptIdx, int messagesIdx, List<Row> out) {
+    List<String> prompts = new ArrayList<>(batch.size());
+    String[] preErrors = new String[batch.size()];
+    for (int k = 0; k < batch.size(); k++) {
+      Row r = batch.get(k);
+      if (options.chat()) {
+        try {
+          prompts.add(model.applyChatTemplate(messages(r, messagesIdx), true));
+        } catch (RuntimeException e) {
+          prompts.add(null);
+          preErrors[k] = "messages: " + e.getMessage();
+        }
+      } else {
+        prompts.add(r.isNullAt(promptIdx) ? null : r.getString(promptIdx));
+      }
+    }
+    List<Generation> gens;
+    String batchError = null;
+    try {
+      gens = model.generateBatch(prompts, options.search());
+    } catch (RuntimeException e) {
+      // The batch failed as a whole (a native error): every row of it becomes an error row,
+      // and the partition goes on with the next batch.
+      gens = null;
+      batchError = "generation failed: " + e.getMessage();
+    }
+    Timestamp now = new Timestamp(System.currentTimeMillis());
+    Object scoredAt = java8Time ? now.toInstant() : now;
+    for (int k = 0; k < batch.size(); k++) {
+      Generation g = gens == null ? null : gens.get(k);
+      String error = preErrors[k] != null ? preErrors[k] : batchError != null ? batchError
+          : g.ok() ? null : rowError(g.error());
+      boolean ok = error == null;
+      Row r = batch.get(k);
+      int extra = OutputSchema.FIELDS.size() + (options.chat() ? 1 : 0);
+      Object[] values = new Object[r.length() + extra];
+      for (int c = 0; c < r.length(); c++) {
+        values[c] = r.get(c);
+      }
+      int i = r.length();
+      int promptTokens = g == null ? 0 : g.promptTokens();
+      int completion = ok ? g.completionTokens() : 0;
+      values[i++] = ok ? g.text() : null;
+      values[i++] = ok ? g.finishReason().wire() : "error";
+      values[i++] = promptTokens;
+      values[i++] = completion;
+      values[i++] = promptTokens + completion;
+      values[i++] = g == null ? 0.0 : g.latencyMs();
+      values[i++] = error;
+      values[i++] = modelUri;
+      values[i++] = modelVersion;
+      values[i++] = runId;
+      values[i++] = scoredAt;
+      if (options.chat()) {
+        values[i] = ok ? chatCompletion(g, now.getTime() / 1000) : null;
+      }
+      if (metrics != null) {
+        metrics.record(ok, promptTokens, completion, g == null ? 0 : g.latencyMs());
+      }
+      out.add(RowFactory.create(values));
+    }
+  }
+
+  /** Engine messages name the index within the batch; a row error names the row instead. */
+  private static String rowError(String engineError) {
+    return engineError.replaceFirst("^prompt \\d+ ", "prompt ");
+  }
+
+  private static List<ChatMessage> messages(Row r, int idx) {
+    if (r.isNullAt(idx)) {
+      throw new IllegalArgumentException("is null");
+    }
+    List<Row> list = r.getList(idx);
+    if (list.isEmpty()) {
+      throw new IllegalArgumentException("is empty");
+    }
+    List<ChatMessage> out = new ArrayList<>(list.size());
+    for (int i = 0; i < list.size(); i++) {
+      Row m = list.get(i);
+      if (m == null) {
+        throw new IllegalArgumentException("message " + i + " is null");
+      }
+      String role = m.isNullAt(m.fieldIndex("role")) ? null : m.getString(m.fieldIndex("role"));
+      String content = m.isNullAt(m.fieldIndex("content")) ? null : m.getString(m.fieldIndex("content"));
+      if (role == null || content == null) {
+        throw new IllegalArgumentException("message " + i + " needs a role and a content");
+      }
+      out.add(new ChatMessage(role, content));
+    }
+    return out;
+  }
+
+  private Row chatCompletion(Generation g, long created) {
+    Row message = RowFactory.create("assistant", g.text());
+    Row choice = RowFactory.create(0L, message, g.finishReason().wire());
+    Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
+    return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", created, modelUri,
+        scala.jdk.javaapi.CollectionConverters.asScala(List.of(choice)).toSeq(), usage);
+  }
+
+  /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
+  public record ScoringMetrics(LongAccumulator loads, LongAccumulator loadMillis, LongAccumulator rowsOk,
+      LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens)
+      implements java.io.Serializable {
+
+    public static ScoringMetrics register(org.apache.spark.SparkContext sc) {
+      return new ScoringMetrics(sc.longAccumulator("genai-batch model loads"),
+          sc.longAccumulator("genai-batch model load ms"), sc.longAccumulator("genai-batch rows ok"),
+          sc.longAccumulator("genai-batch rows failed"), sc.longAccumulator("genai-batch prompt tokens"),
+          sc.longAccumulator("genai-batch completion tokens"));
+    }
+
+    void record(boolean ok, int prompt, int completion, double latency) {
+      (ok ? rowsOk : rowsFailed).add(1);
+      promptTokens.add(prompt);
+      completionTokens.add(completion);
+    }
+
+    public long rows() {
+      return rowsOk.value() + rowsFailed.value();
+    }
+  }
+}

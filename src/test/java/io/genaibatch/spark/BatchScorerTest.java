@@ -1,0 +1,150 @@
+package io.genaibatch.spark;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.genaibatch.engine.LlmModel;
+import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.SparkTestBase;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** local[2] end to end: input Parquet to output Parquet, read back. */
+class BatchScorerTest extends SparkTestBase {
+
+  static final StructType SCHEMA = new StructType().add("id", DataTypes.LongType).add("prompt", DataTypes.StringType);
+
+  private Dataset<Row> prompts(List<String> texts) {
+    List<Row> rows = new ArrayList<>();
+    for (int i = 0; i < texts.size(); i++) {
+      rows.add(RowFactory.create((long) i, texts.get(i)));
+    }
+    return spark.createDataFrame(rows, SCHEMA).repartition(3);
+  }
+
+  private BatchScorer scorer(ScoringOptions opts, SearchOptions search, Path cache) {
+    return BatchScorer.create(spark, Fixtures.tinyModel().toString(), null, search, opts, cache.toString());
+  }
+
+  @Test
+  void scoresEveryRowToParquetWithTheContractsColumnsAndTokenCounts(@TempDir Path tmp) {
+    List<String> texts = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      texts.add(i % 5 == 0 ? "Question " + i + " ends here." : "Tell me about number " + i);
+    }
+    texts.set(3, null);
+    texts.set(7, "");
+    texts.set(11, "word ".repeat(5000));
+    BatchScorer scorer = scorer(ScoringOptions.defaults(), SearchOptions.greedy(6), tmp.resolve("cache"));
+    PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
+    String out = tmp.resolve("out").toString();
+    scorer.score(prompts(texts), "run-123", metrics).write().parquet(out);
+
+    Dataset<Row> back = spark.read().parquet(out);
+    assertThat(back.count()).isEqualTo(20);
+    assertThat(back.select("id").distinct().count()).isEqualTo(20);
+    Map<String, String> types = Arrays.stream(back.schema().fields())
+        .collect(Collectors.toMap(f -> f.name(), f -> f.dataType().simpleString()));
+    assertThat(types).containsEntry("response", "string").containsEntry("finish_reason", "string")
+        .containsEntry("prompt_tokens", "int").containsEntry("completion_tokens", "int")
+        .containsEntry("total_tokens", "int").containsEntry("latency_ms", "double")
+        .containsEntry("error", "string").containsEntry("model_uri", "string")
+        .containsEntry("model_version", "string").containsEntry("run_id", "string")
+        .containsEntry("scored_at", "timestamp").containsEntry("id", "bigint").containsEntry("prompt", "string");
+
+    try (LlmModel model = LlmModel.load(Fixtures.tinyModel())) {
+      for (Row r : back.collectAsList()) {
+        int id = (int) r.getLong(r.fieldIndex("id"));
+        String error = r.getAs("error");
+        assertThat(r.<String>getAs("run_id")).isEqualTo("run-123");
+        if (id == 3 || id == 7 || id == 11) {
+          assertThat(error).as("row %d", id).isNotNull();
+          assertThat(r.<String>getAs("finish_reason")).isEqualTo("error");
+          assertThat(r.<String>getAs("response")).isNull();
+          continue;
+        }
+        assertThat(error).as("row %d", id).isNull();
+        String prompt = r.getAs("prompt");
+        assertThat(r.<Integer>getAs("prompt_tokens")).isEqualTo(model.countTokens(prompt));
+        assertThat(r.<Integer>getAs("total_tokens"))
+            .isEqualTo(r.<Integer>getAs("prompt_tokens") + r.<Integer>getAs("completion_tokens"));
+        if (prompt.endsWith(".")) {
+          assertThat(r.<String>getAs("finish_reason")).isEqualTo("stop");
+        } else {
+          assertThat(r.<String>getAs("finish_reason")).isEqualTo("length");
+          assertThat(r.<Integer>getAs("completion_tokens")).isEqualTo(6);
+        }
+      }
+    }
+    Row row3 = back.filter("id = 3").first();
+    assertThat(row3.<String>getAs("error")).isEqualTo("prompt is null");
+    assertThat(back.filter("id = 7").first().<String>getAs("error")).isEqualTo("prompt is empty");
+    assertThat(back.filter("id = 11").first().<String>getAs("error")).contains("context length 4096");
+    assertThat(metrics.rowsOk().value()).isEqualTo(17);
+    assertThat(metrics.rowsFailed().value()).isEqualTo(3);
+  }
+
+  @Test
+  void aMissingColumnFailsOnTheDriverBeforeScoring(@TempDir Path tmp) {
+    BatchScorer scorer = scorer(new ScoringOptions("question", "messages", null, 4, SearchOptions.greedy(2), false),
+        SearchOptions.greedy(2), tmp);
+    long loads = ExecutorModelCache.loadsInThisJvm();
+    assertThatThrownBy(() -> scorer.score(prompts(List.of("a", "b")), null, null))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("Input has no column 'question'").hasMessageContaining("id, prompt")
+        .hasMessageContaining("--prompt-column");
+    assertThat(ExecutorModelCache.loadsInThisJvm()).isEqualTo(loads);
+  }
+
+  @Test
+  void aMistypedPromptColumnFailsOnTheDriverNamingTheType(@TempDir Path tmp) {
+    Dataset<Row> ints = spark.range(3).withColumnRenamed("id", "prompt");
+    BatchScorer scorer = scorer(ScoringOptions.defaults(), SearchOptions.greedy(2), tmp);
+    assertThatThrownBy(() -> scorer.score(ints, null, null))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("Input column 'prompt' has type bigint").hasMessageContaining("string");
+  }
+
+  @Test
+  void chatMessagesGetTheTemplateAndAnOpenAiStyleCompletion(@TempDir Path tmp) {
+    StructType msg = new StructType().add("role", DataTypes.StringType).add("content", DataTypes.StringType);
+    StructType schema = new StructType().add("id", DataTypes.LongType)
+        .add("messages", DataTypes.createArrayType(msg));
+    List<Row> rows = List.of(
+        RowFactory.create(1L, List.of(RowFactory.create("user", "What is the capital of Spain?"))),
+        RowFactory.create(2L, List.of(RowFactory.create("system", "Be brief"), RowFactory.create("user", "Hello there"))),
+        RowFactory.create(3L, null),
+        RowFactory.create(4L, List.of(RowFactory.create("user", null))));
+    Dataset<Row> df = spark.createDataFrame(rows, schema);
+    ScoringOptions opts = new ScoringOptions("prompt", "messages", null, 4, SearchOptions.DEFAULTS, true);
+    BatchScorer scorer = scorer(opts, SearchOptions.greedy(5), tmp);
+    List<Row> out = scorer.score(df, null, null).orderBy("id").collectAsList();
+    assertThat(out).hasSize(4);
+    Row first = out.get(0);
+    Row cc = first.getAs("chat_completion");
+    assertThat(cc.<String>getAs("object")).isEqualTo("chat.completion");
+    Row choice = cc.<Row>getList(cc.fieldIndex("choices")).get(0);
+    assertThat(choice.<Row>getAs("message").<String>getAs("content")).isEqualTo(first.<String>getAs("response"));
+    Row usage = cc.getAs("usage");
+    assertThat(usage.<Long>getAs("total_tokens")).isEqualTo((long) first.<Integer>getAs("total_tokens"));
+    try (LlmModel model = LlmModel.load(Fixtures.tinyModel())) {
+      String templated = model.applyChatTemplate(List.of(new io.genaibatch.engine.ChatMessage("user", "What is the capital of Spain?")), true);
+      assertThat(first.<Integer>getAs("prompt_tokens")).isEqualTo(model.countTokens(templated));
+    }
+    assertThat(out.get(2).<String>getAs("error")).contains("messages").contains("null");
+    assertThat(out.get(3).<String>getAs("error")).contains("message 0 needs a role and a content");
+    assertThat(out.get(3).<Row>getAs("chat_completion")).isNull();
+  }
+}
