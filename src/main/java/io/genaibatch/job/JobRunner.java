@@ -1,0 +1,267 @@
+package io.genaibatch.job;
+
+import io.genaibatch.mlflow.MlflowException;
+import io.genaibatch.mlflow.RunLogger;
+import io.genaibatch.mlflow.TrackingConnection;
+import io.genaibatch.spark.BatchScorer;
+import io.genaibatch.spark.OutputSchema;
+import io.genaibatch.spark.PartitionScorer;
+import java.io.IOException;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.functions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One run of the job: driver checks, the MLflow run, scoring in committed waves, the read-back
+ * of the written output, metrics from it, the exit code. The output is always written before
+ * anything is logged from it, and never deleted on a tracking failure.
+ */
+final class JobRunner {
+  private static final Logger LOG = LoggerFactory.getLogger(JobRunner.class);
+  private static final String WAVE = "__genai_batch_wave";
+
+  private final SparkSession spark;
+  private final JobConfig cfg;
+
+  JobRunner(SparkSession spark, JobConfig cfg) {
+    this.spark = spark;
+    this.cfg = cfg;
+  }
+
+  int run() {
+    long t0 = System.nanoTime();
+    // Driver-side checks first: model, options, input columns. Nothing is scored if they fail.
+    BatchScorer scorer;
+    Dataset<Row> input;
+    try {
+      scorer = BatchScoringJob.scorer(spark, cfg);
+      input = BatchScoringJob.readInput(spark, cfg);
+      scorer.check(input.schema());
+    } catch (IllegalArgumentException | MlflowException | io.genaibatch.engine.EngineException e) {
+      System.err.println("genai-batch: " + e.getMessage());
+      return BatchScoringJob.EXIT_USAGE;
+    } catch (Exception e) {
+      // Spark's AnalysisException (a missing path or table), undeclared in Java's view.
+      System.err.println("genai-batch: cannot read input " + cfg.input() + " as " + cfg.inputFormat() + ": " + e.getMessage());
+      return BatchScoringJob.EXIT_USAGE;
+    }
+    RunLogger run = null;
+    if (cfg.tracking() && cfg.trackingUri() != null && !cfg.trackingUri().isBlank()) {
+      try {
+        run = RunLogger.start(TrackingConnection.connect(cfg.trackingUri()), cfg.experiment(),
+            "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")), tags(scorer));
+        run.logParams(params(scorer));
+        LOG.info("MLflow run {} in experiment '{}'", run.runId(), cfg.experiment());
+      } catch (RuntimeException e) {
+        System.err.println("genai-batch: cannot start the MLflow run at " + cfg.trackingUri() + ": " + e.getMessage()
+            + ". Nothing was scored. Fix the server or pass --no-tracking.");
+        return BatchScoringJob.EXIT_TRACKING;
+      }
+    } else if (cfg.tracking()) {
+      LOG.warn("No MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI): the run is not logged");
+    }
+    PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
+    long expected;
+    try {
+      long inputRows = input.count();
+      long before = cfg.mode().equals("append") && exists(cfg.output()) ? spark.read().parquet(cfg.output()).count() : 0;
+      try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, inputRows, cfg.progressSeconds(), run)) {
+        write(scorer, input, inputRows, run == null ? null : run.runId(), metrics);
+      }
+      expected = inputRows + before;
+    } catch (RuntimeException e) {
+      LOG.error("Scoring failed", e);
+      System.err.println("genai-batch: scoring failed: " + e.getMessage());
+      if (run != null) {
+        try {
+          run.setTags(Map.of("genai_batch.error", String.valueOf(e.getMessage())));
+          run.finish(false);
+        } catch (RuntimeException ignored) {
+          LOG.warn("Could not end the MLflow run as FAILED: {}", ignored.getMessage());
+        }
+      }
+      return BatchScoringJob.EXIT_FAILED;
+    }
+
+    // Metrics come from the written output, read back, never from estimates.
+    Dataset<Row> out = spark.read().parquet(cfg.output());
+    Row agg = out.agg(
+        functions.count(functions.lit(1)).as("rows"),
+        functions.sum(functions.when(functions.col(OutputSchema.ERROR).isNull(), 1).otherwise(0)).as("ok"),
+        functions.sum(OutputSchema.PROMPT_TOKENS).as("pt"),
+        functions.sum(OutputSchema.COMPLETION_TOKENS).as("ct"),
+        functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(0.5), functions.lit(10000)).as("p50"),
+        functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(0.95), functions.lit(10000)).as("p95"),
+        functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(0.99), functions.lit(10000)).as("p99"))
+        .first();
+    long rows = agg.getLong(0);
+    long ok = agg.isNullAt(1) ? 0 : agg.getLong(1);
+    long failed = rows - ok;
+    double wallSeconds = (System.nanoTime() - t0) / 1e9;
+    double errorRate = rows == 0 ? 0 : (double) failed / rows;
+    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, failed, cfg.output(), wallSeconds);
+    int code = BatchScoringJob.EXIT_OK;
+    if (rows != expected) {
+      System.err.printf("genai-batch: the output has %d rows but %d were expected%n", rows, expected);
+      code = BatchScoringJob.EXIT_FAILED;
+    } else if (errorRate > cfg.maxErrorRate()) {
+      System.err.printf("genai-batch: %.2f%% of rows are errors, above --max-error-rate %.2f%%; see the error column in %s%n",
+          100 * errorRate, 100 * cfg.maxErrorRate(), cfg.output());
+      code = BatchScoringJob.EXIT_ERROR_RATE;
+    }
+    if (run != null) {
+      try {
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("rows_total", (double) rows);
+        m.put("rows_ok", (double) ok);
+        m.put("rows_failed", (double) failed);
+        m.put("error_rate", errorRate);
+        m.put("prompt_tokens", agg.isNullAt(2) ? 0.0 : agg.getLong(2));
+        m.put("completion_tokens", agg.isNullAt(3) ? 0.0 : agg.getLong(3));
+        m.put("total_tokens", m.get("prompt_tokens") + m.get("completion_tokens"));
+        m.put("generated_tokens_per_s", m.get("completion_tokens") / wallSeconds);
+        m.put("rows_per_s", rows / wallSeconds);
+        m.put("latency_p50_ms", agg.isNullAt(4) ? null : agg.getDouble(4));
+        m.put("latency_p95_ms", agg.isNullAt(5) ? null : agg.getDouble(5));
+        m.put("latency_p99_ms", agg.isNullAt(6) ? null : agg.getDouble(6));
+        m.put("model_loads", (double) metrics.loads().value());
+        m.put("model_load_ms", (double) metrics.loadMillis().value());
+        m.put("model_fetch_ms", scorer.localModel().fetchMillis());
+        m.put("wall_time_s", wallSeconds);
+        run.logMetrics(m, 0);
+        run.finish(code == BatchScoringJob.EXIT_OK);
+        System.out.println("genai-batch: MLflow run " + run.runId() + " at " + cfg.trackingUri());
+      } catch (RuntimeException e) {
+        System.err.println("genai-batch: the output is complete at " + cfg.output()
+            + ", but logging the run to MLflow failed: " + e.getMessage());
+        return BatchScoringJob.EXIT_TRACKING;
+      }
+    }
+    return code;
+  }
+
+  private Map<String, String> tags(BatchScorer scorer) {
+    Map<String, String> t = new LinkedHashMap<>();
+    t.put("mlflow.user", System.getProperty("user.name", ""));
+    t.put("mlflow.source.name", "genai-batch " + BatchScoringJob.VERSION);
+    t.put("mlflow.source.type", "JOB");
+    var r = scorer.spec().model();
+    if (r.registeredName() != null) {
+      t.put("genai_batch.model_name", r.registeredName());
+      t.put("genai_batch.model_version", r.version());
+    }
+    if (r.modelId() != null) {
+      t.put("genai_batch.model_id", r.modelId());
+    }
+    t.put("genai_batch.job_version", BatchScoringJob.VERSION);
+    return t;
+  }
+
+  private Map<String, String> params(BatchScorer scorer) {
+    Map<String, String> p = new LinkedHashMap<>();
+    var r = scorer.spec().model();
+    p.put("model_uri", cfg.modelUri());
+    p.put("model_artifact_uri", r.artifactUri());
+    p.put("model_version", String.valueOf(r.versionLabel()));
+    p.put("input", cfg.input());
+    p.put("input_format", cfg.inputFormat());
+    p.put("output", cfg.output());
+    p.put("mode", cfg.mode());
+    p.put("batch_size", String.valueOf(cfg.batchSize()));
+    p.put("prompt_column", scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn());
+    p.put("id_column", String.valueOf(cfg.idColumn()));
+    p.put("chat", String.valueOf(scorer.options().chat()));
+    scorer.options().search().asMap().forEach((k, v) -> p.put("search." + k, String.valueOf(v)));
+    p.put("spark_master", spark.sparkContext().master());
+    p.put("executor_instances", spark.sparkContext().getConf().get("spark.executor.instances", "default"));
+    p.put("executor_cores", spark.sparkContext().getConf().get("spark.executor.cores", "default"));
+    p.put("task_cpus", spark.sparkContext().getConf().get("spark.task.cpus", "1"));
+    p.put("job_version", BatchScoringJob.VERSION);
+    return p;
+  }
+
+  private boolean exists(String path) {
+    try {
+      Path p = new Path(path);
+      FileSystem fs = p.getFileSystem(spark.sparkContext().hadoopConfiguration());
+      return fs.exists(new Path(p, "_SUCCESS")) || (fs.exists(p) && fs.listStatus(p).length > 0);
+    } catch (IOException e) {
+      throw new IllegalStateException("Cannot check output " + path + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Scores and writes. With an id column the input is cut into waves of about {@code commitRows}
+   * rows by a hash of the id; each wave is one committed Spark write, so a killed job keeps what
+   * it finished and {@code --mode resume} picks up the rest.
+   */
+  private void write(BatchScorer scorer, Dataset<Row> input, long inputRows, String runId,
+      PartitionScorer.ScoringMetrics metrics) {
+    String id = cfg.idColumn();
+    boolean resume = cfg.mode().equals("resume") && exists(cfg.output());
+    Dataset<Row> todo = input;
+    if (resume) {
+      Dataset<Row> done = BatchScoringJob.okIds(spark.read().parquet(cfg.output()), id);
+      todo = input.join(done, input.col(id).equalTo(done.col(id)), "left_anti");
+      LOG.info("Resume: {} of {} input rows still to score", todo.count(), inputRows);
+    }
+    SaveMode first = cfg.mode().equals("overwrite") ? SaveMode.Overwrite : SaveMode.Append;
+    if (id == null) {
+      scorer.score(todo, runId, metrics).write().mode(first).parquet(cfg.output());
+    } else {
+      long waves = Math.max(1, (inputRows + cfg.commitRows() - 1) / cfg.commitRows());
+      Column wave = functions.pmod(functions.xxhash64(todo.col(id)), functions.lit(waves));
+      Dataset<Row> tagged = todo.withColumn(WAVE, wave);
+      for (long w = 0; w < waves; w++) {
+        Dataset<Row> part = tagged.filter(functions.col(WAVE).equalTo(w)).drop(WAVE);
+        scorer.score(part, runId, metrics).write().mode(w == 0 ? first : SaveMode.Append).parquet(cfg.output());
+      }
+    }
+    if (resume) {
+      compact(id);
+    }
+  }
+
+  /**
+   * After a resume, an id that failed before and was scored again has two rows: keeps the newest
+   * row per id, rewriting the output through a sibling folder and a rename.
+   */
+  private void compact(String id) {
+    Dataset<Row> out = spark.read().parquet(cfg.output());
+    long rows = out.count();
+    long ids = out.select(id).distinct().count();
+    if (rows == ids) {
+      return;
+    }
+    org.apache.spark.sql.expressions.WindowSpec w = org.apache.spark.sql.expressions.Window.partitionBy(id)
+        .orderBy(functions.col(OutputSchema.ERROR).isNull().desc(), functions.col(OutputSchema.SCORED_AT).desc());
+    Dataset<Row> latest = out.withColumn("__rn", functions.row_number().over(w)).filter("__rn = 1").drop("__rn");
+    String next = cfg.output().replaceAll("/+$", "") + ".compacting";
+    latest.write().mode(SaveMode.Overwrite).parquet(next);
+    try {
+      Path target = new Path(cfg.output());
+      FileSystem fs = target.getFileSystem(new Configuration(spark.sparkContext().hadoopConfiguration()));
+      Path old = new Path(cfg.output().replaceAll("/+$", "") + ".replaced");
+      fs.delete(old, true);
+      if (!fs.rename(target, old) || !fs.rename(new Path(next), target)) {
+        throw new IllegalStateException("Cannot move the compacted output " + next + " to " + cfg.output());
+      }
+      fs.delete(old, true);
+    } catch (IOException e) {
+      throw new IllegalStateException("Cannot compact " + cfg.output() + ": " + e.getMessage(), e);
+    }
+    LOG.info("Resume: kept the newest of {} rows for {} ids", rows, ids);
+  }
+}

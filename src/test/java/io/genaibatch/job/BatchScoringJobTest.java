@@ -1,0 +1,181 @@
+package io.genaibatch.job;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.SparkTestBase;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The command line, run in-process on the shared local[2] session (and once in a child JVM). */
+class BatchScoringJobTest extends SparkTestBase {
+  static final StructType SCHEMA = new StructType().add("id", DataTypes.LongType).add("prompt", DataTypes.StringType);
+
+  static String writePrompts(Path dir, int n, boolean withBadRows) {
+    List<Row> rows = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      String p = "Prompt number " + i + (i % 4 == 0 ? " ends." : " goes on");
+      if (withBadRows && i == 1) {
+        p = null;
+      } else if (withBadRows && i == 2) {
+        p = "";
+      } else if (withBadRows && i == 3) {
+        p = "word ".repeat(5000);
+      }
+      rows.add(RowFactory.create((long) i, p));
+    }
+    String path = dir.resolve("prompts.parquet").toString();
+    spark.createDataFrame(rows, SCHEMA).repartition(4).write().parquet(path);
+    return path;
+  }
+
+  record Result(int code, String out, String err) {}
+
+  static Result run(String... args) {
+    PrintStream oldOut = System.out;
+    PrintStream oldErr = System.err;
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    try {
+      int code = BatchScoringJob.execute(args);
+      return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    } finally {
+      System.setOut(oldOut);
+      System.setErr(oldErr);
+    }
+  }
+
+  @Test
+  void scoresAPromptSetWithBadRowsKeepingEveryRow(@TempDir Path tmp) {
+    String input = writePrompts(tmp, 24, true);
+    String output = tmp.resolve("out").toString();
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+        "--no-tracking", "--max-tokens", "4", "--batch-size", "3", "--id-column", "id", "--max-error-rate", "0.2");
+    assertThat(r.code()).as(r.err()).isZero();
+    assertThat(r.out()).contains("wrote 24 rows (21 ok, 3 errors) to " + output);
+    Dataset<Row> back = spark.read().parquet(output);
+    assertThat(back.count()).isEqualTo(24);
+    assertThat(back.select("id").distinct().count()).isEqualTo(24);
+    assertThat(back.filter("error is not null").count()).isEqualTo(3);
+    assertThat(back.filter("error is null and completion_tokens > 4").count()).isZero();
+  }
+
+  @Test
+  void tooManyErrorRowsExitWithThreeButKeepTheOutput(@TempDir Path tmp) {
+    String input = writePrompts(tmp, 12, true);
+    String output = tmp.resolve("out").toString();
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+        "--no-tracking", "--max-tokens", "2");
+    assertThat(r.code()).isEqualTo(3);
+    assertThat(r.err()).contains("25.00% of rows are errors, above --max-error-rate 5.00%");
+    assertThat(spark.read().parquet(output).count()).isEqualTo(12);
+  }
+
+  @Test
+  void aMissingColumnFailsBeforeScoringWithExitTwo(@TempDir Path tmp) {
+    String input = writePrompts(tmp, 4, false);
+    Path output = tmp.resolve("out");
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output.toString(),
+        "--no-tracking", "--prompt-column", "question");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.err()).contains("Input has no column 'question'").contains("id, prompt");
+    assertThat(output).doesNotExist();
+  }
+
+  @Test
+  void aBadModelFolderFailsOnTheDriverNamingIt(@TempDir Path tmp) {
+    String input = writePrompts(tmp, 4, false);
+    Result r = run("--model-uri", tmp.resolve("no-model").toString(), "--input", input, "--output",
+        tmp.resolve("out").toString(), "--no-tracking");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.err()).contains(tmp.resolve("no-model").toString());
+  }
+
+  @Test
+  void configFileAndFlagsFollowThePrecedence(@TempDir Path tmp) throws Exception {
+    String input = writePrompts(tmp, 6, false);
+    Path conf = tmp.resolve("job.yaml");
+    Files.writeString(conf, "model_uri: " + Fixtures.tinyModel() + "\ninput: " + input + "\noutput: "
+        + tmp.resolve("out") + "\ntracking: false\nsearch:\n  max_new_tokens: 7\n  do_sample: false\n");
+    Result r = run("--config", conf.toString(), "--max-tokens", "3");
+    assertThat(r.code()).as(r.err()).isZero();
+    Dataset<Row> back = spark.read().parquet(tmp.resolve("out").toString());
+    assertThat(back.filter("finish_reason = 'length' and completion_tokens != 3").count()).isZero();
+    assertThat(back.filter("finish_reason = 'length'").count()).isPositive();
+
+    Files.writeString(conf, "model_uri: x\nbatchsize: 3\n");
+    Result bad = run("--config", conf.toString());
+    assertThat(bad.code()).isEqualTo(2);
+    assertThat(bad.err()).contains("unknown key 'batchsize'").contains("batch_size");
+  }
+
+  @Test
+  void helpListsEveryFlag() {
+    Result r = run("--help");
+    assertThat(r.code()).isZero();
+    for (String flag : List.of("--model-uri", "--input", "--input-format", "--output", "--mode", "--config",
+        "--experiment", "--tracking-uri", "--max-tokens", "--temperature", "--top-p", "--top-k", "--seed",
+        "--batch-size", "--prompt-column", "--id-column", "--max-error-rate", "Exit codes")) {
+      assertThat(r.out()).contains(flag);
+    }
+  }
+
+  @Test
+  void aJobKilledHalfwayThenResumedScoresEveryRowExactlyOnce(@TempDir Path tmp) throws Exception {
+    String input = writePrompts(tmp, 40, true);
+    Path output = tmp.resolve("out");
+    List<String> cmd = new ArrayList<>(List.of(
+        Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+    cmd.addAll(List.of(System.getProperty("genaibatch.test.jvmargs", "").split(" ")));
+    cmd.removeIf(String::isBlank);
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "-Dgenaibatch.project.dir=" + Fixtures.projectDir(),
+        BatchScoringJob.class.getName(), "--model-uri", Fixtures.tinyModel().toString(), "--input", input,
+        "--output", output.toString(), "--no-tracking", "--id-column", "id", "--commit-rows", "5",
+        "--max-tokens", "40", "--batch-size", "2"));
+    Process child = new ProcessBuilder(cmd).redirectErrorStream(true)
+        .redirectOutput(tmp.resolve("child.log").toFile()).start();
+    // Wait until at least one wave is committed, then kill the job mid-run.
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+    while (System.nanoTime() < deadline && committedFiles(output) < 2 && child.isAlive()) {
+      Thread.sleep(100);
+    }
+    assertThat(child.isAlive()).as("the child finished before it could be killed: " + Files.readString(tmp.resolve("child.log"))).isTrue();
+    child.destroyForcibly().waitFor();
+    long partial = spark.read().parquet(output.toString()).count();
+    assertThat(partial).isBetween(1L, 39L);
+
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output.toString(),
+        "--no-tracking", "--id-column", "id", "--mode", "resume", "--max-tokens", "40", "--max-error-rate", "0.2");
+    assertThat(r.code()).as(r.err()).isZero();
+    Dataset<Row> back = spark.read().parquet(output.toString());
+    assertThat(back.count()).isEqualTo(40);
+    assertThat(back.select("id").distinct().count()).isEqualTo(40);
+  }
+
+  private static long committedFiles(Path output) {
+    if (!Files.isDirectory(output)) {
+      return 0;
+    }
+    try (Stream<Path> s = Files.list(output)) {
+      return s.filter(p -> p.getFileName().toString().endsWith(".parquet")).count();
+    } catch (Exception e) {
+      return 0;
+    }
+  }
+}
