@@ -94,7 +94,10 @@ public record MlModel(
       JsonNode v = e.getValue();
       artifacts.put(e.getKey(), v.isTextual() ? v.asText() : v.path("path").asText());
     }
-    JsonNode cfg = pyfunc.has("model_config") ? pyfunc.get("model_config") : root.path("model_config");
+    // mlflow.pyfunc.log_model(model_config=...) lands in the pyfunc flavor as "config";
+    // older writers used "model_config".
+    JsonNode cfg = pyfunc.has("config") ? pyfunc.get("config")
+        : pyfunc.has("model_config") ? pyfunc.get("model_config") : root.path("model_config");
     Map<String, Object> modelConfig = cfg.isObject() ? JSON.convertValue(cfg, Map.class) : Map.of();
     JsonNode sig = root.path("signature");
     Signature signature = sig.isObject()

@@ -153,7 +153,8 @@ public final class ModelCache {
     }
   }
 
-  static String key(String identity) {
+  /** The cache folder name for a model identity. */
+  public static String key(String identity) {
     try {
       byte[] d = MessageDigest.getInstance("SHA-256").digest(identity.getBytes(StandardCharsets.UTF_8));
       return HexFormat.of().formatHex(d).substring(0, 24);

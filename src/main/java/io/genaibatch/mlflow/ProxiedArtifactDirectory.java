@@ -128,7 +128,8 @@ final class ProxiedArtifactDirectory implements ArtifactDirectory {
       if (f.path("is_dir").asBoolean(false)) {
         listInto(child, out);
       } else {
-        out.add(new ArtifactFile(child, f.has("file_size") ? f.path("file_size").asLong() : -1));
+        // The server leaves file_size out when it is 0.
+        out.add(new ArtifactFile(child, f.path("file_size").asLong(0)));
       }
     }
   }

@@ -188,8 +188,10 @@ public final class TrackingConnection implements Closeable {
       return errorCode;
     }
 
+    /** Not found; MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE "... not found". */
     public boolean notFound() {
-      return status == 404 || "RESOURCE_DOES_NOT_EXIST".equals(errorCode);
+      return status == 404 || "RESOURCE_DOES_NOT_EXIST".equals(errorCode)
+          || (status == 400 && getMessage() != null && getMessage().contains("not found"));
     }
   }
 

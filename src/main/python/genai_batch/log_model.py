@@ -1,0 +1,329 @@
+"""Logs an onnxruntime-genai model folder (Phi-3 and alike) to MLflow as a pyfunc model.
+
+The same steps as the MLflow + Phi-3 tutorial's custom Python wrapper, as a function and a CLI:
+
+    python -m genai_batch.log_model --model-dir DIR [--chat] [--name model] \
+        [--register NAME] [--alias champion] [--tracking-uri URI] [--experiment EXP] \
+        [--max-new-tokens N] [--max-length N] [--temperature T] [--top-p P] [--top-k K] \
+        [--do-sample] [--model-config JSON]
+
+(run with src/main/python on PYTHONPATH). The last line on stdout is a JSON object:
+{"run_id", "model_id", "model_uri", "registered_model", "version", "alias", "artifact_path", ...}.
+
+The model folder (the one that holds genai_config.json) is logged as the pyfunc artifact
+``phi3-mini-onnx``; MLflow copies it to ``artifacts/<folder name>/`` inside the logged model.
+The genai_batch package travels with the model (``code_paths``), so the wrapper classes import in
+a fresh Python at load time.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import DataType
+from mlflow.types.schema import Array, ColSpec, Object, Property, Schema
+
+from genai_batch.phi3_pyfunc import ARTIFACT_KEY, Phi3ChatModel, Phi3Model
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The modules the logged model needs at load time, shipped as code/genai_batch/ (code_paths).
+CODE_FILES = ("__init__.py", "phi3_pyfunc.py")
+
+PROMPT_EXAMPLE = "<|user|>\nWhat is MLflow?<|end|>\n<|assistant|>\n"
+CHAT_EXAMPLE_MESSAGES = [{"role": "user", "content": "What is MLflow?"}]
+
+DEFAULT_SEARCH = {"max_length": 300, "do_sample": False}
+
+
+def prompt_signature() -> ModelSignature:
+    """The tutorial's signature: input column prompt (string), output a string."""
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.string, "prompt")]),
+        outputs=Schema([ColSpec(DataType.string)]),
+    )
+
+
+def chat_signature() -> ModelSignature:
+    """OpenAI-style llm/v1/chat: request and chat.completion response."""
+    inputs = Schema(
+        [
+            ColSpec(
+                Array(
+                    Object(
+                        [
+                            Property("role", DataType.string),
+                            Property("content", DataType.string),
+                            Property("name", DataType.string, required=False),
+                        ]
+                    )
+                ),
+                "messages",
+            ),
+            ColSpec(DataType.double, "temperature", required=False),
+            ColSpec(DataType.long, "max_tokens", required=False),
+            ColSpec(Array(DataType.string), "stop", required=False),
+            ColSpec(DataType.long, "n", required=False),
+            ColSpec(DataType.boolean, "stream", required=False),
+        ]
+    )
+    outputs = Schema(
+        [
+            ColSpec(DataType.string, "id"),
+            ColSpec(DataType.string, "object"),
+            ColSpec(DataType.long, "created"),
+            ColSpec(DataType.string, "model"),
+            ColSpec(
+                Array(
+                    Object(
+                        [
+                            Property("index", DataType.long),
+                            Property(
+                                "message",
+                                Object(
+                                    [
+                                        Property("role", DataType.string),
+                                        Property("content", DataType.string),
+                                    ]
+                                ),
+                            ),
+                            Property("finish_reason", DataType.string),
+                        ]
+                    )
+                ),
+                "choices",
+            ),
+            ColSpec(
+                Object(
+                    [
+                        Property("prompt_tokens", DataType.long),
+                        Property("completion_tokens", DataType.long),
+                        Property("total_tokens", DataType.long),
+                    ]
+                ),
+                "usage",
+            ),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def stage_code_paths(tmp: str) -> str:
+    """Writes tmp/genai_batch/ holding only the modules the logged model needs at load time
+    (CODE_FILES) and returns that folder, for log_model's code_paths: MLflow copies it to the
+    model's code/genai_batch/ and puts code/ on sys.path when it loads the model."""
+    pkg = os.path.join(tmp, "genai_batch")
+    os.makedirs(pkg)
+    for f in CODE_FILES:
+        shutil.copy2(os.path.join(PACKAGE_DIR, f), os.path.join(pkg, f))
+    return pkg
+
+
+def pinned_requirements() -> list[str]:
+    """pip requirements pinned to what this Python has installed."""
+    reqs = []
+    for dist in ("mlflow", "onnxruntime-genai", "onnxruntime", "numpy", "pandas"):
+        try:
+            reqs.append(f"{dist}=={importlib_metadata.version(dist)}")
+        except importlib_metadata.PackageNotFoundError:
+            reqs.append(dist)
+    return reqs
+
+
+def search_config(
+    model_config: dict | None = None,
+    *,
+    max_new_tokens: int | None = None,
+    max_length: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    do_sample: bool | None = None,
+) -> dict:
+    """The model_config to log: DEFAULT_SEARCH unless a length is given, overlaid with the rest."""
+    cfg: dict[str, Any] = dict(model_config or {})
+    for key, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("max_length", max_length),
+        ("temperature", temperature),
+        ("top_p", top_p),
+        ("top_k", top_k),
+        ("do_sample", do_sample),
+    ):
+        if value is not None:
+            cfg[key] = value
+    if "max_length" not in cfg and "max_new_tokens" not in cfg:
+        cfg["max_length"] = DEFAULT_SEARCH["max_length"]
+    cfg.setdefault("do_sample", DEFAULT_SEARCH["do_sample"])
+    return cfg
+
+
+def log_phi3_model(
+    model_dir: str,
+    *,
+    chat: bool = False,
+    name: str | None = None,
+    artifact_path: str | None = None,
+    registered_model_name: str | None = None,
+    alias: str | None = None,
+    model_config: dict | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    input_example: Any = None,
+) -> dict:
+    """Logs model_dir as a pyfunc model in a new MLflow run (or the active one); optionally
+    registers it and sets an alias on the new version. Returns (and does not print) the summary
+    dict: run_id, model_id, model_uri (models:/m-...), runs_uri, registered_model, version,
+    alias, registered_uri, artifact_path (the logged model's name), artifact_uri (the logged
+    model's artifact root), onnx_artifact (the ONNX folder under that root), experiment_id,
+    shape ("prompt" | "chat") and model_config."""
+    model_dir = os.path.abspath(model_dir)
+    if not os.path.isfile(os.path.join(model_dir, "genai_config.json")):
+        raise FileNotFoundError(
+            f"{model_dir} has no genai_config.json: pass the onnxruntime-genai model folder "
+            "(for Phi-3, e.g. cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4)"
+        )
+    if alias and not registered_model_name:
+        raise ValueError("An alias needs a registered model name (registered_model_name / --register)")
+    name = name or artifact_path or "model"
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if experiment:
+        mlflow.set_experiment(experiment)
+    config = search_config(model_config)
+    if chat:
+        config.setdefault("model_name", os.path.basename(model_dir))
+        python_model = Phi3ChatModel()
+        signature = chat_signature()
+        if input_example is None:
+            input_example = {"messages": CHAT_EXAMPLE_MESSAGES, "max_tokens": 16}
+        meta = {"task": "llm/v1/chat", "genai_batch_shape": "chat"}
+    else:
+        python_model = Phi3Model()
+        signature = prompt_signature()
+        if input_example is None:
+            input_example = pd.DataFrame({"prompt": [PROMPT_EXAMPLE]})
+        meta = {"genai_batch_shape": "prompt"}
+
+    active = mlflow.active_run()
+    # Inside a caller's run, log there; otherwise in a new run of its own.
+    run_context = contextlib.nullcontext(active) if active else mlflow.start_run(run_name=run_name)
+    with tempfile.TemporaryDirectory() as tmp, run_context as run:
+        mlflow.log_params(
+            {
+                "genai_batch.shape": "chat" if chat else "prompt",
+                "genai_batch.model_folder": os.path.basename(model_dir),
+            }
+        )
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=python_model,
+            artifacts={ARTIFACT_KEY: model_dir},
+            code_paths=[stage_code_paths(tmp)],
+            signature=signature,
+            input_example=input_example,
+            model_config=config,
+            pip_requirements=pinned_requirements(),
+            metadata=meta,
+            registered_model_name=registered_model_name,
+        )
+        experiment_id = run.info.experiment_id
+
+    version = info.registered_model_version
+    if registered_model_name and alias:
+        mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
+    return {
+        "run_id": info.run_id,
+        "model_id": info.model_id,
+        "model_uri": info.model_uri,
+        "runs_uri": f"runs:/{info.run_id}/{name}",
+        "registered_model": registered_model_name,
+        "version": None if version is None else str(version),
+        "alias": alias if registered_model_name else None,
+        "registered_uri": (
+            f"models:/{registered_model_name}@{alias}"
+            if registered_model_name and alias
+            else f"models:/{registered_model_name}/{version}"
+            if registered_model_name
+            else None
+        ),
+        "artifact_path": name,
+        "artifact_uri": mlflow.get_logged_model(info.model_id).artifact_location,
+        "onnx_artifact": f"artifacts/{os.path.basename(model_dir)}",
+        "experiment_id": experiment_id,
+        "shape": "chat" if chat else "prompt",
+        "model_config": config,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m genai_batch.log_model",
+        description="Log an onnxruntime-genai model folder to MLflow as a pyfunc model.",
+    )
+    p.add_argument("--model-dir", required=True, help="folder that holds genai_config.json")
+    p.add_argument("--chat", action="store_true", help="log the llm/v1/chat shape (default: prompt -> string)")
+    p.add_argument("--name", default="model", help="the logged model's name (MLflow 3; was artifact_path)")
+    p.add_argument("--register", metavar="NAME", help="register a version under this model name")
+    p.add_argument("--alias", help="set this alias on the new version (needs --register)")
+    p.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI or MLflow's default")
+    p.add_argument("--experiment", help="experiment name (created when missing)")
+    p.add_argument("--run-name")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--do-sample", action="store_true", default=None)
+    p.add_argument("--model-config", help="JSON object of extra model_config keys")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cfg = json.loads(args.model_config) if args.model_config else {}
+    config = search_config(
+        cfg,
+        max_new_tokens=args.max_new_tokens,
+        max_length=args.max_length,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        do_sample=args.do_sample,
+    )
+    try:
+        result = _log_from_args(args, config)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    print(json.dumps(result))
+    return 0
+
+
+def _log_from_args(args: argparse.Namespace, config: dict) -> dict:
+    return log_phi3_model(
+        args.model_dir,
+        chat=args.chat,
+        name=args.name,
+        registered_model_name=args.register,
+        alias=args.alias,
+        model_config=config,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        run_name=args.run_name,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
