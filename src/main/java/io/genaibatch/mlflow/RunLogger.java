@@ -3,13 +3,11 @@ package io.genaibatch.mlflow;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.mlflow.api.proto.Service.CreateRun;
 import org.mlflow.api.proto.Service.Metric;
 import org.mlflow.api.proto.Service.Param;
 import org.mlflow.api.proto.Service.RunStatus;
 import org.mlflow.api.proto.Service.RunTag;
-import org.mlflow.api.proto.Service.Experiment;
 
 /**
  * One MLflow run: created in an experiment (made if missing), params, tags and metrics in
@@ -34,8 +32,19 @@ public final class RunLogger {
       Map<String, String> tags) {
     String expId;
     try {
-      Optional<Experiment> exp = tracking.client().getExperimentByName(experimentName);
-      expId = exp.isPresent() ? exp.get().getExperimentId() : tracking.client().createExperiment(experimentName);
+      // The REST call, not the Java client's getExperimentByName: that one retries a plain
+      // "not found" as if it were rate limiting, and logs warnings for a normal first run.
+      String found;
+      try {
+        found = tracking.get("experiments/get-by-name", "experiment_name", experimentName)
+            .path("experiment").path("experiment_id").asText(null);
+      } catch (TrackingConnection.MlflowHttpError e) {
+        if (!e.notFound()) {
+          throw e;
+        }
+        found = null;
+      }
+      expId = found != null ? found : tracking.client().createExperiment(experimentName);
     } catch (RuntimeException e) {
       throw new MlflowException("Cannot open MLflow experiment '" + experimentName + "' at "
           + tracking.trackingUri() + ": " + TrackingConnection.rootMessage(e), e);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Starts a local MLflow tracking server (sqlite backend, proxied artifacts) on 127.0.0.1 in the
+# background and prints its URI; `jobs/mlflow-server.sh stop DIR` stops it (and its workers).
+#   jobs/mlflow-server.sh start DIR [PORT]   -> prints http://127.0.0.1:PORT
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cmd="${1:-start}"; dir="${2:-$ROOT/target/mlflow}"; port="${3:-5000}"
+mkdir -p "$dir"
+if [[ "$cmd" == "stop" ]]; then
+  if [[ -f "$dir/server.pid" ]]; then
+    pid="$(cat "$dir/server.pid")"
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    rm -f "$dir/server.pid"
+  fi
+  exit 0
+fi
+if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+  echo "http://127.0.0.1:$port"; exit 0
+fi
+# setsid: the server and its uvicorn workers form one group that `stop` can end.
+setsid "$ROOT/.venv/bin/mlflow" server --host 127.0.0.1 --port "$port" \
+  --backend-store-uri "sqlite:///$dir/mlflow.db" --artifacts-destination "$dir/artifacts" \
+  --serve-artifacts --workers 1 > "$dir/server.log" 2>&1 &
+echo $! > "$dir/server.pid"
+for _ in $(seq 1 240); do
+  if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then echo "http://127.0.0.1:$port"; exit 0; fi
+  sleep 0.5
+done
+echo "mlflow server did not start; see $dir/server.log" >&2
+exit 1
