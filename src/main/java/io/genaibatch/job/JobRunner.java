@@ -139,6 +139,9 @@ final class JobRunner {
         m.put("model_loads", (double) metrics.loads().value());
         m.put("model_load_ms", (double) metrics.loadMillis().value());
         m.put("model_fetch_ms", scorer.localModel().fetchMillis());
+        Map<String, Double> rss = metrics.peakRssMbByExecutor();
+        m.put("executors_used", (double) rss.size());
+        m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
         m.put("wall_time_s", wallSeconds);
         run.logMetrics(m, 0);
         run.finish(code == BatchScoringJob.EXIT_OK);

@@ -14,6 +14,7 @@ import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 
 /**
@@ -75,6 +76,9 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         out.clear();
         pos = 0;
         if (!rows.hasNext()) {
+          if (metrics != null) {
+            metrics.recordExecutorMemory();
+          }
           if (ctx == null) {
             lease.close();
           }
@@ -200,14 +204,48 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
   public record ScoringMetrics(LongAccumulator loads, LongAccumulator loadMillis, LongAccumulator rowsOk,
-      LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens)
+      LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
+      CollectionAccumulator<String> executorMemory)
       implements java.io.Serializable {
 
     public static ScoringMetrics register(org.apache.spark.SparkContext sc) {
       return new ScoringMetrics(sc.longAccumulator("genai-batch model loads"),
           sc.longAccumulator("genai-batch model load ms"), sc.longAccumulator("genai-batch rows ok"),
           sc.longAccumulator("genai-batch rows failed"), sc.longAccumulator("genai-batch prompt tokens"),
-          sc.longAccumulator("genai-batch completion tokens"));
+          sc.longAccumulator("genai-batch completion tokens"),
+          sc.collectionAccumulator("genai-batch executor peak RSS"));
+    }
+
+    /** Adds "EXECUTOR_ID PEAK_RSS_KB" of this JVM (Linux VmHWM), after a partition. */
+    void recordExecutorMemory() {
+      long kb = peakRssKb();
+      org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+      if (kb > 0 && env != null) {
+        executorMemory.add(env.executorId() + " " + kb);
+      }
+    }
+
+    /** Peak resident memory per executor id, in MB, from what the tasks reported. */
+    public java.util.Map<String, Double> peakRssMbByExecutor() {
+      java.util.Map<String, Double> m = new java.util.TreeMap<>();
+      for (String s : executorMemory.value()) {
+        String[] p = s.split(" ");
+        m.merge(p[0], Long.parseLong(p[1]) / 1024.0, Math::max);
+      }
+      return m;
+    }
+
+    static long peakRssKb() {
+      try {
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/self/status"))) {
+          if (line.startsWith("VmHWM:")) {
+            return Long.parseLong(line.replaceAll("[^0-9]", ""));
+          }
+        }
+      } catch (java.io.IOException | RuntimeException e) {
+        return -1;
+      }
+      return -1;
     }
 
     void record(boolean ok, int prompt, int completion, double latency) {

@@ -1,0 +1,109 @@
+package io.genaibatch.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.MlflowServer;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The shaded job jar through jobs/run-cluster.sh on a standalone cluster (a master and two
+ * workers, one executor JVM each, on 127.0.0.1), logging to a real MLflow server: the model is
+ * loaded once per executor JVM whatever the number of partitions, read from the run's metrics.
+ */
+class ClusterIT {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final int ROWS = 64;
+  static MlflowServer server;
+
+  @BeforeAll
+  static void startMlflow(@TempDir Path dir) throws Exception {
+    server = MlflowServer.start(dir, Map.of());
+    server.python("log_model", null, "--model-dir", Fixtures.tinyModel().toString(), "--register", "tiny-cluster",
+        "--alias", "champion", "--experiment", "cluster-models", "--max-new-tokens", "8");
+  }
+
+  @AfterAll
+  static void stopMlflow() {
+    server.stop();
+  }
+
+  /** Writes ROWS prompts as {@code files} JSON files: one input partition each. */
+  private static Path input(Path dir, int files) throws Exception {
+    Path in = dir.resolve("in-" + files);
+    Files.createDirectories(in);
+    for (int f = 0; f < files; f++) {
+      StringBuilder sb = new StringBuilder();
+      for (int i = f; i < ROWS; i += files) {
+        sb.append("{\"id\": ").append(i).append(", \"prompt\": \"Cluster prompt number ").append(i).append("\"}\n");
+      }
+      Files.writeString(in.resolve(String.format("part-%03d.json", f)), sb.toString());
+    }
+    return in;
+  }
+
+  private static JsonNode runOnCluster(Path dir, int partitions) throws Exception {
+    Path in = input(dir, partitions);
+    Path out = dir.resolve("out-" + partitions);
+    ProcessBuilder pb = new ProcessBuilder(Fixtures.projectDir().resolve("jobs/run-cluster.sh").toString(),
+        "--model-uri", "models:/tiny-cluster@champion", "--input", in.toString(), "--input-format", "json",
+        "--output", out.toString(), "--id-column", "id", "--experiment", "cluster-it", "--batch-size", "4")
+        .directory(Fixtures.projectDir().toFile()).redirectErrorStream(true)
+        .redirectOutput(dir.resolve("cluster-" + partitions + ".log").toFile());
+    pb.environment().put("MLFLOW_TRACKING_URI", server.uri());
+    pb.environment().put("SKIP_BUILD", "1");
+    pb.environment().put("GENAI_BATCH_CLUSTER_DIR", dir.resolve("cluster-" + partitions).toString());
+    // One input file, one partition: no packing of small files.
+    pb.environment().put("GENAI_BATCH_SPARK_CONF",
+        "--conf spark.sql.files.maxPartitionBytes=1024 --conf spark.sql.files.openCostInBytes=1");
+    Process p = pb.start();
+    assertThat(p.waitFor(540, TimeUnit.SECONDS)).isTrue();
+    String log = Files.readString(dir.resolve("cluster-" + partitions + ".log"));
+    assertThat(p.exitValue()).as(log).isZero();
+    assertThat(log).contains("wrote " + ROWS + " rows (" + ROWS + " ok, 0 errors)");
+    Matcher m = Pattern.compile("MLflow run ([0-9a-f]+)").matcher(log);
+    assertThat(m.find()).as(log).isTrue();
+    HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + m.group(1))).build(),
+        HttpResponse.BodyHandlers.ofString());
+    Map<String, Double> metrics = new HashMap<>();
+    for (JsonNode n : JSON.readTree(r.body()).path("run").path("data").path("metrics")) {
+      metrics.put(n.path("key").asText(), n.path("value").asDouble());
+    }
+    return JSON.valueToTree(metrics);
+  }
+
+  @Test
+  void twoExecutorJvmsLoadTheModelTwiceAndMemoryStaysFlatAsPartitionsGrow(@TempDir Path dir) throws Exception {
+    JsonNode eight = runOnCluster(dir, 8);
+    assertThat(eight.path("executors_used").asInt()).isEqualTo(2);
+    assertThat(eight.path("model_loads").asInt()).isEqualTo(2);
+    assertThat(eight.path("rows_total").asInt()).isEqualTo(ROWS);
+
+    JsonNode thirtyTwo = runOnCluster(dir, 32);
+    assertThat(thirtyTwo.path("executors_used").asInt()).isEqualTo(2);
+    assertThat(thirtyTwo.path("model_loads").asInt()).isEqualTo(2);
+    double rss8 = eight.path("executor_peak_rss_mb").asDouble();
+    double rss32 = thirtyTwo.path("executor_peak_rss_mb").asDouble();
+    assertThat(rss8).isPositive();
+    // Four times the partitions (and tasks) per executor, the same rows: the peak stays put.
+    assertThat(rss32).as("peak executor RSS with 8 partitions %.0f MB, with 32 %.0f MB", rss8, rss32)
+        .isLessThan(rss8 * 1.3);
+  }
+}
