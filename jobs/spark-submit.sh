@@ -21,6 +21,10 @@ export SPARK_HOME
 spark_args=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do spark_args+=("$1"); shift; done
 [[ "${1:-}" == "--" ]] && shift
+log_opts=()
+if [[ -z "${GENAI_BATCH_NO_LOG_CONF:-}" ]]; then
+  log_opts=(--driver-java-options "-Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties")
+fi
 exec "$SPARK_HOME/bin/spark-submit" --class io.genaibatch.job.BatchScoringJob \
-  --conf spark.driver.host=127.0.0.1 --conf spark.ui.showConsoleProgress=false \
+  --conf spark.ui.showConsoleProgress=false "${log_opts[@]}" \
   "${spark_args[@]}" "$JAR" "$@"

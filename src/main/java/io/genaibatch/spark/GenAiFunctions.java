@@ -1,0 +1,75 @@
+package io.genaibatch.spark;
+
+import io.genaibatch.engine.Generation;
+import io.genaibatch.engine.SearchOptions;
+import java.util.Map;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.api.java.UDF2;
+import org.apache.spark.sql.functions;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+
+/**
+ * The SQL function {@code genai_generate(prompt [, options])} for notebooks:
+ *
+ * <pre>{@code
+ * GenAiFunctions.register(spark, "models:/phi3-mini@champion");
+ * spark.sql("SELECT prompt, genai_generate(prompt, map('max_new_tokens', '32')).response FROM prompts")
+ * }</pre>
+ *
+ * <p>Returns a struct: response, finish_reason, prompt_tokens, completion_tokens, total_tokens,
+ * error. One row per call (a scalar function cannot batch; the job and the Transformer do), on
+ * the executor-wide model cache. Registered non-deterministic, so the optimizer never calls it
+ * twice for a row.
+ */
+public final class GenAiFunctions {
+  public static final String NAME = "genai_generate";
+
+  public static final StructType RESULT = new StructType()
+      .add(OutputSchema.RESPONSE, DataTypes.StringType, true)
+      .add(OutputSchema.FINISH_REASON, DataTypes.StringType, false)
+      .add(OutputSchema.PROMPT_TOKENS, DataTypes.IntegerType, false)
+      .add(OutputSchema.COMPLETION_TOKENS, DataTypes.IntegerType, false)
+      .add(OutputSchema.TOTAL_TOKENS, DataTypes.IntegerType, false)
+      .add(OutputSchema.ERROR, DataTypes.StringType, true);
+
+  private GenAiFunctions() {}
+
+  /** Registers {@code genai_generate} for {@code modelUri}, tracking from MLFLOW_TRACKING_URI. */
+  public static void register(SparkSession spark, String modelUri) {
+    register(spark, modelUri, null);
+  }
+
+  /** Registers {@code genai_generate} on {@code spark}; the model is resolved and checked now. */
+  public static void register(SparkSession spark, String modelUri, String trackingUri) {
+    BatchScorer scorer = BatchScorer.create(spark, modelUri, trackingUri, SearchOptions.DEFAULTS,
+        ScoringOptions.defaults(), null);
+    ModelSpec spec = scorer.spec();
+    SearchOptions base = scorer.options().search();
+    UDF2<String, scala.collection.Map<String, String>, Row> impl = (prompt, options) -> generate(spec, base, prompt,
+        options == null ? null : scala.jdk.javaapi.CollectionConverters.asJava(options));
+    spark.udf().register(IMPL, functions.udf(impl, RESULT).asNondeterministic());
+    // A Java UDF cannot have an optional argument; a SQL function with a DEFAULT can, and it
+    // inlines the (non-deterministic) Java UDF.
+    spark.sql("CREATE OR REPLACE TEMPORARY FUNCTION " + NAME
+        + "(prompt STRING, options MAP<STRING, STRING> DEFAULT map()) RETURNS " + RESULT.sql() + " NOT DETERMINISTIC RETURN " + IMPL + "(prompt, options)");
+  }
+
+  /** The Java UDF behind {@value #NAME}. */
+  static final String IMPL = "genai_generate_impl";
+
+  private static Row generate(ModelSpec spec, SearchOptions base, String prompt, Map<String, String> options) {
+    SearchOptions opts = options == null ? base : base.overriddenBy(SearchOptions.fromMap(options, NAME + " options"));
+    try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
+      Generation g = lease.model().generateBatch(java.util.Arrays.asList(prompt), opts).get(0);
+      if (!g.ok()) {
+        return RowFactory.create(null, "error", g.promptTokens(), 0, g.promptTokens(), g.error().replaceFirst("^prompt \\d+ ", "prompt "));
+      }
+      return RowFactory.create(g.text(), g.finishReason().wire(), g.promptTokens(), g.completionTokens(), g.totalTokens(), null);
+    } catch (RuntimeException e) {
+      return RowFactory.create(null, "error", 0, 0, 0, "generation failed: " + e.getMessage());
+    }
+  }
+}

@@ -1,0 +1,63 @@
+package io.genaibatch.spark;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.genaibatch.engine.LlmModel;
+import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.SparkTestBase;
+import java.util.List;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.junit.jupiter.api.Test;
+
+/** The Transformer and the SQL function, as a notebook uses them. */
+class NotebookApiTest extends SparkTestBase {
+  static final StructType SCHEMA = new StructType().add("id", DataTypes.IntegerType).add("question", DataTypes.StringType);
+
+  private Dataset<Row> questions() {
+    return spark.createDataFrame(List.of(RowFactory.create(1, "Hello world"), RowFactory.create(2, "It stops here."),
+        RowFactory.create(3, null)), SCHEMA);
+  }
+
+  @Test
+  void transformerAddsTheAnswerColumnsAndAgreesWithTheEngine() {
+    GenAiTransformer t = new GenAiTransformer().setModelUri(Fixtures.tinyModel().toString())
+        .setInputCol("question").setOutputCol("answer").setMaxNewTokens(5).setDoSample(false).setBatchSize(2);
+    Dataset<Row> out = t.transform(questions());
+    assertThat(out.schema()).isEqualTo(t.transformSchema(questions().schema()));
+    List<Row> rows = out.orderBy("id").collectAsList();
+    assertThat(rows).hasSize(3);
+    try (LlmModel model = LlmModel.load(Fixtures.tinyModel())) {
+      var ref = model.generate(List.of("Hello world"), io.genaibatch.engine.SearchOptions.greedy(5)).get(0);
+      assertThat(rows.get(0).<String>getAs("answer")).isEqualTo(ref.text());
+      assertThat(rows.get(0).<Integer>getAs("completion_tokens")).isEqualTo(5);
+    }
+    assertThat(rows.get(1).<String>getAs("finish_reason")).isEqualTo("stop");
+    assertThat(rows.get(2).<String>getAs("error")).isEqualTo("prompt is null");
+    assertThatThrownBy(() -> new GenAiTransformer().transform(questions()))
+        .hasMessageContaining("setModelUri");
+  }
+
+  @Test
+  void sqlFunctionTakesOptionalOptionsAndIsNonDeterministic() {
+    GenAiFunctions.register(spark, Fixtures.tinyModel().toString());
+    questions().createOrReplaceTempView("questions");
+    List<Row> rows = spark.sql("SELECT id, genai_generate(question, map('max_new_tokens', '3')) AS g,"
+        + " genai_generate(question) AS d FROM questions ORDER BY id").collectAsList();
+    Row g = rows.get(0).getAs("g");
+    assertThat(g.<Integer>getAs("completion_tokens")).isEqualTo(3);
+    assertThat(g.<Integer>getAs("total_tokens")).isEqualTo(g.<Integer>getAs("prompt_tokens") + 3);
+    Row d = rows.get(0).getAs("d");
+    // No options: the model's genai_config search max_length applies.
+    assertThat(d.<String>getAs("finish_reason")).isEqualTo("length");
+    assertThat(d.<Integer>getAs("total_tokens")).isEqualTo(256);
+    assertThat(rows.get(2).<Row>getAs("g").<String>getAs("error")).isEqualTo("prompt is null");
+    // Non-deterministic all the way up, so the optimizer never duplicates or re-orders the call.
+    assertThat(spark.sql("SELECT genai_generate(question) FROM questions").queryExecution().analyzed()
+        .deterministic()).isFalse();
+  }
+}
