@@ -44,7 +44,8 @@ import org.slf4j.LoggerFactory;
  *   <li>The libraries bundled in the binding's jar (glibc 2.38 and newer).
  *   <li>An installed {@code onnxruntime-genai} wheel: in {@code $VIRTUAL_ENV}, in {@code .venv}
  *       under the working directory, {@code -Dgenaibatch.project.dir} or the directory above
- *       the jar, then in the site-packages of {@code python3} on the {@code PATH}.
+ *       the jar, then in the site-packages of {@code $PYSPARK_PYTHON} and of {@code python3} on the
+ *       {@code PATH}.
  * </ol>
  *
  * <p>When none loads, {@link #ensureLoaded()} throws an {@link EngineException} listing every
@@ -302,34 +303,42 @@ public final class NativeLibraries {
         tried.add(lib + ": " + e.getMessage());
       }
     }
-    pythonSitePackages(tried).ifPresent(p -> {
-      if (!out.contains(p)) {
-        out.add(p);
-      }
-    });
+    // The Python Spark runs for PySpark (Databricks: /databricks/python3/bin/python3), then python3.
+    Set<String> pythons = new LinkedHashSet<>();
+    if (System.getenv("PYSPARK_PYTHON") != null) {
+      pythons.add(System.getenv("PYSPARK_PYTHON"));
+    }
+    pythons.add("python3");
+    for (String python : pythons) {
+      pythonSitePackages(python, tried).ifPresent(p -> {
+        if (!out.contains(p)) {
+          out.add(p);
+        }
+      });
+    }
     return out;
   }
 
-  /** Asks python3 on the PATH where its packages live; once per JVM, only when probing. */
-  private static Optional<Path> pythonSitePackages(List<String> tried) {
+  /** Asks a Python where its packages live; once per JVM, only when probing. */
+  private static Optional<Path> pythonSitePackages(String python, List<String> tried) {
     try {
       Process p =
           new ProcessBuilder(
-                  "python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+                  python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
               .redirectErrorStream(true)
               .start();
       if (!p.waitFor(20, TimeUnit.SECONDS)) {
         p.destroyForcibly();
-        tried.add("python3 on the PATH: did not answer in 20 s");
+        tried.add(python + ": did not answer in 20 s");
         return Optional.empty();
       }
       String out = new String(p.getInputStream().readAllBytes()).trim();
       if (p.exitValue() == 0 && !out.isEmpty()) {
         return Optional.of(Paths.get(out).normalize());
       }
-      tried.add("python3 on the PATH: " + out);
+      tried.add(python + ": " + out);
     } catch (IOException e) {
-      tried.add("python3 on the PATH: not found");
+      tried.add(python + ": not found");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

@@ -1,0 +1,70 @@
+package io.genaibatch.engine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.genaibatch.testing.Fixtures;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The loader in fresh JVMs: found with no flag, and when nothing loads, every place is named. */
+class NativeLibrariesTest {
+
+  private static String probe(Path workDir, String classPath, String path, String... props) throws Exception {
+    java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
+        Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp", classPath));
+    cmd.addAll(java.util.List.of(props));
+    cmd.add(NativeProbeMain.class.getName());
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(workDir.toFile()).redirectErrorStream(true);
+    pb.environment().remove("VIRTUAL_ENV");
+    pb.environment().remove("PYSPARK_PYTHON");
+    pb.environment().remove(NativeLibraries.NATIVE_DIR_ENV);
+    pb.environment().put("PATH", path);
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes());
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).as(out).isZero();
+    return out;
+  }
+
+  @Test
+  void findsALibraryThatLoadsHereWithoutAnyFlag(@TempDir Path elsewhere) throws Exception {
+    // From the project folder: the .venv wheel (or, on glibc >= 2.38, the binding's own).
+    String out = probe(Fixtures.projectDir(), System.getProperty("java.class.path"), System.getenv("PATH"));
+    assertThat(out).contains("loaded from ");
+    assertThat(out).containsAnyOf("onnxruntime-genai wheel in", "the onnxruntime-genai jar");
+  }
+
+  @Test
+  void namesEveryPlaceItTriedAndTheFixWhenNothingLoads(@TempDir Path elsewhere) throws Exception {
+    // The project's classes copied away from the project, so no .venv is near them either.
+    String[] entries = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"))
+        .split(java.io.File.pathSeparator);
+    StringBuilder cp = new StringBuilder();
+    int n = 0;
+    for (String e : entries) {
+      Path p = Path.of(e);
+      if (java.nio.file.Files.isDirectory(p) && p.startsWith(Fixtures.projectDir())) {
+        Path copy = elsewhere.resolve("classes-" + n++);
+        try (var walk = java.nio.file.Files.walk(p)) {
+          for (Path f : walk.toList()) {
+            java.nio.file.Files.copy(f, copy.resolve(p.relativize(f).toString()));
+          }
+        }
+        e = copy.toString();
+      }
+      cp.append(cp.length() == 0 ? "" : java.io.File.pathSeparator).append(e);
+    }
+    String out = probe(elsewhere, cp.toString(), "/nonexistent", "-Dgenaibatch.native.dir=" + elsewhere.resolve("nothing-here"));
+    if (out.contains("loaded from the onnxruntime-genai jar")) {
+      // glibc 2.38 or newer: the binding's own library loads, which is the right outcome there.
+      return;
+    }
+    assertThat(out).contains("Cannot load the onnxruntime-genai native library. Tried, in order:")
+        .contains("genaibatch.native.dir=" + elsewhere.resolve("nothing-here") + ": no libonnxruntime-genai.so there")
+        .contains("the onnxruntime-genai jar: ").contains("GLIBC")
+        .contains("python3: not found")
+        .contains("Fix: run jobs/setup.sh").contains("pip install onnxruntime-genai==0.12.0");
+  }
+}
