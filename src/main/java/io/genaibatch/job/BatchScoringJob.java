@@ -109,6 +109,9 @@ public final class BatchScoringJob implements Callable<Integer> {
   @Option(names = "--commit-rows", paramLabel = "N", description = "With an id column, rows per committed wave"
       + " (default 10000), so a killed job keeps its finished waves for --mode resume")
   Integer commitRows;
+  @Option(names = "--tracking-retry-seconds", paramLabel = "S", description = "How long a slow or down tracking"
+      + " server is retried with backoff (default 120); the output is written either way")
+  Integer trackingRetrySeconds;
 
   public static void main(String[] args) {
     System.exit(execute(args));
@@ -172,6 +175,8 @@ public final class BatchScoringJob implements Callable<Integer> {
             JobConfig.Keys.PROGRESS_SECONDS, String.valueOf(JobConfig.Keys.PROGRESS_SECONDS_DEFAULT))),
         Integer.parseInt(pick(commitRows == null ? null : commitRows.toString(), file, JobConfig.Keys.COMMIT_ROWS,
             String.valueOf(JobConfig.Keys.COMMIT_ROWS_DEFAULT))),
+        Integer.parseInt(pick(trackingRetrySeconds == null ? null : trackingRetrySeconds.toString(), file,
+            JobConfig.Keys.TRACKING_RETRY_SECONDS, String.valueOf(JobConfig.Keys.TRACKING_RETRY_SECONDS_DEFAULT))),
         fromFile.overriddenBy(fromFlags));
     require(c.modelUri(), "--model-uri", JobConfig.Keys.MODEL_URI);
     require(c.input(), "--input", JobConfig.Keys.INPUT);
@@ -238,7 +243,7 @@ public final class BatchScoringJob implements Callable<Integer> {
               Map<String, Double> live = new LinkedHashMap<>();
               live.put("progress_rows", (double) done);
               live.put("progress_tokens_per_s", tps);
-              run.logMetrics(live, ++step);
+              run.logMetricsOnce(live, ++step);
             } catch (RuntimeException e) {
               LOG.warn("Could not log progress to MLflow: {}", e.getMessage());
             }

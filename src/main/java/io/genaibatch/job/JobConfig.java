@@ -33,6 +33,7 @@ public record JobConfig(
     String cacheDir,
     int progressSeconds,
     int commitRows,
+    int trackingRetrySeconds,
     SearchOptions search) {
 
   /** Config keys (YAML, snake_case) with their defaults. */
@@ -63,11 +64,14 @@ public record JobConfig(
     public static final String COMMIT_ROWS = "commit_rows";
     /** Rows per committed wave when an id column is set, so a killed job keeps its finished waves. */
     public static final int COMMIT_ROWS_DEFAULT = 10_000;
+    public static final String TRACKING_RETRY_SECONDS = "tracking_retry_seconds";
+    /** How long a slow or down tracking server is retried, with backoff, before the job gives up on it. */
+    public static final int TRACKING_RETRY_SECONDS_DEFAULT = 120;
     public static final String SEARCH = "search";
 
     static final Set<String> ALL = Set.of(MODEL_URI, INPUT, INPUT_FORMAT, OUTPUT, MODE, EXPERIMENT, TRACKING_URI,
         TRACKING, BATCH_SIZE, PROMPT_COLUMN, MESSAGES_COLUMN, ID_COLUMN, CHAT, MAX_ERROR_RATE, CACHE_DIR,
-        PROGRESS_SECONDS, COMMIT_ROWS, SEARCH);
+        PROGRESS_SECONDS, COMMIT_ROWS, TRACKING_RETRY_SECONDS, SEARCH);
 
     private Keys() {}
   }
@@ -117,6 +121,7 @@ public record JobConfig(
     m.put(Keys.CACHE_DIR, cacheDir);
     m.put(Keys.PROGRESS_SECONDS, progressSeconds);
     m.put(Keys.COMMIT_ROWS, commitRows);
+    m.put(Keys.TRACKING_RETRY_SECONDS, trackingRetrySeconds);
     m.put(Keys.SEARCH, search.asMap());
     return m;
   }

@@ -1,15 +1,19 @@
 package io.genaibatch.job;
 
 import io.genaibatch.mlflow.MlflowException;
+import io.genaibatch.mlflow.Retry;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.mlflow.TrackingConnection;
 import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.spark.OutputSchema;
 import io.genaibatch.spark.PartitionScorer;
 import java.io.IOException;
+import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
@@ -20,6 +24,7 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
+import org.apache.spark.sql.types.StructField;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,10 +50,12 @@ final class JobRunner {
     // Driver-side checks first: model, options, input columns. Nothing is scored if they fail.
     BatchScorer scorer;
     Dataset<Row> input;
+    long inputRows;
     try {
       scorer = BatchScoringJob.scorer(spark, cfg);
       input = BatchScoringJob.readInput(spark, cfg);
       scorer.check(input.schema());
+      inputRows = input.count();
     } catch (IllegalArgumentException | MlflowException | io.genaibatch.engine.EngineException e) {
       System.err.println("genai-batch: " + e.getMessage());
       return BatchScoringJob.EXIT_USAGE;
@@ -57,17 +64,23 @@ final class JobRunner {
       System.err.println("genai-batch: cannot read input " + cfg.input() + " as " + cfg.inputFormat() + ": " + e.getMessage());
       return BatchScoringJob.EXIT_USAGE;
     }
+    Retry retry = new Retry(Duration.ofSeconds(cfg.trackingRetrySeconds()));
     RunLogger run = null;
+    String trackingFailure = null;
     if (cfg.tracking() && cfg.trackingUri() != null && !cfg.trackingUri().isBlank()) {
       try {
         run = RunLogger.start(TrackingConnection.connect(cfg.trackingUri()), cfg.experiment(),
-            "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")), tags(scorer));
+            "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
+            tags(scorer), retry);
         run.logParams(params(scorer));
-        LOG.info("MLflow run {} in experiment '{}'", run.runId(), cfg.experiment());
+        logDataset(run, input, inputRows);
+        LOG.info("MLflow run {} in experiment '{}' at {}", run.runId(), cfg.experiment(), Redact.uri(cfg.trackingUri()));
       } catch (RuntimeException e) {
-        System.err.println("genai-batch: cannot start the MLflow run at " + cfg.trackingUri() + ": " + e.getMessage()
-            + ". Nothing was scored. Fix the server or pass --no-tracking.");
-        return BatchScoringJob.EXIT_TRACKING;
+        // The scoring is worth more than its record: score and write anyway, then exit 4.
+        trackingFailure = e.getMessage();
+        LOG.error("MLflow tracking at {} failed; scoring anyway, the run will not be logged: {}",
+            Redact.uri(cfg.trackingUri()), e.getMessage());
+        run = null;
       }
     } else if (cfg.tracking()) {
       LOG.warn("No MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI): the run is not logged");
@@ -75,7 +88,6 @@ final class JobRunner {
     PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
     long expected;
     try {
-      long inputRows = input.count();
       long before = cfg.mode().equals("append") && exists(cfg.output()) ? spark.read().parquet(cfg.output()).count() : 0;
       try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, inputRows, cfg.progressSeconds(), run)) {
         write(scorer, input, inputRows, run == null ? null : run.runId(), metrics);
@@ -113,13 +125,22 @@ final class JobRunner {
     double errorRate = rows == 0 ? 0 : (double) failed / rows;
     System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, failed, cfg.output(), wallSeconds);
     int code = BatchScoringJob.EXIT_OK;
+    String failure = null;
     if (rows != expected) {
-      System.err.printf("genai-batch: the output has %d rows but %d were expected%n", rows, expected);
+      failure = String.format("the output has %d rows but %d were expected", rows, expected);
       code = BatchScoringJob.EXIT_FAILED;
     } else if (errorRate > cfg.maxErrorRate()) {
-      System.err.printf("genai-batch: %.2f%% of rows are errors, above --max-error-rate %.2f%%; see the error column in %s%n",
+      failure = String.format("%.2f%% of rows are errors, above --max-error-rate %.2f%%; see the error column in %s",
           100 * errorRate, 100 * cfg.maxErrorRate(), cfg.output());
       code = BatchScoringJob.EXIT_ERROR_RATE;
+    }
+    if (failure != null) {
+      System.err.println("genai-batch: " + failure);
+    }
+    if (trackingFailure != null) {
+      System.err.println("genai-batch: the output is complete at " + cfg.output()
+          + ", but the run was not logged to MLflow: " + trackingFailure);
+      return BatchScoringJob.EXIT_TRACKING;
     }
     if (run != null) {
       try {
@@ -144,15 +165,72 @@ final class JobRunner {
         m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
         m.put("wall_time_s", wallSeconds);
         run.logMetrics(m, 0);
+        RunReport.log(run, out, cfg, scorer, rows);
+        Map<String, String> endTags = new LinkedHashMap<>();
+        endTags.put("genai_batch.output", cfg.output());
+        if (failure != null) {
+          endTags.put("genai_batch.error", failure);
+        }
+        run.setTags(endTags);
         run.finish(code == BatchScoringJob.EXIT_OK);
-        System.out.println("genai-batch: MLflow run " + run.runId() + " at " + cfg.trackingUri());
-      } catch (RuntimeException e) {
+        System.out.println("genai-batch: MLflow run " + run.runId() + " at " + Redact.uri(cfg.trackingUri()));
+      } catch (RuntimeException | java.io.IOException e) {
         System.err.println("genai-batch: the output is complete at " + cfg.output()
             + ", but logging the run to MLflow failed: " + e.getMessage());
         return BatchScoringJob.EXIT_TRACKING;
       }
     }
     return code;
+  }
+
+  /** The input as an MLflow dataset: name, digest, source, schema and row count. */
+  private void logDataset(RunLogger run, Dataset<Row> input, long rows) {
+    List<Map<String, Object>> schema = new ArrayList<>();
+    for (StructField f : input.schema().fields()) {
+      schema.add(Map.of("name", f.name(), "type", mlflowType(f.dataType()), "required", !f.nullable()));
+    }
+    boolean table = cfg.inputFormat().equals("table");
+    String source;
+    try {
+      source = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(
+          table ? Map.of("table_name", cfg.input()) : Map.of("uri", cfg.input()));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+    StringBuilder fingerprint = new StringBuilder(cfg.input()).append('|').append(input.schema().json()).append('|').append(rows);
+    for (String f : input.inputFiles()) {
+      try {
+        Path p = new Path(f);
+        var st = p.getFileSystem(spark.sparkContext().hadoopConfiguration()).getFileStatus(p);
+        fingerprint.append('|').append(f).append(':').append(st.getLen()).append(':').append(st.getModificationTime());
+      } catch (IOException e) {
+        fingerprint.append('|').append(f);
+      }
+    }
+    String digest;
+    try {
+      digest = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+          .digest(fingerprint.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8))).substring(0, 8);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    String name = table ? cfg.input() : new Path(cfg.input()).getName();
+    run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
+  }
+
+  private static String mlflowType(org.apache.spark.sql.types.DataType t) {
+    String s = t.typeName();
+    return switch (s) {
+      case "string" -> "string";
+      case "long" -> "long";
+      case "integer", "short", "byte" -> "integer";
+      case "double" -> "double";
+      case "float" -> "float";
+      case "boolean" -> "boolean";
+      case "binary" -> "binary";
+      case "timestamp", "date", "timestamp_ntz" -> "datetime";
+      default -> t.simpleString();
+    };
   }
 
   private Map<String, String> tags(BatchScorer scorer) {
@@ -175,7 +253,7 @@ final class JobRunner {
   private Map<String, String> params(BatchScorer scorer) {
     Map<String, String> p = new LinkedHashMap<>();
     var r = scorer.spec().model();
-    p.put("model_uri", cfg.modelUri());
+    p.put("model_uri", Redact.uri(cfg.modelUri()));
     p.put("model_artifact_uri", r.artifactUri());
     p.put("model_version", String.valueOf(r.versionLabel()));
     p.put("input", cfg.input());

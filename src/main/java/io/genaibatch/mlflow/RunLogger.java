@@ -17,19 +17,33 @@ public final class RunLogger {
   private static final int PARAM_MAX = 6000;
   private static final int TAG_MAX = 8000;
 
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
   private final TrackingConnection tracking;
   private final String runId;
   private final String experimentId;
+  private final Retry retry;
+  private String artifactUri;
 
-  private RunLogger(TrackingConnection tracking, String runId, String experimentId) {
+  private RunLogger(TrackingConnection tracking, String runId, String experimentId, Retry retry) {
     this.tracking = tracking;
     this.runId = runId;
     this.experimentId = experimentId;
+    this.retry = retry;
   }
 
-  /** Starts a run in {@code experimentName}, creating the experiment when it does not exist. */
+  /**
+   * Starts a run in {@code experimentName}, creating the experiment when it does not exist;
+   * every call to the server is retried with backoff within {@code retry}'s budget.
+   */
   public static RunLogger start(TrackingConnection tracking, String experimentName, String runName,
-      Map<String, String> tags) {
+      Map<String, String> tags, Retry retry) {
+    return retry.call("Starting the MLflow run at " + tracking.trackingUri(),
+        () -> startOnce(tracking, experimentName, runName, tags, retry));
+  }
+
+  private static RunLogger startOnce(TrackingConnection tracking, String experimentName, String runName,
+      Map<String, String> tags, Retry retry) {
     String expId;
     try {
       // The REST call, not the Java client's getExperimentByName: that one retries a plain
@@ -45,6 +59,8 @@ public final class RunLogger {
         found = null;
       }
       expId = found != null ? found : tracking.client().createExperiment(experimentName);
+    } catch (TrackingConnection.MlflowHttpError e) {
+      throw e;
     } catch (RuntimeException e) {
       throw new MlflowException("Cannot open MLflow experiment '" + experimentName + "' at "
           + tracking.trackingUri() + ": " + TrackingConnection.rootMessage(e), e);
@@ -53,7 +69,7 @@ public final class RunLogger {
         .setStartTime(System.currentTimeMillis());
     tags.forEach((k, v) -> req.addTags(RunTag.newBuilder().setKey(k).setValue(cut(v, TAG_MAX))));
     String runId = tracking.client().createRun(req.build()).getRunId();
-    return new RunLogger(tracking, runId, expId);
+    return new RunLogger(tracking, runId, expId, retry);
   }
 
   public String runId() {
@@ -72,14 +88,15 @@ public final class RunLogger {
     List<Param> ps = new ArrayList<>();
     params.forEach((k, v) -> ps.add(Param.newBuilder().setKey(k).setValue(cut(v == null ? "" : v, PARAM_MAX)).build()));
     for (int i = 0; i < ps.size(); i += 100) {
-      tracking.client().logBatch(runId, List.of(), ps.subList(i, Math.min(ps.size(), i + 100)), List.of());
+      List<Param> chunk = ps.subList(i, Math.min(ps.size(), i + 100));
+      retry.run("Logging params", () -> tracking.client().logBatch(runId, List.of(), chunk, List.of()));
     }
   }
 
   public void setTags(Map<String, String> tags) {
     List<RunTag> ts = new ArrayList<>();
     tags.forEach((k, v) -> ts.add(RunTag.newBuilder().setKey(k).setValue(cut(v == null ? "" : v, TAG_MAX)).build()));
-    tracking.client().logBatch(runId, List.of(), List.of(), ts);
+    retry.run("Setting tags", () -> tracking.client().logBatch(runId, List.of(), List.of(), ts));
   }
 
   /** Logs metrics at {@code step}; non-finite values are skipped (MLflow refuses them). */
@@ -92,12 +109,97 @@ public final class RunLogger {
       }
     });
     for (int i = 0; i < ms.size(); i += 500) {
-      tracking.client().logBatch(runId, ms.subList(i, Math.min(ms.size(), i + 500)), List.of(), List.of());
+      List<Metric> chunk = ms.subList(i, Math.min(ms.size(), i + 500));
+      retry.run("Logging metrics", () -> tracking.client().logBatch(runId, chunk, List.of(), List.of()));
     }
   }
 
+  /** Logs metrics once, without retries: for live progress, where a late value is worthless. */
+  public void logMetricsOnce(Map<String, Double> metrics, long step) {
+    new RunLogger(tracking, runId, experimentId, new Retry(java.time.Duration.ZERO)).logMetrics(metrics, step);
+  }
+
   public void finish(boolean ok) {
-    tracking.client().setTerminated(runId, ok ? RunStatus.FINISHED : RunStatus.FAILED, System.currentTimeMillis());
+    retry.run("Ending the run", () -> tracking.client().setTerminated(runId,
+        ok ? RunStatus.FINISHED : RunStatus.FAILED, System.currentTimeMillis()));
+  }
+
+  /** The run's artifact root, e.g. {@code mlflow-artifacts:/1/RUN_ID/artifacts}. */
+  public synchronized String artifactUri() {
+    if (artifactUri == null) {
+      artifactUri = retry.call("Reading the run", () -> tracking.get("runs/get", "run_id", runId))
+          .path("run").path("info").path("artifact_uri").asText();
+    }
+    return artifactUri;
+  }
+
+  /** Uploads a local file to {@code relativePath} under the run's artifacts, in Java. */
+  public void logArtifact(java.nio.file.Path file, String relativePath) {
+    retry.run("Uploading artifact " + relativePath, () -> {
+      try {
+        ArtifactDirectory.open(artifactUri(), tracking).upload(file, relativePath);
+      } catch (java.io.IOException e) {
+        throw new MlflowException("Cannot upload " + relativePath + " to " + artifactUri() + ": " + e.getMessage(), e);
+      }
+    });
+  }
+
+  /**
+   * Logs a table as MLflow's {@code log_table} does: a JSON file with {@code columns} and
+   * {@code data}, and the run tag {@code mlflow.loggedArtifacts} that the UI and {@code
+   * mlflow.load_table} read.
+   */
+  public void logTable(List<String> columns, List<List<Object>> rows, String artifactFile, java.nio.file.Path tmpDir) {
+    try {
+      java.nio.file.Path f = tmpDir.resolve(artifactFile.replace('/', '_'));
+      java.util.Map<String, Object> table = new java.util.LinkedHashMap<>();
+      table.put("columns", columns);
+      table.put("data", rows);
+      JSON.writeValue(f.toFile(), table);
+      logArtifact(f, artifactFile);
+    } catch (java.io.IOException e) {
+      throw new MlflowException("Cannot write table " + artifactFile + ": " + e.getMessage(), e);
+    }
+    tableArtifacts.add(artifactFile);
+    java.util.List<java.util.Map<String, String>> tag = new java.util.ArrayList<>();
+    for (String t : tableArtifacts) {
+      // "path" before "type": mlflow.load_table finds tables with a LIKE on this exact order.
+      java.util.Map<String, String> entry = new java.util.LinkedHashMap<>();
+      entry.put("path", t);
+      entry.put("type", "table");
+      tag.add(entry);
+    }
+    try {
+      setTags(Map.of("mlflow.loggedArtifacts", JSON.writeValueAsString(tag)));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private final java.util.List<String> tableArtifacts = new java.util.ArrayList<>();
+
+  /**
+   * Logs the input as an MLflow dataset ({@code runs/log-inputs}).
+   *
+   * @param source JSON of the dataset source, e.g. {@code {"uri": "..."}}
+   * @param schema the columns as MLflow colspecs: name and type
+   */
+  public void logInput(String name, String digest, String sourceType, String source,
+      List<Map<String, Object>> schema, long rows, String context) {
+    try {
+      Map<String, Object> dataset = new java.util.LinkedHashMap<>();
+      dataset.put("name", name);
+      dataset.put("digest", digest);
+      dataset.put("source_type", sourceType);
+      dataset.put("source", source);
+      dataset.put("schema", JSON.writeValueAsString(Map.of("mlflow_colspec", schema)));
+      dataset.put("profile", JSON.writeValueAsString(Map.of("num_rows", rows)));
+      Map<String, Object> body = Map.of("run_id", runId, "datasets", List.of(Map.of(
+          "tags", List.of(Map.of("key", "mlflow.data.context", "value", context)), "dataset", dataset)));
+      retry.call("Logging the input dataset", () -> tracking.post("runs/log-inputs", body));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   private static String cut(String s, int max) {

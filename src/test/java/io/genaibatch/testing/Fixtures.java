@@ -35,12 +35,49 @@ public final class Fixtures {
     return py;
   }
 
+  /**
+   * Runs the job's main class in a child JVM (the test class path, Spark's module flags) with
+   * extra environment variables; returns exit code and combined output.
+   */
+  public static ChildRun runJob(Path workDir, java.util.Map<String, String> env, String... args)
+      throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of(Paths.get(System.getProperty("java.home"), "bin", "java").toString()));
+    for (String opt : System.getProperty("genaibatch.test.jvmargs", "").split(" ")) {
+      if (!opt.isBlank()) {
+        cmd.add(opt);
+      }
+    }
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "-Dgenaibatch.project.dir=" + projectDir(),
+        "io.genaibatch.job.BatchScoringJob"));
+    cmd.addAll(List.of(args));
+    Path log = Files.createTempFile(workDir, "job-", ".log");
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(workDir.toFile()).redirectErrorStream(true)
+        .redirectOutput(log.toFile());
+    pb.environment().putAll(env);
+    Process p = pb.start();
+    if (!p.waitFor(300, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new IllegalStateException("job did not finish in 300 s: " + Files.readString(log));
+    }
+    return new ChildRun(p.exitValue(), Files.readString(log));
+  }
+
+  /** A finished child process: exit code and everything it printed. */
+  public record ChildRun(int code, String output) {}
+
   /** Runs a Python script of the project with a JSON request on stdin; returns its JSON. */
   public static JsonNode runPython(String script, Object request, String... args)
+      throws IOException, InterruptedException {
+    return runPython(script, java.util.Map.of(), request, args);
+  }
+
+  /** As {@link #runPython(String, Object, String...)}, with extra environment variables. */
+  public static JsonNode runPython(String script, java.util.Map<String, String> env, Object request, String... args)
       throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of(python().toString(), projectDir().resolve(script).toString()));
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+    pb.environment().putAll(env);
     Process p = pb.start();
     p.getOutputStream().write(JSON.writeValueAsBytes(request));
     p.getOutputStream().close();

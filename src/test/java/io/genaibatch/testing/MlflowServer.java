@@ -48,6 +48,7 @@ public final class MlflowServer {
 
   /** Starts a server with extra arguments (e.g. --app-name basic-auth) and environment. */
   public static MlflowServer start(Path dir, Map<String, String> env, String... extraArgs) throws Exception {
+    Files.createDirectories(dir);
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();

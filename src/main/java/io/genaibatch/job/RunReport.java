@@ -1,0 +1,135 @@
+package io.genaibatch.job;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.genaibatch.mlflow.RunLogger;
+import io.genaibatch.spark.BatchScorer;
+import io.genaibatch.spark.OutputSchema;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.api.java.JavaDoubleRDD;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.functions;
+import org.jfree.chart.ChartFactory;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.plot.PlotOrientation;
+import org.jfree.data.statistics.SimpleHistogramBin;
+import org.jfree.data.statistics.SimpleHistogramDataset;
+import scala.Tuple2;
+
+/**
+ * The run's artifacts, made from the written output: a results sample in MLflow's table format,
+ * PNG histograms (latency, prompt and completion tokens; bucketed by Spark, drawn by JFreeChart),
+ * the effective config as YAML, and where the output is.
+ */
+final class RunReport {
+  static final String TABLE = "results_sample.json";
+  static final int SAMPLE_ROWS = 100;
+  private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private RunReport() {}
+
+  static List<String> log(RunLogger run, Dataset<Row> out, JobConfig cfg, BatchScorer scorer, long rows) throws IOException {
+    Path tmp = Files.createTempDirectory("genai-batch-report");
+    List<String> logged = new ArrayList<>();
+    try {
+      sample(run, out, cfg, scorer, tmp);
+      logged.add(TABLE);
+      for (String[] plot : new String[][] {
+          {OutputSchema.LATENCY_MS, "Latency per row (ms)", "plots/latency_ms.png"},
+          {OutputSchema.COMPLETION_TOKENS, "Completion tokens per row", "plots/completion_tokens.png"},
+          {OutputSchema.PROMPT_TOKENS, "Prompt tokens per row", "plots/prompt_tokens.png"}}) {
+        if (histogram(out, plot[0], plot[1], tmp.resolve(plot[2].replace('/', '_')))) {
+          run.logArtifact(tmp.resolve(plot[2].replace('/', '_')), plot[2]);
+          logged.add(plot[2]);
+        }
+      }
+      Map<String, Object> effective = new LinkedHashMap<>(cfg.asMap());
+      effective.put(JobConfig.Keys.TRACKING_URI, Redact.uri(cfg.trackingUri()));
+      effective.put("settled_search", scorer.options().search().asMap());
+      effective.put("chat", scorer.options().chat());
+      effective.put("resolved_model", Map.of(
+          "artifact_uri", scorer.spec().model().artifactUri(),
+          "version", String.valueOf(scorer.spec().model().versionLabel()),
+          "local_folder", scorer.localModel().genaiDir().toString()));
+      Path conf = tmp.resolve("effective_config.yaml");
+      YAML.writeValue(conf.toFile(), effective);
+      run.logArtifact(conf, "effective_config.yaml");
+      logged.add("effective_config.yaml");
+      Path where = tmp.resolve("output.json");
+      JSON.writerWithDefaultPrettyPrinter().writeValue(where.toFile(),
+          Map.of("path", cfg.output(), "format", "parquet", "rows", rows, "mode", cfg.mode()));
+      run.logArtifact(where, "output.json");
+      logged.add("output.json");
+      return logged;
+    } finally {
+      try (var s = Files.walk(tmp)) {
+        s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+      }
+    }
+  }
+
+  private static void sample(RunLogger run, Dataset<Row> out, JobConfig cfg, BatchScorer scorer, Path tmp) {
+    List<String> cols = new ArrayList<>();
+    if (cfg.idColumn() != null) {
+      cols.add(cfg.idColumn());
+    }
+    cols.add(scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn());
+    cols.addAll(List.of(OutputSchema.RESPONSE, OutputSchema.FINISH_REASON, OutputSchema.PROMPT_TOKENS,
+        OutputSchema.COMPLETION_TOKENS, OutputSchema.TOTAL_TOKENS, OutputSchema.LATENCY_MS, OutputSchema.ERROR));
+    Dataset<Row> s = out.select(cols.stream().map(c -> functions.col(c)).toArray(org.apache.spark.sql.Column[]::new));
+    if (scorer.options().chat()) {
+      String m = scorer.options().messagesColumn();
+      s = s.withColumn(m, functions.to_json(functions.col(m)));
+    }
+    if (cfg.idColumn() != null) {
+      s = s.orderBy(cfg.idColumn());
+    }
+    List<List<Object>> data = new ArrayList<>();
+    for (Row r : s.limit(SAMPLE_ROWS).collectAsList()) {
+      List<Object> vals = new ArrayList<>();
+      for (int i = 0; i < r.length(); i++) {
+        vals.add(r.get(i));
+      }
+      data.add(vals);
+    }
+    run.logTable(cols, data, TABLE, tmp);
+  }
+
+  /** A 20-bucket histogram of a numeric column over the ok rows; false when there is none. */
+  private static boolean histogram(Dataset<Row> out, String column, String title, Path png) {
+    JavaDoubleRDD values = out.filter(functions.col(OutputSchema.ERROR).isNull())
+        .select(functions.col(column).cast("double")).as(Encoders.DOUBLE()).javaRDD().mapToDouble(Double::doubleValue);
+    if (values.isEmpty()) {
+      return false;
+    }
+    Tuple2<double[], long[]> h = values.histogram(20);
+    double[] edges = h._1();
+    long[] counts = h._2();
+    SimpleHistogramDataset ds = new SimpleHistogramDataset(column);
+    ds.setAdjustForBinSize(false);
+    for (int i = 0; i < counts.length; i++) {
+      double lo = edges[i];
+      double hi = edges[i + 1] > lo ? edges[i + 1] : lo + 1;
+      SimpleHistogramBin bin = new SimpleHistogramBin(lo, hi, true, i == counts.length - 1);
+      bin.setItemCount((int) Math.min(Integer.MAX_VALUE, counts[i]));
+      ds.addBin(bin);
+    }
+    JFreeChart chart = ChartFactory.createHistogram(title, column, "rows", ds, PlotOrientation.VERTICAL, false, false, false);
+    try {
+      ChartUtils.saveChartAsPNG(png.toFile(), chart, 800, 450);
+    } catch (IOException e) {
+      throw new IllegalStateException("Cannot draw " + png + ": " + e.getMessage(), e);
+    }
+    return true;
+  }
+}
