@@ -29,7 +29,8 @@ import picocli.CommandLine.Option;
  * <p>Exit codes: 0 the output is complete, the run logged (when tracking is on) and the share of
  * error rows at most {@code --max-error-rate}; 2 bad flags, config, model or input (nothing was
  * scored); 3 too many error rows (the output is complete); 4 the tracking server failed (the
- * output is complete); 1 any other failure.
+ * output is complete); 5 an evaluation threshold was breached (the output is complete, the run
+ * ends FAILED); 1 any other failure.
  */
 @Command(name = "genai-batch", mixinStandardHelpOptions = true, version = "genai-batch " + BatchScoringJob.VERSION,
     sortOptions = false, usageHelpAutoWidth = true,
@@ -41,7 +42,8 @@ import picocli.CommandLine.Option;
     exitCodeList = {"0:output complete, run logged, error rows within --max-error-rate",
         "1:the job failed", "2:bad flags, config, model or input; nothing scored",
         "3:more error rows than --max-error-rate (output complete)",
-        "4:the tracking server failed (output complete)"})
+        "4:the tracking server failed (output complete)",
+        "5:an evaluation threshold was breached (output complete, run FAILED)"})
 public final class BatchScoringJob implements Callable<Integer> {
   public static final String VERSION = "0.1.0";
   static final int EXIT_OK = 0;
@@ -49,6 +51,7 @@ public final class BatchScoringJob implements Callable<Integer> {
   static final int EXIT_USAGE = 2;
   static final int EXIT_ERROR_RATE = 3;
   static final int EXIT_TRACKING = 4;
+  static final int EXIT_THRESHOLDS = 5;
 
   private static final Logger LOG = LoggerFactory.getLogger(BatchScoringJob.class);
 
@@ -112,6 +115,17 @@ public final class BatchScoringJob implements Callable<Integer> {
   @Option(names = "--tracking-retry-seconds", paramLabel = "S", description = "How long a slow or down tracking"
       + " server is retried with backoff (default 120); the output is written either way")
   Integer trackingRetrySeconds;
+  @Option(names = "--reference-column", paramLabel = "COL", description = "Column with the expected answer;"
+      + " when present, exact match, token F1, ROUGE-L and answer length are logged (default expected)")
+  String referenceColumn;
+  @Option(names = "--no-compare", description = "Do not compare with the previous successful run of this prompt set")
+  Boolean noCompare;
+  @Option(names = "--max-answers-changed", paramLabel = "N", description = "Fail the run (exit 5) when more"
+      + " answers changed since the previous run")
+  Integer maxAnswersChanged;
+  @Option(names = "--max-metric-drop", paramLabel = "METRIC=X", description = "Fail the run (exit 5) when the"
+      + " metric fell by more than X since the previous run, e.g. eval_token_f1=0.05; repeatable")
+  Map<String, Double> maxMetricDrop;
 
   public static void main(String[] args) {
     System.exit(execute(args));
@@ -177,6 +191,9 @@ public final class BatchScoringJob implements Callable<Integer> {
             String.valueOf(JobConfig.Keys.COMMIT_ROWS_DEFAULT))),
         Integer.parseInt(pick(trackingRetrySeconds == null ? null : trackingRetrySeconds.toString(), file,
             JobConfig.Keys.TRACKING_RETRY_SECONDS, String.valueOf(JobConfig.Keys.TRACKING_RETRY_SECONDS_DEFAULT))),
+        pick(referenceColumn, file, JobConfig.Keys.REFERENCE_COLUMN, JobConfig.Keys.REFERENCE_COLUMN_DEFAULT),
+        noCompare != null ? !noCompare : Boolean.parseBoolean(pick(null, file, JobConfig.Keys.COMPARE, "true")),
+        thresholds(file),
         fromFile.overriddenBy(fromFlags));
     require(c.modelUri(), "--model-uri", JobConfig.Keys.MODEL_URI);
     require(c.input(), "--input", JobConfig.Keys.INPUT);
@@ -200,6 +217,27 @@ public final class BatchScoringJob implements Callable<Integer> {
       throw new IllegalArgumentException("--commit-rows must be >= 1, got " + c.commitRows());
     }
     return c;
+  }
+
+  /** Thresholds from the config file, with the flags' values over its own. */
+  private io.genaibatch.eval.Thresholds thresholds(Map<String, Object> file) {
+    Map<String, Object> merged = new java.util.LinkedHashMap<>();
+    Object drops = file.get(JobConfig.Keys.MAX_METRIC_DROP);
+    Map<String, Object> dropMap = new java.util.LinkedHashMap<>();
+    if (drops instanceof Map<?, ?> m) {
+      m.forEach((k, v) -> dropMap.put(String.valueOf(k), v));
+    } else if (drops != null) {
+      merged.put(JobConfig.Keys.MAX_METRIC_DROP, drops);
+    }
+    if (maxMetricDrop != null) {
+      dropMap.putAll(maxMetricDrop);
+    }
+    if (!merged.containsKey(JobConfig.Keys.MAX_METRIC_DROP)) {
+      merged.put(JobConfig.Keys.MAX_METRIC_DROP, dropMap);
+    }
+    merged.put(JobConfig.Keys.MAX_ANSWERS_CHANGED,
+        maxAnswersChanged != null ? maxAnswersChanged : file.get(JobConfig.Keys.MAX_ANSWERS_CHANGED));
+    return io.genaibatch.eval.Thresholds.fromConfig(merged, config != null ? "config " + config : "flags");
   }
 
   private static String pick(String flag, Map<String, Object> file, String key, String dflt) {

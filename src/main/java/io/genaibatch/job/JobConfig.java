@@ -34,6 +34,9 @@ public record JobConfig(
     int progressSeconds,
     int commitRows,
     int trackingRetrySeconds,
+    String referenceColumn,
+    boolean compare,
+    io.genaibatch.eval.Thresholds thresholds,
     SearchOptions search) {
 
   /** Config keys (YAML, snake_case) with their defaults. */
@@ -67,11 +70,18 @@ public record JobConfig(
     public static final String TRACKING_RETRY_SECONDS = "tracking_retry_seconds";
     /** How long a slow or down tracking server is retried, with backoff, before the job gives up on it. */
     public static final int TRACKING_RETRY_SECONDS_DEFAULT = 120;
+    public static final String REFERENCE_COLUMN = "reference_column";
+    public static final String REFERENCE_COLUMN_DEFAULT = "expected";
+    /** Compare with the previous successful run of the same experiment and prompt set. */
+    public static final String COMPARE = "compare_previous";
+    public static final String MAX_METRIC_DROP = io.genaibatch.eval.Thresholds.MAX_METRIC_DROP;
+    public static final String MAX_ANSWERS_CHANGED = io.genaibatch.eval.Thresholds.MAX_ANSWERS_CHANGED;
     public static final String SEARCH = "search";
 
     static final Set<String> ALL = Set.of(MODEL_URI, INPUT, INPUT_FORMAT, OUTPUT, MODE, EXPERIMENT, TRACKING_URI,
         TRACKING, BATCH_SIZE, PROMPT_COLUMN, MESSAGES_COLUMN, ID_COLUMN, CHAT, MAX_ERROR_RATE, CACHE_DIR,
-        PROGRESS_SECONDS, COMMIT_ROWS, TRACKING_RETRY_SECONDS, SEARCH);
+        PROGRESS_SECONDS, COMMIT_ROWS, TRACKING_RETRY_SECONDS, REFERENCE_COLUMN, COMPARE, MAX_METRIC_DROP,
+        MAX_ANSWERS_CHANGED, SEARCH);
 
     private Keys() {}
   }
@@ -122,6 +132,10 @@ public record JobConfig(
     m.put(Keys.PROGRESS_SECONDS, progressSeconds);
     m.put(Keys.COMMIT_ROWS, commitRows);
     m.put(Keys.TRACKING_RETRY_SECONDS, trackingRetrySeconds);
+    m.put(Keys.REFERENCE_COLUMN, referenceColumn);
+    m.put(Keys.COMPARE, compare);
+    m.put(Keys.MAX_METRIC_DROP, thresholds.maxMetricDrop());
+    m.put(Keys.MAX_ANSWERS_CHANGED, thresholds.maxAnswersChanged());
     m.put(Keys.SEARCH, search.asMap());
     return m;
   }

@@ -64,6 +64,7 @@ final class JobRunner {
       System.err.println("genai-batch: cannot read input " + cfg.input() + " as " + cfg.inputFormat() + ": " + e.getMessage());
       return BatchScoringJob.EXIT_USAGE;
     }
+    String promptSet = promptSetDigest(input, inputRows);
     Retry retry = new Retry(Duration.ofSeconds(cfg.trackingRetrySeconds()));
     RunLogger run = null;
     String trackingFailure = null;
@@ -71,9 +72,9 @@ final class JobRunner {
       try {
         run = RunLogger.start(TrackingConnection.connect(cfg.trackingUri()), cfg.experiment(),
             "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
-            tags(scorer), retry);
+            tags(scorer, promptSet), retry);
         run.logParams(params(scorer));
-        logDataset(run, input, inputRows);
+        logDataset(run, input, inputRows, promptSet);
         LOG.info("MLflow run {} in experiment '{}' at {}", run.runId(), cfg.experiment(), Redact.uri(cfg.trackingUri()));
       } catch (RuntimeException e) {
         // The scoring is worth more than its record: score and write anyway, then exit 4.
@@ -137,6 +138,10 @@ final class JobRunner {
     if (failure != null) {
       System.err.println("genai-batch: " + failure);
     }
+    if (run == null && List.of(out.columns()).contains(cfg.referenceColumn())) {
+      // No run to log to or compare with, but the reference metrics are still worth printing.
+      NightlyEvaluation.run(spark, cfg, null, out, promptColumn(scorer), promptSet, null);
+    }
     if (trackingFailure != null) {
       System.err.println("genai-batch: the output is complete at " + cfg.output()
           + ", but the run was not logged to MLflow: " + trackingFailure);
@@ -166,8 +171,20 @@ final class JobRunner {
         m.put("wall_time_s", wallSeconds);
         run.logMetrics(m, 0);
         RunReport.log(run, out, cfg, scorer, rows);
+        java.nio.file.Path tmp = java.nio.file.Files.createTempDirectory("genai-batch-eval");
+        NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, out, promptColumn(scorer), promptSet, tmp);
+        run.logMetrics(eval.metrics(), 0);
         Map<String, String> endTags = new LinkedHashMap<>();
-        endTags.put("genai_batch.output", cfg.output());
+        endTags.put(NightlyEvaluation.OUTPUT_TAG, cfg.output());
+        if (!eval.breaches().isEmpty()) {
+          String breaches = String.join("; ", eval.breaches());
+          System.err.println("genai-batch: evaluation thresholds breached: " + breaches);
+          endTags.put("genai_batch.threshold_breaches", breaches);
+          if (code == BatchScoringJob.EXIT_OK) {
+            code = BatchScoringJob.EXIT_THRESHOLDS;
+            failure = "evaluation thresholds breached: " + breaches;
+          }
+        }
         if (failure != null) {
           endTags.put("genai_batch.error", failure);
         }
@@ -184,7 +201,7 @@ final class JobRunner {
   }
 
   /** The input as an MLflow dataset: name, digest, source, schema and row count. */
-  private void logDataset(RunLogger run, Dataset<Row> input, long rows) {
+  private void logDataset(RunLogger run, Dataset<Row> input, long rows, String digest) {
     List<Map<String, Object>> schema = new ArrayList<>();
     for (StructField f : input.schema().fields()) {
       schema.add(Map.of("name", f.name(), "type", mlflowType(f.dataType()), "required", !f.nullable()));
@@ -197,25 +214,25 @@ final class JobRunner {
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
-    StringBuilder fingerprint = new StringBuilder(cfg.input()).append('|').append(input.schema().json()).append('|').append(rows);
-    for (String f : input.inputFiles()) {
-      try {
-        Path p = new Path(f);
-        var st = p.getFileSystem(spark.sparkContext().hadoopConfiguration()).getFileStatus(p);
-        fingerprint.append('|').append(f).append(':').append(st.getLen()).append(':').append(st.getModificationTime());
-      } catch (IOException e) {
-        fingerprint.append('|').append(f);
-      }
-    }
-    String digest;
+    String name = table ? cfg.input() : new Path(cfg.input()).getName();
+    run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
+  }
+
+  /**
+   * A digest of the prompt set's content (schema, row count, and an order-independent sum of row
+   * hashes): the same prompts give the same digest night after night, whatever file holds them.
+   */
+  private static String promptSetDigest(Dataset<Row> input, long rows) {
+    org.apache.spark.sql.Column[] cols = java.util.Arrays.stream(input.columns()).map(functions::col)
+        .toArray(org.apache.spark.sql.Column[]::new);
+    Row sum = input.agg(functions.sum(functions.xxhash64(cols).cast("decimal(38,0)"))).first();
+    String fingerprint = input.schema().json() + "|" + rows + "|" + (sum.isNullAt(0) ? "0" : sum.get(0));
     try {
-      digest = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
-          .digest(fingerprint.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8))).substring(0, 8);
+      return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+          .digest(fingerprint.getBytes(java.nio.charset.StandardCharsets.UTF_8))).substring(0, 12);
     } catch (java.security.NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
-    String name = table ? cfg.input() : new Path(cfg.input()).getName();
-    run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
   }
 
   private static String mlflowType(org.apache.spark.sql.types.DataType t) {
@@ -233,8 +250,9 @@ final class JobRunner {
     };
   }
 
-  private Map<String, String> tags(BatchScorer scorer) {
+  private Map<String, String> tags(BatchScorer scorer, String promptSet) {
     Map<String, String> t = new LinkedHashMap<>();
+    t.put(NightlyEvaluation.PROMPT_SET_TAG, promptSet);
     t.put("mlflow.user", System.getProperty("user.name", ""));
     t.put("mlflow.source.name", "genai-batch " + BatchScoringJob.VERSION);
     t.put("mlflow.source.type", "JOB");
@@ -248,6 +266,10 @@ final class JobRunner {
     }
     t.put("genai_batch.job_version", BatchScoringJob.VERSION);
     return t;
+  }
+
+  private static String promptColumn(BatchScorer scorer) {
+    return scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn();
   }
 
   private Map<String, String> params(BatchScorer scorer) {
