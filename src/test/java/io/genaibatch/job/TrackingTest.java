@@ -81,7 +81,8 @@ class TrackingTest extends SparkTestBase {
     assertThat(ds.path("name").asText()).isEqualTo("prompts.parquet");
     assertThat(ds.path("profile").path("num_rows").asLong()).isEqualTo(24);
     assertThat(ds.path("schema").path("mlflow_colspec").toString()).contains("\"prompt\"").contains("\"id\"");
-    assertThat(ds.path("digest").asText()).hasSize(8);
+    assertThat(ds.path("digest").asText()).hasSize(12)
+        .isEqualTo(run.path("tags").path("genai_batch.prompt_set").asText());
     assertThat(ds.path("source").asText()).contains(input);
 
     assertThat(run.path("table_rows").asInt()).isEqualTo(24);
