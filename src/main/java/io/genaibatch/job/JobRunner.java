@@ -268,7 +268,7 @@ final class JobRunner {
     return t;
   }
 
-  private static String promptColumn(BatchScorer scorer) {
+  static String promptColumn(BatchScorer scorer) {
     return scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn();
   }
 
@@ -283,7 +283,7 @@ final class JobRunner {
     p.put("output", cfg.output());
     p.put("mode", cfg.mode());
     p.put("batch_size", String.valueOf(cfg.batchSize()));
-    p.put("prompt_column", scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn());
+    p.put("prompt_column", promptColumn(scorer));
     p.put("id_column", String.valueOf(cfg.idColumn()));
     p.put("chat", String.valueOf(scorer.options().chat()));
     scorer.options().search().asMap().forEach((k, v) -> p.put("search." + k, String.valueOf(v)));

@@ -5,7 +5,6 @@ import io.genaibatch.eval.Evaluation;
 import io.genaibatch.eval.RunComparison;
 import io.genaibatch.mlflow.RunLogger;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -48,7 +47,7 @@ final class NightlyEvaluation {
         Dataset<Row> rows = out.select(functions.col(cfg.idColumn()), functions.col(promptColumn),
                 functions.col(cfg.referenceColumn()), functions.col("response"))
             .join(ev.rows(), cfg.idColumn()).orderBy(cfg.idColumn());
-        run.logTable(List.of(rows.columns()), collect(rows.limit(TABLE_ROWS)), EVAL_TABLE, tmp);
+        run.logTable(List.of(rows.columns()), RunReport.tableRows(rows.limit(TABLE_ROWS)), EVAL_TABLE, tmp);
       }
     }
     if (run == null || !cfg.compare()) {
@@ -85,7 +84,7 @@ final class NightlyEvaluation {
     metrics.putAll(cmp.metrics());
     Dataset<Row> table = cmp.prompts().orderBy(functions.col(RunComparison.CHANGED).desc_nulls_last(),
         functions.col(cfg.idColumn()));
-    run.logTable(List.of(table.columns()), collect(table.limit(TABLE_ROWS)), COMPARISON_TABLE, tmp);
+    run.logTable(List.of(table.columns()), RunReport.tableRows(table.limit(TABLE_ROWS)), COMPARISON_TABLE, tmp);
     run.setTags(Map.of("genai_batch.compared_with", prevId));
     long changed = cmp.answersChanged();
     System.out.println("genai-batch: compared with run " + prevId + ": " + changed + " answers changed");
@@ -94,19 +93,6 @@ final class NightlyEvaluation {
 
   private static boolean hasColumn(Dataset<Row> df, String name) {
     return name != null && List.of(df.columns()).contains(name);
-  }
-
-  private static List<List<Object>> collect(Dataset<Row> df) {
-    List<List<Object>> out = new ArrayList<>();
-    for (Row r : df.collectAsList()) {
-      List<Object> vals = new ArrayList<>();
-      for (int i = 0; i < r.length(); i++) {
-        Object v = r.get(i);
-        vals.add(v instanceof Row || v instanceof scala.collection.Seq<?> ? String.valueOf(v) : v);
-      }
-      out.add(vals);
-    }
-    return out;
   }
 
   private static String tag(JsonNode run, String key) {

@@ -83,7 +83,7 @@ final class RunReport {
     if (cfg.idColumn() != null) {
       cols.add(cfg.idColumn());
     }
-    cols.add(scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn());
+    cols.add(JobRunner.promptColumn(scorer));
     cols.addAll(List.of(OutputSchema.RESPONSE, OutputSchema.FINISH_REASON, OutputSchema.PROMPT_TOKENS,
         OutputSchema.COMPLETION_TOKENS, OutputSchema.TOTAL_TOKENS, OutputSchema.LATENCY_MS, OutputSchema.ERROR));
     Dataset<Row> s = out.select(cols.stream().map(c -> functions.col(c)).toArray(org.apache.spark.sql.Column[]::new));
@@ -94,15 +94,21 @@ final class RunReport {
     if (cfg.idColumn() != null) {
       s = s.orderBy(cfg.idColumn());
     }
-    List<List<Object>> data = new ArrayList<>();
-    for (Row r : s.limit(SAMPLE_ROWS).collectAsList()) {
+    run.logTable(cols, tableRows(s.limit(SAMPLE_ROWS)), TABLE, tmp);
+  }
+
+  /** Rows as JSON-ready lists for MLflow's table format; nested values become their text. */
+  static List<List<Object>> tableRows(Dataset<Row> df) {
+    List<List<Object>> out = new ArrayList<>();
+    for (Row r : df.collectAsList()) {
       List<Object> vals = new ArrayList<>();
       for (int i = 0; i < r.length(); i++) {
-        vals.add(r.get(i));
+        Object v = r.get(i);
+        vals.add(v instanceof Row || v instanceof scala.collection.Seq<?> ? String.valueOf(v) : v);
       }
-      data.add(vals);
+      out.add(vals);
     }
-    run.logTable(cols, data, TABLE, tmp);
+    return out;
   }
 
   /** A 20-bucket histogram of a numeric column over the ok rows; false when there is none. */
