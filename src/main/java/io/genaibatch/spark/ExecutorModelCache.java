@@ -16,14 +16,12 @@ import org.slf4j.LoggerFactory;
 /**
  * One loaded model per executor JVM, whatever the number of tasks: a static map keyed by model
  * identity and load options. A task {@link #acquire acquires} a lease, and a task-completion
- * listener closes it; the model stays loaded for the next task. Idle models beyond {@link
- * #MAX_IDLE_MODELS} are closed when another is loaded; all are closed at JVM exit.
+ * listener closes it; the model stays loaded for the next task. Loading another model first
+ * closes the models no task holds, so an executor keeps one model in memory unless its tasks
+ * use two at once; all are closed at JVM exit.
  */
 public final class ExecutorModelCache {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorModelCache.class);
-
-  /** Models kept loaded with no task using them, beyond the one being acquired. */
-  static final int MAX_IDLE_MODELS = 1;
 
   private static final Map<String, Entry> MODELS = new ConcurrentHashMap<>();
   private static final AtomicLong LOADS = new AtomicLong();
@@ -140,11 +138,9 @@ public final class ExecutorModelCache {
         idle.add(k);
       }
     });
-    while (idle.size() > MAX_IDLE_MODELS - 1 && !idle.isEmpty()) {
-      String k = idle.remove(0);
-      Entry v = MODELS.remove(k);
-      LOG.info("Closing idle model {}", k);
-      v.model.close();
+    for (String k : idle) {
+      LOG.info("Closing idle model {} before loading another", k);
+      MODELS.remove(k).model.close();
     }
   }
 
