@@ -97,6 +97,45 @@ class BatchScorerTest extends SparkTestBase {
   }
 
   @Test
+  void aChatModelLoggedByPythonIsScoredInChatModeAndAnswersLikeItsPyfunc(@TempDir Path tmp) throws Exception {
+    io.genaibatch.testing.MlflowServer server = io.genaibatch.testing.MlflowServer.shared();
+    com.fasterxml.jackson.databind.JsonNode logged = server.python("log_model", null, "--model-dir",
+        Fixtures.tinyModel().toString(), "--chat", "--register", "tiny-chat", "--alias", "champion",
+        "--experiment", "chat-models", "--max-new-tokens", "7");
+    String uri = "models:/tiny-chat@champion";
+    StructType msg = new StructType().add("role", DataTypes.StringType).add("content", DataTypes.StringType);
+    StructType schema = new StructType().add("id", DataTypes.LongType).add("messages", DataTypes.createArrayType(msg));
+    List<List<Map<String, String>>> chats = List.of(
+        List.of(Map.of("role", "user", "content", "What is the capital of Spain?")),
+        List.of(Map.of("role", "system", "content", "You are terse"), Map.of("role", "user", "content", "Hello there")));
+    List<Row> rows = new ArrayList<>();
+    for (int i = 0; i < chats.size(); i++) {
+      List<Row> ms = new ArrayList<>();
+      chats.get(i).forEach(m -> ms.add(RowFactory.create(m.get("role"), m.get("content"))));
+      rows.add(RowFactory.create((long) i, ms));
+    }
+    // No chat flag: the model's llm/v1/chat signature puts the scorer in chat mode.
+    BatchScorer scorer = BatchScorer.create(spark, uri, server.uri(), SearchOptions.DEFAULTS, ScoringOptions.defaults(),
+        tmp.toString());
+    assertThat(scorer.options().chat()).isTrue();
+    assertThat(scorer.spec().model().version()).isEqualTo(logged.get("version").asText());
+    List<Row> out = scorer.score(spark.createDataFrame(rows, schema), null, null).orderBy("id").collectAsList();
+    com.fasterxml.jackson.databind.JsonNode py = server.python("predict_reference",
+        new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(Map.of("model_uri", uri, "messages", chats)));
+    for (int i = 0; i < chats.size(); i++) {
+      Row cc = out.get(i).getAs("chat_completion");
+      com.fasterxml.jackson.databind.JsonNode ref = py.get(i);
+      Row choice = cc.<Row>getList(cc.fieldIndex("choices")).get(0);
+      assertThat(choice.<Row>getAs("message").<String>getAs("content"))
+          .isEqualTo(ref.path("choices").get(0).path("message").path("content").asText());
+      assertThat(choice.<String>getAs("finish_reason")).isEqualTo(ref.path("choices").get(0).path("finish_reason").asText());
+      Row usage = cc.getAs("usage");
+      assertThat(usage.<Long>getAs("prompt_tokens")).isEqualTo(ref.path("usage").path("prompt_tokens").asLong());
+      assertThat(usage.<Long>getAs("completion_tokens")).isEqualTo(ref.path("usage").path("completion_tokens").asLong());
+    }
+  }
+
+  @Test
   void aMissingColumnFailsOnTheDriverBeforeScoring(@TempDir Path tmp) {
     BatchScorer scorer = scorer(new ScoringOptions("question", "messages", null, 4, SearchOptions.greedy(2), false),
         SearchOptions.greedy(2), tmp);
