@@ -176,8 +176,7 @@ public final class BatchScoringJob implements Callable<Integer> {
         pick(experiment, file, JobConfig.Keys.EXPERIMENT, JobConfig.Keys.EXPERIMENT_DEFAULT),
         pick(trackingUri, file, JobConfig.Keys.TRACKING_URI, System.getenv(TrackingConnection.TRACKING_URI_ENV)),
         noTracking != null ? !noTracking : Boolean.parseBoolean(pick(null, file, JobConfig.Keys.TRACKING, "true")),
-        Integer.parseInt(pick(batchSize == null ? null : batchSize.toString(), file, JobConfig.Keys.BATCH_SIZE,
-            String.valueOf(JobConfig.Keys.BATCH_SIZE_DEFAULT))),
+        pickInt(batchSize, file, JobConfig.Keys.BATCH_SIZE, JobConfig.Keys.BATCH_SIZE_DEFAULT),
         pick(promptColumn, file, JobConfig.Keys.PROMPT_COLUMN, ScoringOptions.PROMPT_COLUMN_DEFAULT),
         pick(messagesColumn, file, JobConfig.Keys.MESSAGES_COLUMN, ScoringOptions.MESSAGES_COLUMN_DEFAULT),
         pick(idColumn, file, JobConfig.Keys.ID_COLUMN, null),
@@ -185,12 +184,10 @@ public final class BatchScoringJob implements Callable<Integer> {
         Double.parseDouble(pick(maxErrorRate == null ? null : maxErrorRate.toString(), file,
             JobConfig.Keys.MAX_ERROR_RATE, String.valueOf(JobConfig.Keys.MAX_ERROR_RATE_DEFAULT))),
         pick(cacheDir, file, JobConfig.Keys.CACHE_DIR, null),
-        Integer.parseInt(pick(progressSeconds == null ? null : progressSeconds.toString(), file,
-            JobConfig.Keys.PROGRESS_SECONDS, String.valueOf(JobConfig.Keys.PROGRESS_SECONDS_DEFAULT))),
-        Integer.parseInt(pick(commitRows == null ? null : commitRows.toString(), file, JobConfig.Keys.COMMIT_ROWS,
-            String.valueOf(JobConfig.Keys.COMMIT_ROWS_DEFAULT))),
-        Integer.parseInt(pick(trackingRetrySeconds == null ? null : trackingRetrySeconds.toString(), file,
-            JobConfig.Keys.TRACKING_RETRY_SECONDS, String.valueOf(JobConfig.Keys.TRACKING_RETRY_SECONDS_DEFAULT))),
+        pickInt(progressSeconds, file, JobConfig.Keys.PROGRESS_SECONDS, JobConfig.Keys.PROGRESS_SECONDS_DEFAULT),
+        pickInt(commitRows, file, JobConfig.Keys.COMMIT_ROWS, JobConfig.Keys.COMMIT_ROWS_DEFAULT),
+        pickInt(trackingRetrySeconds, file, JobConfig.Keys.TRACKING_RETRY_SECONDS,
+            JobConfig.Keys.TRACKING_RETRY_SECONDS_DEFAULT),
         pick(referenceColumn, file, JobConfig.Keys.REFERENCE_COLUMN, JobConfig.Keys.REFERENCE_COLUMN_DEFAULT),
         noCompare != null ? !noCompare : Boolean.parseBoolean(pick(null, file, JobConfig.Keys.COMPARE, "true")),
         thresholds(file),
@@ -246,6 +243,16 @@ public final class BatchScoringJob implements Callable<Integer> {
     }
     Object v = file.get(key);
     return v != null ? v.toString() : dflt;
+  }
+
+  /** A whole-number setting: the flag, else the config file's key, else the default. */
+  private static int pickInt(Integer flag, Map<String, Object> file, String key, int dflt) {
+    String v = pick(flag == null ? null : flag.toString(), file, key, String.valueOf(dflt));
+    try {
+      return Integer.parseInt(v.trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("'" + key + "' must be a whole number, got '" + v + "'");
+    }
   }
 
   private static void require(String v, String flag, String key) {

@@ -51,11 +51,14 @@ final class JobRunner {
     BatchScorer scorer;
     Dataset<Row> input;
     long inputRows;
+    String promptSet;
     try {
       scorer = BatchScoringJob.scorer(spark, cfg);
       input = BatchScoringJob.readInput(spark, cfg);
       scorer.check(input.schema());
-      inputRows = input.count();
+      PromptSet set = promptSet(input);
+      inputRows = set.rows();
+      promptSet = set.digest();
     } catch (IllegalArgumentException | MlflowException | io.genaibatch.engine.EngineException e) {
       System.err.println("genai-batch: " + e.getMessage());
       return BatchScoringJob.EXIT_USAGE;
@@ -64,7 +67,6 @@ final class JobRunner {
       System.err.println("genai-batch: cannot read input " + cfg.input() + " as " + cfg.inputFormat() + ": " + e.getMessage());
       return BatchScoringJob.EXIT_USAGE;
     }
-    String promptSet = promptSetDigest(input, inputRows);
     Retry retry = new Retry(Duration.ofSeconds(cfg.trackingRetrySeconds()));
     RunLogger run = null;
     String trackingFailure = null;
@@ -218,18 +220,24 @@ final class JobRunner {
     run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
   }
 
+  /** The input's row count and content digest. */
+  private record PromptSet(long rows, String digest) {}
+
   /**
-   * A digest of the prompt set's content (schema, row count, and an order-independent sum of row
-   * hashes): the same prompts give the same digest night after night, whatever file holds them.
+   * Counts the input and digests its content (schema, row count, and an order-independent sum of
+   * row hashes) in one pass: the same prompts give the same digest night after night, whatever
+   * file holds them.
    */
-  private static String promptSetDigest(Dataset<Row> input, long rows) {
+  private static PromptSet promptSet(Dataset<Row> input) {
     org.apache.spark.sql.Column[] cols = java.util.Arrays.stream(input.columns()).map(functions::col)
         .toArray(org.apache.spark.sql.Column[]::new);
-    Row sum = input.agg(functions.sum(functions.xxhash64(cols).cast("decimal(38,0)"))).first();
-    String fingerprint = input.schema().json() + "|" + rows + "|" + (sum.isNullAt(0) ? "0" : sum.get(0));
+    Row agg = input.agg(functions.count(functions.lit(1)),
+        functions.sum(functions.xxhash64(cols).cast("decimal(38,0)"))).first();
+    long rows = agg.getLong(0);
+    String fingerprint = input.schema().json() + "|" + rows + "|" + (agg.isNullAt(1) ? "0" : agg.get(1));
     try {
-      return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
-          .digest(fingerprint.getBytes(java.nio.charset.StandardCharsets.UTF_8))).substring(0, 12);
+      return new PromptSet(rows, java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+          .digest(fingerprint.getBytes(java.nio.charset.StandardCharsets.UTF_8))).substring(0, 12));
     } catch (java.security.NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }

@@ -38,11 +38,6 @@ public final class ModelResolver {
         case MLFLOW_ARTIFACTS, HADOOP -> new ResolvedModel(uri, uri.path(), null, null, null, null);
         case LOCAL -> new ResolvedModel(uri, LocalArtifactDirectory.of(uri.path()).uri(), null, null, null, null);
       };
-    } catch (TrackingConnection.MlflowHttpError e) {
-      if (e.notFound()) {
-        throw new MlflowException("Cannot resolve model " + uri + ": " + e.getMessage(), e);
-      }
-      throw new MlflowException("Cannot resolve model " + uri + ": " + e.getMessage(), e);
     } catch (MlflowException e) {
       if (e.getMessage().startsWith("Cannot resolve model")) {
         throw e;

@@ -11,7 +11,6 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.SecureRandom;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
@@ -191,9 +190,5 @@ final class ProxiedArtifactDirectory implements ArtifactDirectory {
       Thread.currentThread().interrupt();
       throw new IOException("Interrupted: " + what, e);
     }
-  }
-
-  static void moveAtomically(Path from, Path to) throws IOException {
-    Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
   }
 }

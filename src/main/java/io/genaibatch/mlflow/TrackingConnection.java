@@ -3,7 +3,6 @@ package io.genaibatch.mlflow;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.Closeable;
-import java.net.URI;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
@@ -203,9 +202,5 @@ public final class TrackingConnection implements Closeable {
   @Override
   public void close() {
     client.close();
-  }
-
-  static URI uri(String s) {
-    return URI.create(s);
   }
 }

@@ -159,7 +159,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         values[i] = ok ? chatCompletion(g, now.getTime() / 1000) : null;
       }
       if (metrics != null) {
-        metrics.record(ok, promptTokens, completion, g == null ? 0 : g.latencyMs());
+        metrics.record(ok, promptTokens, completion);
       }
       out.add(RowFactory.create(values));
     }
@@ -248,7 +248,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       return -1;
     }
 
-    void record(boolean ok, int prompt, int completion, double latency) {
+    void record(boolean ok, int prompt, int completion) {
       (ok ? rowsOk : rowsFailed).add(1);
       promptTokens.add(prompt);
       completionTokens.add(completion);
