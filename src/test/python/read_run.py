@@ -52,6 +52,8 @@ def main():
         "table_columns": list(table.columns), "table_rows": len(table),
         "table_first_response": None if len(table) == 0 else table.iloc[0]["response"],
         "plots": plots, "texts": texts,
+        "progress_rows": [m.value for m in sorted(client.get_metric_history(req["run_id"], "progress_rows"),
+                                                  key=lambda m: m.step)],
     }, sys.stdout, default=str)
 
 

@@ -261,48 +261,67 @@ public final class BatchScoringJob implements Callable<Integer> {
     }
   }
 
-  /** Progress on the driver at a steady interval: rows done, tokens/s, ETA. */
+  /**
+   * Progress on the driver at a steady interval: rows done, tokens/s, ETA, in the log and as
+   * MLflow step metrics; one last point when scoring ends, so the curve always reaches the end.
+   */
   static final class Progress implements AutoCloseable {
     private final Thread thread;
+    private final PartitionScorer.ScoringMetrics metrics;
+    private final long total;
+    private final RunLogger run;
+    private final long start = System.nanoTime();
+    private long step;
     private volatile boolean stop;
 
     Progress(PartitionScorer.ScoringMetrics m, long total, int seconds, RunLogger run) {
-      long start = System.nanoTime();
+      this.metrics = m;
+      this.total = total;
+      this.run = run;
       thread = new Thread(() -> {
-        long step = 0;
         while (!stop) {
           try {
             Thread.sleep(seconds * 1000L);
           } catch (InterruptedException e) {
             return;
           }
-          double secs = (System.nanoTime() - start) / 1e9;
-          long done = m.rows();
-          double tps = m.completionTokens().value() / Math.max(secs, 1e-9);
-          double rps = done / Math.max(secs, 1e-9);
-          String eta = rps > 0 && total > done ? Math.round((total - done) / rps) + " s" : "-";
-          LOG.info("genai-batch progress: {}/{} rows, {} generated tokens/s, ETA {}", done, total,
-              String.format("%.1f", tps), eta);
-          if (run != null) {
-            try {
-              Map<String, Double> live = new LinkedHashMap<>();
-              live.put("progress_rows", (double) done);
-              live.put("progress_tokens_per_s", tps);
-              run.logMetricsOnce(live, ++step);
-            } catch (RuntimeException e) {
-              LOG.warn("Could not log progress to MLflow: {}", e.getMessage());
-            }
-          }
+          report();
         }
       }, "genai-batch-progress");
       thread.setDaemon(true);
       thread.start();
     }
 
+    private synchronized void report() {
+      double secs = (System.nanoTime() - start) / 1e9;
+      long done = metrics.rows();
+      double tps = metrics.generatedTokens() / Math.max(secs, 1e-9);
+      double rps = done / Math.max(secs, 1e-9);
+      String eta = rps > 0 && total > done ? Math.round((total - done) / rps) + " s" : "-";
+      LOG.info("genai-batch progress: {}/{} rows, {} generated tokens/s, ETA {}", done, total,
+          String.format("%.1f", tps), eta);
+      if (run != null) {
+        try {
+          Map<String, Double> live = new LinkedHashMap<>();
+          live.put("progress_rows", (double) done);
+          live.put("progress_tokens_per_s", tps);
+          run.logMetricsOnce(live, ++step);
+        } catch (RuntimeException e) {
+          LOG.warn("Could not log progress to MLflow: {}", e.getMessage());
+        }
+      }
+    }
+
     @Override
     public void close() {
       stop = true;
       thread.interrupt();
+      try {
+        thread.join(5000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      report();
     }
   }
 

@@ -94,6 +94,8 @@ final class JobRunner {
       long before = cfg.mode().equals("append") && exists(cfg.output()) ? spark.read().parquet(cfg.output()).count() : 0;
       try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, inputRows, cfg.progressSeconds(), run)) {
         write(scorer, input, inputRows, run == null ? null : run.runId(), metrics);
+      } finally {
+        metrics.release();
       }
       expected = inputRows + before;
     } catch (RuntimeException e) {

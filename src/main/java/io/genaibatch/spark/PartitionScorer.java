@@ -205,15 +205,23 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
   public record ScoringMetrics(LongAccumulator loads, LongAccumulator loadMillis, LongAccumulator rowsOk,
       LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
-      CollectionAccumulator<String> executorMemory)
+      CollectionAccumulator<String> executorMemory, String liveKey)
       implements java.io.Serializable {
+
+    /**
+     * Rows and completion tokens scored so far in this JVM, per job, updated after every batch.
+     * Accumulators reach the driver only when a task ends; in local mode (driver and executor in
+     * one JVM) these give the progress log batch-by-batch counts instead.
+     */
+    private static final java.util.Map<String, java.util.concurrent.atomic.AtomicLongArray> LIVE =
+        new java.util.concurrent.ConcurrentHashMap<>();
 
     public static ScoringMetrics register(org.apache.spark.SparkContext sc) {
       return new ScoringMetrics(sc.longAccumulator("genai-batch model loads"),
           sc.longAccumulator("genai-batch model load ms"), sc.longAccumulator("genai-batch rows ok"),
           sc.longAccumulator("genai-batch rows failed"), sc.longAccumulator("genai-batch prompt tokens"),
           sc.longAccumulator("genai-batch completion tokens"),
-          sc.collectionAccumulator("genai-batch executor peak RSS"));
+          sc.collectionAccumulator("genai-batch executor peak RSS"), UUID.randomUUID().toString());
     }
 
     /** Adds "EXECUTOR_ID PEAK_RSS_KB" of this JVM (Linux VmHWM), after a partition. */
@@ -252,10 +260,27 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       (ok ? rowsOk : rowsFailed).add(1);
       promptTokens.add(prompt);
       completionTokens.add(completion);
+      java.util.concurrent.atomic.AtomicLongArray live =
+          LIVE.computeIfAbsent(liveKey, k -> new java.util.concurrent.atomic.AtomicLongArray(2));
+      live.incrementAndGet(0);
+      live.addAndGet(1, completion);
     }
 
+    /** Rows scored so far: finished tasks', or this JVM's batch-by-batch count when larger. */
     public long rows() {
-      return rowsOk.value() + rowsFailed.value();
+      java.util.concurrent.atomic.AtomicLongArray live = LIVE.get(liveKey);
+      return Math.max(rowsOk.value() + rowsFailed.value(), live == null ? 0 : live.get(0));
+    }
+
+    /** Completion tokens so far, on the same terms as {@link #rows()}. */
+    public long generatedTokens() {
+      java.util.concurrent.atomic.AtomicLongArray live = LIVE.get(liveKey);
+      return Math.max(completionTokens.value(), live == null ? 0 : live.get(1));
+    }
+
+    /** Forgets this job's live counts (the accumulators stay). */
+    public void release() {
+      LIVE.remove(liveKey);
     }
   }
 }
