@@ -101,6 +101,17 @@ public final class RunLogger {
 
   /** Logs metrics at {@code step}; non-finite values are skipped (MLflow refuses them). */
   public void logMetrics(Map<String, Double> metrics, long step) {
+    logMetrics(metrics, step, retry);
+  }
+
+  /** Logs metrics once, without retries: for live progress, where a late value is worthless. */
+  public void logMetricsOnce(Map<String, Double> metrics, long step) {
+    logMetrics(metrics, step, NO_RETRY);
+  }
+
+  private static final Retry NO_RETRY = new Retry(java.time.Duration.ZERO);
+
+  private void logMetrics(Map<String, Double> metrics, long step, Retry how) {
     long now = System.currentTimeMillis();
     List<Metric> ms = new ArrayList<>();
     metrics.forEach((k, v) -> {
@@ -110,13 +121,8 @@ public final class RunLogger {
     });
     for (int i = 0; i < ms.size(); i += 500) {
       List<Metric> chunk = ms.subList(i, Math.min(ms.size(), i + 500));
-      retry.run("Logging metrics", () -> tracking.client().logBatch(runId, chunk, List.of(), List.of()));
+      how.run("Logging metrics", () -> tracking.client().logBatch(runId, chunk, List.of(), List.of()));
     }
-  }
-
-  /** Logs metrics once, without retries: for live progress, where a late value is worthless. */
-  public void logMetricsOnce(Map<String, Double> metrics, long step) {
-    new RunLogger(tracking, runId, experimentId, new Retry(java.time.Duration.ZERO)).logMetrics(metrics, step);
   }
 
   public void finish(boolean ok) {
