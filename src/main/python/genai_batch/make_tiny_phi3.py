@@ -19,19 +19,38 @@ accuracy_level 4.
 The weights are random but shaped so that the model can stop: hidden dimension 0 is a private channel that
 only the embedding of "." writes (the layers neither read nor write it), and the lm_head row of ``<|end|>``
 reads only that channel with a large weight. So greedy decoding after "." yields ``<|end|>``; otherwise
-the logits are random (context dependent through attention) and generation runs to max_length.
+the logits are random (context dependent through attention). By default "." is an ordinary random lm_head
+row, so it wins the greedy argmax only by chance (about 1 step in 30000) and answers mostly run to
+max_length.
+
+``--stop-rate R`` (0 < R <= 0.45) controls answer lengths: the lm_head row of "." is replaced by another
+random row (same distribution, own rng stream of the seed, zero on dimension 0) times a gain g, solved
+numerically so that P(g z0 > max of N iid standard normals) = R, N = 31740 the other random lm_head rows
+(integral of phi(z) Phi(g z)^N; R = 0.03 gives g = 2.18). Given the final hidden state the random rows'
+logits are iid normal whatever the hidden state's scale, so greedy decoding picks "." (then ``<|end|>``)
+with probability about R per step and answer lengths are roughly geometric with mean ~1/R (some run to
+max_length when greedy decoding cycles). The residual stream is dominated by the current token's embedding,
+so whether "." comes next depends mostly on the current token: prompts that end alike (a chat template's
+``<|assistant|>\n``) share their first answer tokens, and the lengths clump where those tokens stop. The
+folder then also holds ``fixture.json`` (size, seed, num_layers, stop_rate, the gain); without
+--stop-rate every file is byte-identical to before the option existed.
 
 The tokenizer is a Llama/Phi-3 style byte-fallback BPE (HF ``tokenizer.json``) trained with the
 ``tokenizers`` library on a small corpus generated here, padded to 32000 pieces, plus Phi-3's special
 tokens 32000..32010. The tokenizer does not depend on --seed ("." is id 272).
 
+Sizes: ``tiny`` (2 layers, hidden 32; the committed test fixture, a few MB), ``phi3-mini`` (Phi-3-mini's
+32 layers, hidden 3072, 32 heads of 96, intermediate 8192; ~2.3 GB) and ``phi3-mini-4l`` (phi3-mini's
+shapes with 4 layers; ~0.7 GB, benchmark runs of minutes).
+
 Usage::
 
-    python make_tiny_phi3.py --out DIR [--size tiny|phi3-mini] [--seed 0] [--check]
+    python make_tiny_phi3.py --out DIR [--size tiny|phi3-mini|phi3-mini-4l] [--seed 0] [--stop-rate R]
+                             [--check]
 
-``--check`` regenerates into a temporary folder and compares every file's sha256 with DIR (exit 1 and the
-differing file names when they differ). Output is byte-identical for the same size and seed (on the same
-numpy / onnx / tokenizers versions).
+``--check`` regenerates into a temporary folder (same --size, --seed and --stop-rate) and compares every
+file's sha256 with DIR (exit 1 and the differing file names when they differ). Output is byte-identical for
+the same size, seed and stop rate (on the same numpy / onnx / tokenizers versions).
 """
 
 import argparse
@@ -65,6 +84,12 @@ SIZES = {
         num_layers=32, hidden=3072, num_heads=32, num_kv_heads=32, head_size=96, intermediate=8192,
         search_max_length=4096, external_data=True,
     ),
+    # phi3-mini's shapes with 4 of its 32 layers (~0.7 GB, about 1/6 of its per-token cost): benchmark runs
+    # that take minutes, not hours, with the same widths, vocab, KV-cache layout and lm_head.
+    "phi3-mini-4l": dict(
+        num_layers=4, hidden=3072, num_heads=32, num_kv_heads=32, head_size=96, intermediate=8192,
+        search_max_length=4096, external_data=True,
+    ),
 }
 VOCAB_SIZE = 32064        # Phi-3's padded model vocab (logits width)
 TOKENIZER_PIECES = 32000  # ids 0..31999 are BPE pieces, 32000..32010 Phi-3 special tokens
@@ -84,6 +109,7 @@ LM_HEAD_GAIN = 1.0
 STOP_DIM = 0              # private hidden channel carrying "this token is '.'"
 STOP_EMBED = 3.0          # embedding["."][STOP_DIM] = STOP_EMBED * sqrt(hidden) * EMBED_STD
 STOP_LOGIT = 10.0         # lm_head[<|end|>][STOP_DIM] = STOP_LOGIT / sqrt(hidden)
+MAX_STOP_RATE = 0.45      # --stop-rate upper bound: a row scaled by g wins at most half the steps (g*z > 0)
 
 EXTERNAL_ALIGN = 4096
 EXTERNAL_MIN_BYTES = 1024
@@ -91,6 +117,7 @@ EXTERNAL_MIN_BYTES = 1024
 MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx.data"
 MANIFEST = "MANIFEST.sha256"
+FIXTURE = "fixture.json"  # written only with --stop-rate (genai_config.json rejects unknown keys)
 
 # ----------------------------------------------------------------------------------------------------------
 # Tokenizer
@@ -452,6 +479,53 @@ def add_q4_weight(sink, prefix, n, k, seed, gain, zero_in=(), zero_out=(), speci
     return b_name, s_name
 
 
+_U_LO, _U_HI, _DU = -12.0, 12.0, 1e-3
+_LOG_CDF_GRID = None
+
+
+def _log_cdf_grid():
+    """(u grid, log Phi(u)): log(0.5 erfc(-u/sqrt2)) below 0, log1p(-0.5 erfc(u/sqrt2)) above (accurate
+    near 1). Computed once."""
+    global _LOG_CDF_GRID
+    if _LOG_CDF_GRID is None:
+        u = np.linspace(_U_LO, _U_HI, int(round((_U_HI - _U_LO) / _DU)) + 1)
+        log_cdf = np.array([math.log(0.5 * math.erfc(-x / math.sqrt(2))) if x < 0 else
+                            math.log1p(-0.5 * math.erfc(x / math.sqrt(2))) for x in u])
+        _LOG_CDF_GRID = (u, log_cdf)
+    return _LOG_CDF_GRID
+
+
+def stop_win_probability(gain, competitors):
+    """P(gain * z0 > max(z1..zN)) for iid standard normals z0..zN (N = competitors).
+
+    = integral phi(z) Phi(gain z)^N dz; with u = gain z: integral phi(u / gain) / gain * Phi(u)^N du on a
+    fixed u grid (trapezoid), plus the analytic tail above the grid, where Phi(u)^N = 1.
+    """
+    u, log_cdf = _log_cdf_grid()
+    u_hi, du = _U_HI, _DU
+    cdf_n = np.exp(competitors * log_cdf)
+    dens = np.exp(-0.5 * (u / gain) ** 2) / (gain * math.sqrt(2 * math.pi))
+    f = dens * cdf_n
+    body = float(np.sum(f[1:] + f[:-1]) * 0.5 * du)  # trapezoid
+    tail = 0.5 * math.erfc(u_hi / gain / math.sqrt(2))
+    return body + tail
+
+
+def stop_row_gain(rate, competitors):
+    """The gain g with stop_win_probability(g, competitors) == rate (bisection on log g), rounded to 6
+    significant digits so that the written weights do not depend on the last bits of the integration."""
+    if not 0 < rate <= MAX_STOP_RATE:
+        raise ValueError("stop rate must be in (0, %g], got %r" % (MAX_STOP_RATE, rate))
+    lo, hi = math.log(1e-3), math.log(1e4)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if stop_win_probability(math.exp(mid), competitors) < rate:
+            lo = mid
+        else:
+            hi = mid
+    return float("%.6g" % math.exp(0.5 * (lo + hi)))
+
+
 def rotary_caches(head_size):
     half = head_size // 2
     cos = np.empty((CONTEXT_LENGTH, half), dtype=np.float32)
@@ -468,7 +542,9 @@ def rotary_caches(head_size):
 # Graph
 # ----------------------------------------------------------------------------------------------------------
 
-def build_model(folder, size, seed, stop_token_ids):
+def build_model(folder, size, seed, stop_token_ids, stop_rate=None):
+    """Writes model.onnx (and model.onnx.data). Returns a dict describing the stop row when stop_rate is
+    given (see --stop-rate), else None."""
     cfg = SIZES[size]
     L, D = cfg["num_layers"], cfg["hidden"]
     nh, nkv, hs, inter = cfg["num_heads"], cfg["num_kv_heads"], cfg["head_size"], cfg["intermediate"]
@@ -579,8 +655,24 @@ def build_model(folder, size, seed, stop_token_ids):
     end_row = np.zeros(D, dtype=np.float32)
     end_row[STOP_DIM] = STOP_LOGIT / math.sqrt(D)
     zero_rows = [r for r in list(range(0, 3 + 256)) + list(range(TOKENIZER_PIECES, V)) if r != END_TOKEN_ID]
+    special_rows = {END_TOKEN_ID: end_row}
+    stop_info = None
+    if stop_rate is not None:
+        # --stop-rate: the row of "." is a fresh random row (same distribution as the others, STOP_DIM zero)
+        # times a gain g. Given the final hidden state h, the random rows' logits are iid N(0, s^2) with s
+        # = |h| std (whatever the scale of h), and "."'s is g times one more such draw; g is solved so that
+        # "." is the argmax with probability stop_rate against the other random rows.
+        assert len(stop_token_ids) == 1, stop_token_ids
+        competitors = V - len(zero_rows) - 1 - len(stop_token_ids)  # random rows other than "." (<|end|> excluded)
+        gain = stop_row_gain(stop_rate, competitors)
+        row = (_rng(seed, "lm_head.MatMul/stop_row").standard_normal(D, dtype=np.float32)
+               * np.float32(LM_HEAD_GAIN / math.sqrt(D)))
+        row[STOP_DIM] = 0
+        row *= np.float32(gain)
+        special_rows[stop_token_ids[0]] = row
+        stop_info = {"stop_token_id": stop_token_ids[0], "stop_row_gain": gain, "competing_rows": competitors}
     b, s = add_q4_weight(sink, "lm_head.MatMul", V, D, seed, LM_HEAD_GAIN, zero_in=(STOP_DIM,),
-                         zero_out=zero_rows, special_rows={END_TOKEN_ID: end_row})
+                         zero_out=zero_rows, special_rows=special_rows)
     node("MatMulNBits", [final, b, s], ["logits"], "/lm_head/MatMul_Q4", domain="com.microsoft",
          K=D, N=V, bits=4, block_size=BLOCK, accuracy_level=ACCURACY_LEVEL)
     sink.close()
@@ -602,6 +694,7 @@ def build_model(folder, size, seed, stop_token_ids):
     model.ir_version = 10
     with open(os.path.join(folder, MODEL_FILE), "wb") as f:
         f.write(model.SerializeToString())
+    return stop_info
 
 
 def genai_config(size):
@@ -675,9 +768,9 @@ def list_files(folder):
     return sorted(out)
 
 
-def generate(folder, size, seed):
+def generate(folder, size, seed, stop_rate=None):
     os.makedirs(folder, exist_ok=True)
-    for stale in (MODEL_FILE, DATA_FILE, MANIFEST):
+    for stale in (MODEL_FILE, DATA_FILE, MANIFEST, FIXTURE):
         p = os.path.join(folder, stale)
         if os.path.exists(p):
             os.remove(p)
@@ -686,9 +779,16 @@ def generate(folder, size, seed):
         with open(os.path.join(folder, name), "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
     stop_ids = [vocab.index(".")]
-    build_model(folder, size, seed, stop_ids)
+    stop_info = build_model(folder, size, seed, stop_ids, stop_rate)
     with open(os.path.join(folder, "genai_config.json"), "w", encoding="utf-8", newline="\n") as f:
         f.write(json.dumps(genai_config(size), indent=4) + "\n")
+    if stop_rate is not None:
+        # Only with --stop-rate, so that folders made without it are unchanged (and listed in the manifest).
+        fixture = {"generator": "make_tiny_phi3.py", "size": size, "seed": seed,
+                   "num_layers": SIZES[size]["num_layers"], "stop_rate": stop_rate}
+        fixture.update(stop_info)
+        with open(os.path.join(folder, FIXTURE), "w", encoding="utf-8", newline="\n") as f:
+            f.write(json.dumps(fixture, indent=2, sort_keys=True) + "\n")
     files = [f for f in list_files(folder) if f != MANIFEST]
     with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8", newline="\n") as f:
         for rel in files:
@@ -696,13 +796,17 @@ def generate(folder, size, seed):
     return stop_ids
 
 
-def check(folder, size, seed):
+def _describe(size, seed, stop_rate):
+    return "--size %s --seed %d%s" % (size, seed, "" if stop_rate is None else " --stop-rate %r" % stop_rate)
+
+
+def check(folder, size, seed, stop_rate=None):
     if not os.path.isdir(folder):
         print("check: %s is not a folder" % folder, file=sys.stderr)
         return 1
     tmp = tempfile.mkdtemp(prefix="tiny-phi3-check-")
     try:
-        generate(tmp, size, seed)
+        generate(tmp, size, seed, stop_rate)
         want, have = list_files(tmp), list_files(folder)
         bad = []
         for rel in sorted(set(want) | set(have)):
@@ -715,27 +819,50 @@ def check(folder, size, seed):
         if bad:
             for b in bad:
                 print("DIFFERS: %s" % b, file=sys.stderr)
+            if FIXTURE in have:
+                with open(os.path.join(folder, FIXTURE), encoding="utf-8") as f:
+                    fx = json.load(f)
+                print("(%s has %s: made with %s)" % (folder, FIXTURE, _describe(
+                    fx.get("size"), fx.get("seed", -1), fx.get("stop_rate"))), file=sys.stderr)
             return 1
-        print("check OK: %d files identical to a fresh --size %s --seed %d build" % (len(want), size, seed))
+        print("check OK: %d files identical to a fresh %s build" % (len(want), _describe(size, seed, stop_rate)))
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _stop_rate_arg(text):
+    try:
+        r = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text)
+    if not 0 < r <= MAX_STOP_RATE:
+        raise argparse.ArgumentTypeError("must be in (0, %g]: %r" % (MAX_STOP_RATE, text))
+    return r
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output model folder")
-    ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    ap.add_argument("--size", choices=sorted(SIZES), default="tiny",
+                    help="tiny: 2 layers, hidden 32 (the committed test fixture); phi3-mini: Phi-3-mini's 32 "
+                         "layers and shapes (~2.3 GB); phi3-mini-4l: phi3-mini's shapes with 4 layers (~0.7 GB)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stop-rate", type=_stop_rate_arg, default=None, metavar="R",
+                    help="make greedy decoding pick '.' (then <|end|>) with probability about R per step, so "
+                         "answer lengths are long-tailed, roughly geometric with mean ~1/R (some run to "
+                         "max_length: greedy decoding can cycle). R in (0, %g]. Also writes %s. Default: none "
+                         "('.' is an ordinary random row; answers rarely stop)" % (MAX_STOP_RATE, FIXTURE))
     ap.add_argument("--check", action="store_true",
-                    help="regenerate into a temp folder and compare sha256 of every file with --out")
+                    help="regenerate into a temp folder (same --size, --seed, --stop-rate) and compare sha256 "
+                         "of every file with --out")
     args = ap.parse_args(argv)
     if args.check:
-        return check(args.out, args.size, args.seed)
-    stop_ids = generate(args.out, args.size, args.seed)
+        return check(args.out, args.size, args.seed, args.stop_rate)
+    stop_ids = generate(args.out, args.size, args.seed, args.stop_rate)
     total = sum(os.path.getsize(os.path.join(args.out, f)) for f in list_files(args.out))
-    print("wrote %s (--size %s --seed %d): %.2f MB; '.' token id %s" %
-          (args.out, args.size, args.seed, total / 1e6, stop_ids))
+    print("wrote %s (%s): %.2f MB; '.' token id %s" %
+          (args.out, _describe(args.size, args.seed, args.stop_rate), total / 1e6, stop_ids))
     return 0
 
 
