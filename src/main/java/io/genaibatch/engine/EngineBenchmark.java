@@ -27,9 +27,13 @@ import java.util.concurrent.Future;
  * native threads per generation call ({@code spark.task.cpus} in the job), the prompts (one per
  * line of {@code --prompts}) cut into {@code --workers} contiguous slices as the job's input
  * files are cut into partitions, each slice scored by its own thread in batches of {@code
- * --batch-size} with greedy search and at most {@code --new-tokens} new tokens. The last line on
- * stdout is one JSON object: load time, the generation window (first batch start to last batch
- * end, epoch milliseconds), rows, generated tokens, finish reasons and this JVM's peak RSS.
+ * --batch-size} with greedy search and at most {@code --new-tokens} new tokens. Each batch is one
+ * {@link LlmModel#score} call with that batch size, so batch 1 runs every prompt alone (no
+ * stand-in row) and larger batches run the slice's consecutive prompts together. The last line
+ * on stdout is one JSON object: load time, the generation window (first batch start to last
+ * batch end, epoch milliseconds), rows, prompt and generated tokens, the token slots the native
+ * batches computed (prefill and decode, with the useful share), finish reasons and this JVM's
+ * peak RSS.
  */
 public final class EngineBenchmark {
   private EngineBenchmark() {}
@@ -61,8 +65,10 @@ public final class EngineBenchmark {
       long end = Long.MIN_VALUE;
       long rows = 0;
       long tokens = 0;
+      long promptTokens = 0;
       long errors = 0;
       int batches = 0;
+      SlotUsage slots = SlotUsage.NONE;
       Map<FinishReason, Long> finish = new EnumMap<>(FinishReason.class);
       for (Future<Slice> f : futures) {
         Slice s = f.get();
@@ -73,6 +79,8 @@ public final class EngineBenchmark {
         end = Math.max(end, s.endMillis);
         rows += s.rows;
         tokens += s.tokens;
+        promptTokens += s.promptTokens;
+        slots = slots.plus(s.slots);
         errors += s.errors;
         batches += s.batches;
         s.finish.forEach((k, v) -> finish.merge(k, v, Long::sum));
@@ -86,6 +94,14 @@ public final class EngineBenchmark {
       out.put("rows", rows);
       out.put("errors", errors);
       out.put("generated_tokens", tokens);
+      out.put("prompt_tokens", promptTokens);
+      out.put("prefill_slots", slots.prefillSlots());
+      out.put("prefill_useful", slots.prefillUseful());
+      out.put("decode_slots", slots.decodeSlots());
+      out.put("decode_useful", slots.decodeUseful());
+      out.put("prefill_slot_efficiency", slots.prefillEfficiency());
+      out.put("decode_slot_efficiency", slots.decodeEfficiency());
+      out.put("slot_efficiency", slots.efficiency());
       out.put("batches", batches);
       out.put("gen_start_ms", start);
       out.put("gen_end_ms", end);
@@ -107,8 +123,10 @@ public final class EngineBenchmark {
     long endMillis;
     long rows;
     long tokens;
+    long promptTokens;
     long errors;
     int batches;
+    SlotUsage slots = SlotUsage.NONE;
     final Map<FinishReason, Long> finish = new EnumMap<>(FinishReason.class);
   }
 
@@ -116,11 +134,13 @@ public final class EngineBenchmark {
     Slice s = new Slice();
     s.startMillis = System.currentTimeMillis();
     for (int i = 0; i < prompts.size(); i += batchSize) {
-      List<Generation> gens = model.generateBatch(prompts.subList(i, Math.min(prompts.size(), i + batchSize)), search);
-      s.batches++;
-      for (Generation g : gens) {
+      ScoredWindow w = model.score(prompts.subList(i, Math.min(prompts.size(), i + batchSize)), search, batchSize);
+      s.batches += w.batches();
+      s.slots = s.slots.plus(w.slots());
+      for (Generation g : w.generations()) {
         s.rows++;
         s.tokens += g.completionTokens();
+        s.promptTokens += g.promptTokens();
         if (!g.ok()) {
           s.errors++;
         }

@@ -224,31 +224,55 @@ public final class LlmModel implements AutoCloseable {
   }
 
   /**
-   * Generates for a batch of prompts in one native call ({@code batch_size} = number of good
-   * prompts). A null, empty or over-long prompt comes back as an error {@link Generation} at its
-   * index; the rest of the batch is still generated.
+   * Generates for a batch of prompts in one native call (its {@code batch_size} is the number of
+   * good prompts; a lone good prompt gets a stand-in copy, see {@link #score}). A null, empty or
+   * over-long prompt comes back as an error {@link Generation} at its index; the rest of the batch
+   * is still generated.
    *
-   * @throws EngineException for an empty batch, or when the native generator fails as a whole
+   * @throws EngineException for an empty batch
    */
   public List<Generation> generateBatch(List<String> prompts, SearchOptions options) {
+    return score(prompts, options, Math.max(2, prompts == null ? 0 : prompts.size())).generations();
+  }
+
+  /**
+   * Scores a window of prompts in native batches of about {@code batchSize}: the good prompts are
+   * sorted by token count (ties by position) and cut into consecutive runs, so a batch pads little.
+   *
+   * <p>Which prompts share a batch depends on the window's prompts and {@code batchSize} alone.
+   * With {@code batchSize} of 2 or more no prompt is ever generated alone: onnxruntime's int4
+   * kernels take another path for a single row, whose greedy answers drift from the batched ones,
+   * so a lone prompt runs beside a stand-in copy of itself (its slots count as waste) and a run
+   * that would leave one prompt over is split evenly instead (a batch may then hold one prompt more
+   * than {@code batchSize}). With {@code batchSize} 1 every prompt runs alone, as the one-prompt-at-
+   * a-time pyfunc wrapper does, and gives its answers.
+   *
+   * <p>A native failure fails the rows of that batch only, as error generations.
+   *
+   * @param batchSize prompts per native batch, at least 1
+   * @throws EngineException for an empty window
+   */
+  public ScoredWindow score(List<String> prompts, SearchOptions options, int batchSize) {
     if (prompts == null || prompts.isEmpty()) {
       throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
     }
+    if (batchSize < 1) {
+      throw new EngineException("Batch size must be at least 1, got " + batchSize);
+    }
     SearchOptions opts = options == null ? SearchOptions.DEFAULTS : options;
-    return read(() -> doGenerate(prompts, opts));
+    return read(() -> doScore(prompts, opts, batchSize));
   }
 
-  private List<Generation> doGenerate(List<String> prompts, SearchOptions opts) throws GenAIException {
-    long start = System.nanoTime();
+  /** A good prompt: its position in the window, tokens and budget of new tokens. */
+  private record Prepared(int index, int[] tokens, int budget) {}
+
+  private ScoredWindow doScore(List<String> prompts, SearchOptions opts, int batchSize) throws GenAIException {
     int n = prompts.size();
     Generation[] out = new Generation[n];
     int context = config.contextLength();
     int maxTotal = opts.maxLength() != null ? Math.min(opts.maxLength(), context)
         : opts.maxNewTokens() != null ? context : config.defaultMaxLength();
-    List<Integer> good = new ArrayList<>();
-    int[] promptLen = new int[n];
-    int[][] tokens = new int[n][];
-    int[] budget = new int[n];
+    List<Prepared> good = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       String p = prompts.get(i);
       if (p == null) {
@@ -259,15 +283,14 @@ public final class LlmModel implements AutoCloseable {
         out[i] = Generation.failed(i, 0, "prompt " + i + " is empty");
         continue;
       }
-      int len;
+      int[] tokens;
       try {
-        tokens[i] = encodeTokens(p);
-        len = tokens[i].length;
+        tokens = encodeTokens(p);
       } catch (GenAIException | EngineException e) {
         out[i] = Generation.failed(i, 0, "prompt " + i + " cannot be tokenized: " + e.getMessage());
         continue;
       }
-      promptLen[i] = len;
+      int len = tokens.length;
       if (len >= maxTotal) {
         out[i] = Generation.failed(i, len, "prompt " + i + " has " + len + " tokens, which leaves no room to"
             + " generate: the limit is " + (maxTotal - 1) + " prompt tokens (model context length "
@@ -278,42 +301,86 @@ public final class LlmModel implements AutoCloseable {
       if (opts.maxNewTokens() != null) {
         b = Math.min(b, opts.maxNewTokens());
       }
-      budget[i] = b;
-      good.add(i);
+      good.add(new Prepared(i, tokens, b));
     }
-    if (good.isEmpty()) {
-      return List.of(out);
+    good.sort(java.util.Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
+    SlotUsage slots = SlotUsage.NONE;
+    int from = 0;
+    int batches = 0;
+    for (int size : batchSizes(good.size(), batchSize)) {
+      List<Prepared> batch = good.subList(from, from + size);
+      from += size;
+      batches++;
+      try {
+        slots = slots.plus(runBatch(batch, opts, context, batchSize > 1 && size == 1, out));
+      } catch (GenAIException | RuntimeException e) {
+        for (Prepared r : batch) {
+          out[r.index()] = Generation.failed(r.index(), r.tokens().length, "generation failed: " + e.getMessage());
+        }
+      }
     }
+    return new ScoredWindow(List.of(out), slots, batches);
+  }
 
-    int[][] batch = new int[good.size()][];
+  /**
+   * Sizes of the consecutive runs {@code count} sorted prompts are cut into: as few runs of at
+   * most {@code batchSize} as can be, sizes as even as can be; with {@code batchSize} of 2 or
+   * more, never a run of one when there are two prompts or more (one run may then exceed {@code
+   * batchSize} by one).
+   */
+  static int[] batchSizes(int count, int batchSize) {
+    if (count == 0) {
+      return new int[0];
+    }
+    int k = (count + batchSize - 1) / batchSize;
+    if (batchSize > 1 && k > 1 && count / k < 2) {
+      k--;
+    }
+    int[] sizes = new int[k];
+    for (int j = 0; j < k; j++) {
+      sizes[j] = count / k + (j < count % k ? 1 : 0);
+    }
+    return sizes;
+  }
+
+  /**
+   * One native generator over {@code batch}; fills {@code out} at the rows' indexes.
+   *
+   * @param standIn run a copy of the lone row beside it, so it takes the batched kernel path
+   */
+  private SlotUsage runBatch(List<Prepared> batch, SearchOptions opts, int context, boolean standIn,
+      Generation[] out) throws GenAIException {
+    long start = System.nanoTime();
+    int rows = batch.size() + (standIn ? 1 : 0);
     int longest = 0;
     int steps = 0;
-    for (int j = 0; j < batch.length; j++) {
-      int i = good.get(j);
-      batch[j] = tokens[i];
-      longest = Math.max(longest, promptLen[i]);
-      steps = Math.max(steps, budget[i]);
+    long promptTokens = 0;
+    for (Prepared r : batch) {
+      longest = Math.max(longest, r.tokens().length);
+      steps = Math.max(steps, r.budget());
+      promptTokens += r.tokens().length;
     }
     // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
     int maxLength = Math.min(context, longest + steps);
     double[] stepMillis = new double[steps];
-    int[][] sequences = new int[batch.length][];
-    int[] startAt = new int[batch.length];
+    int[][] sequences = new int[rows][];
+    int[] startAt = new int[rows];
     int stepsRun = 0;
     try (GeneratorParams params = new GeneratorParams(model)) {
-      params.setSearchOption("batch_size", batch.length);
+      params.setSearchOption("batch_size", rows);
       params.setSearchOption("max_length", maxLength);
       applySearch(params, opts);
       try (Generator gen = new Generator(model, params)) {
         // Token ids, right-padded with the pad token as encodeBatch would: the prompts were
         // encoded once above (through the UTF-8 bridge where needed), not again here.
-        int[] flat = new int[batch.length * longest];
+        int[] flat = new int[rows * longest];
         Arrays.fill(flat, config.padTokenId());
-        for (int j = 0; j < batch.length; j++) {
-          System.arraycopy(batch[j], 0, flat, j * longest, batch[j].length);
+        for (int j = 0; j < rows; j++) {
+          int[] t = batch.get(Math.min(j, batch.size() - 1)).tokens();
+          System.arraycopy(t, 0, flat, j * longest, t.length);
         }
         gen.appendTokens(flat);
-        for (int j = 0; j < batch.length; j++) {
+        for (int j = 0; j < rows; j++) {
           startAt[j] = gen.getSequence(j).length;
         }
         while (!gen.isDone()) {
@@ -323,14 +390,15 @@ public final class LlmModel implements AutoCloseable {
           }
           stepsRun++;
         }
-        for (int j = 0; j < batch.length; j++) {
+        for (int j = 0; j < rows; j++) {
           sequences[j] = gen.getSequence(j);
         }
       }
     }
     double endMillis = (System.nanoTime() - start) / 1e6;
-    for (int j = 0; j < batch.length; j++) {
-      int i = good.get(j);
+    long answerTokens = 0;
+    for (int j = 0; j < batch.size(); j++) {
+      Prepared r = batch.get(j);
       int[] seq = sequences[j];
       if (seq.length - startAt[j] == stepsRun - 1 && !containsEos(seq, startAt[j])) {
         // onnxruntime-genai 0.12 does not append the token of a step that ends the whole batch
@@ -340,7 +408,7 @@ public final class LlmModel implements AutoCloseable {
         seq[seq.length - 1] = config.eosTokenIds().isEmpty() ? eosIds.iterator().next() : config.eosTokenIds().get(0);
       }
       int from = Math.min(startAt[j], seq.length);
-      int limit = Math.min(seq.length - from, budget[i]);
+      int limit = Math.min(seq.length - from, r.budget());
       int stopAt = -1;
       for (int k = 0; k < limit; k++) {
         if (eosIds.contains(seq[from + k])) {
@@ -349,14 +417,15 @@ public final class LlmModel implements AutoCloseable {
         }
       }
       int count = stopAt >= 0 ? stopAt + 1 : limit;
+      answerTokens += count;
       int[] generated = Arrays.copyOfRange(seq, from, from + count);
       int[] answer = stopAt >= 0 ? Arrays.copyOf(generated, stopAt) : generated;
       double latency = count > 0 && count <= stepMillis.length && stepMillis[count - 1] > 0
           ? stepMillis[count - 1] : endMillis;
-      out[i] = new Generation(i, decodeTokens(answer), generated, promptLen[i], count,
+      out[r.index()] = new Generation(r.index(), decodeTokens(answer), generated, r.tokens().length, count,
           stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null);
     }
-    return List.of(out);
+    return new SlotUsage((long) rows * longest, promptTokens, (long) rows * stepsRun, answerTokens);
   }
 
   private boolean containsEos(int[] seq, int from) {

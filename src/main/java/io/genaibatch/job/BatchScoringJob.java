@@ -93,8 +93,16 @@ public final class BatchScoringJob implements Callable<Integer> {
   Long seed;
   @Option(names = "--repetition-penalty", paramLabel = "R", description = "Penalty for repeated tokens (1.0: none)")
   Double repetitionPenalty;
-  @Option(names = "--batch-size", paramLabel = "N", description = "Prompts per generation call (default 8)")
+  @Option(names = "--batch-size", paramLabel = "N", description = "Prompts per generation call (default 8; 1 runs"
+      + " every prompt alone and gives the answers of a one-prompt-at-a-time reference such as the pyfunc wrapper)")
   Integer batchSize;
+  @Option(names = "--lookahead-rows", paramLabel = "N", description = "Rows a task reads ahead and sorts by prompt"
+      + " length before cutting batches, so batches pad little (default 256; memory holds this many rows per task)")
+  Integer lookaheadRows;
+  @Option(names = "--partitions", paramLabel = "auto|input|N", description = "auto (default): repartition to the"
+      + " task slots when the input has fewer partitions (one input file is one task on one core); input: keep the"
+      + " input's partitions; N: exactly N")
+  String partitions;
   @Option(names = "--prompt-column", paramLabel = "COL", description = "Column holding the prompt (default prompt)")
   String promptColumn;
   @Option(names = "--messages-column", paramLabel = "COL", description = "Column holding chat messages (default messages)")
@@ -177,6 +185,8 @@ public final class BatchScoringJob implements Callable<Integer> {
         pick(trackingUri, file, JobConfig.Keys.TRACKING_URI, System.getenv(TrackingConnection.TRACKING_URI_ENV)),
         noTracking != null ? !noTracking : Boolean.parseBoolean(pick(null, file, JobConfig.Keys.TRACKING, "true")),
         pickInt(batchSize, file, JobConfig.Keys.BATCH_SIZE, JobConfig.Keys.BATCH_SIZE_DEFAULT),
+        pickInt(lookaheadRows, file, JobConfig.Keys.LOOKAHEAD_ROWS, ScoringOptions.LOOKAHEAD_ROWS_DEFAULT),
+        ScoringOptions.parsePartitions(pick(partitions, file, JobConfig.Keys.PARTITIONS, "auto")),
         pick(promptColumn, file, JobConfig.Keys.PROMPT_COLUMN, ScoringOptions.PROMPT_COLUMN_DEFAULT),
         pick(messagesColumn, file, JobConfig.Keys.MESSAGES_COLUMN, ScoringOptions.MESSAGES_COLUMN_DEFAULT),
         pick(idColumn, file, JobConfig.Keys.ID_COLUMN, null),
@@ -206,6 +216,9 @@ public final class BatchScoringJob implements Callable<Integer> {
     }
     if (c.batchSize() < 1) {
       throw new IllegalArgumentException("--batch-size must be >= 1, got " + c.batchSize());
+    }
+    if (c.lookaheadRows() < 1) {
+      throw new IllegalArgumentException("--lookahead-rows must be >= 1, got " + c.lookaheadRows());
     }
     if (!(c.maxErrorRate() >= 0 && c.maxErrorRate() <= 1)) {
       throw new IllegalArgumentException("--max-error-rate is a fraction between 0 and 1, got " + c.maxErrorRate());
@@ -340,7 +353,7 @@ public final class BatchScoringJob implements Callable<Integer> {
 
   static BatchScorer scorer(SparkSession spark, JobConfig c) {
     ScoringOptions opts = new ScoringOptions(c.promptColumn(), c.messagesColumn(), c.idColumn(), c.batchSize(),
-        SearchOptions.DEFAULTS, c.chat());
+        SearchOptions.DEFAULTS, c.chat(), c.lookaheadRows(), c.partitions());
     return BatchScorer.create(spark, c.modelUri(), c.trackingUri(), c.search(), opts, c.cacheDir());
   }
 }

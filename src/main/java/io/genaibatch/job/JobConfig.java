@@ -25,6 +25,8 @@ public record JobConfig(
     String trackingUri,
     boolean tracking,
     int batchSize,
+    int lookaheadRows,
+    int partitions,
     String promptColumn,
     String messagesColumn,
     String idColumn,
@@ -54,6 +56,8 @@ public record JobConfig(
     public static final String TRACKING = "tracking";
     public static final String BATCH_SIZE = "batch_size";
     public static final int BATCH_SIZE_DEFAULT = 8;
+    public static final String LOOKAHEAD_ROWS = "lookahead_rows";
+    public static final String PARTITIONS = "partitions";
     public static final String PROMPT_COLUMN = "prompt_column";
     public static final String MESSAGES_COLUMN = "messages_column";
     public static final String ID_COLUMN = "id_column";
@@ -79,7 +83,7 @@ public record JobConfig(
     public static final String SEARCH = "search";
 
     static final Set<String> ALL = Set.of(MODEL_URI, INPUT, INPUT_FORMAT, OUTPUT, MODE, EXPERIMENT, TRACKING_URI,
-        TRACKING, BATCH_SIZE, PROMPT_COLUMN, MESSAGES_COLUMN, ID_COLUMN, CHAT, MAX_ERROR_RATE, CACHE_DIR,
+        TRACKING, BATCH_SIZE, LOOKAHEAD_ROWS, PARTITIONS, PROMPT_COLUMN, MESSAGES_COLUMN, ID_COLUMN, CHAT, MAX_ERROR_RATE, CACHE_DIR,
         PROGRESS_SECONDS, COMMIT_ROWS, TRACKING_RETRY_SECONDS, REFERENCE_COLUMN, COMPARE, MAX_METRIC_DROP,
         MAX_ANSWERS_CHANGED, SEARCH);
 
@@ -123,6 +127,8 @@ public record JobConfig(
     m.put(Keys.TRACKING_URI, trackingUri);
     m.put(Keys.TRACKING, tracking);
     m.put(Keys.BATCH_SIZE, batchSize);
+    m.put(Keys.LOOKAHEAD_ROWS, lookaheadRows);
+    m.put(Keys.PARTITIONS, partitions == 0 ? "auto" : partitions < 0 ? "input" : partitions);
     m.put(Keys.PROMPT_COLUMN, promptColumn);
     m.put(Keys.MESSAGES_COLUMN, messagesColumn);
     m.put(Keys.ID_COLUMN, idColumn);

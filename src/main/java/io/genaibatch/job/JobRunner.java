@@ -90,6 +90,7 @@ final class JobRunner {
     }
     PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
     long expected;
+    long scoreStart = System.nanoTime();
     try {
       long before = cfg.mode().equals("append") && exists(cfg.output()) ? spark.read().parquet(cfg.output()).count() : 0;
       try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, inputRows, cfg.progressSeconds(), run)) {
@@ -112,6 +113,7 @@ final class JobRunner {
       return BatchScoringJob.EXIT_FAILED;
     }
 
+    double scoreSeconds = (System.nanoTime() - scoreStart) / 1e9;
     // Metrics come from the written output, read back, never from estimates.
     Dataset<Row> out = spark.read().parquet(cfg.output());
     Row agg = out.agg(
@@ -146,6 +148,32 @@ final class JobRunner {
       // No run to log to or compare with, but the reference metrics are still worth printing.
       NightlyEvaluation.run(spark, cfg, null, out, promptColumn(scorer), promptSet, null);
     }
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("rows_total", (double) rows);
+    m.put("rows_ok", (double) ok);
+    m.put("rows_failed", (double) failed);
+    m.put("error_rate", errorRate);
+    m.put("prompt_tokens", agg.isNullAt(2) ? 0.0 : agg.getLong(2));
+    m.put("completion_tokens", agg.isNullAt(3) ? 0.0 : agg.getLong(3));
+    m.put("total_tokens", m.get("prompt_tokens") + m.get("completion_tokens"));
+    m.put("generated_tokens_per_s", m.get("completion_tokens") / wallSeconds);
+    m.put("rows_per_s", rows / wallSeconds);
+    m.put("latency_p50_ms", agg.isNullAt(4) ? null : agg.getDouble(4));
+    m.put("latency_p95_ms", agg.isNullAt(5) ? null : agg.getDouble(5));
+    m.put("latency_p99_ms", agg.isNullAt(6) ? null : agg.getDouble(6));
+    m.put("model_loads", (double) metrics.loads().value());
+    m.put("model_load_ms", (double) metrics.loadMillis().value());
+    m.put("model_fetch_ms", scorer.localModel().fetchMillis());
+    Map<String, Double> rss = metrics.peakRssMbByExecutor();
+    m.put("executors_used", (double) rss.size());
+    m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
+    m.putAll(schedulingMetrics(scorer, metrics.slots(), scoreSeconds));
+    m.put("wall_time_s", wallSeconds);
+    writeMetricsFile(m);
+    System.out.printf("genai-batch: slot efficiency %.1f%% (prefill %.1f%%, decode %.1f%%); %d partitions on %d task"
+        + " slots x %d native threads; %.1f tokens/s per core%n", 100 * m.get("slot_efficiency"),
+        100 * m.get("prefill_slot_efficiency"), 100 * m.get("decode_slot_efficiency"), m.get("partitions").intValue(),
+        m.get("task_slots").intValue(), m.get("threads_per_task").intValue(), m.get("tokens_per_s_per_core"));
     if (trackingFailure != null) {
       System.err.println("genai-batch: the output is complete at " + cfg.output()
           + ", but the run was not logged to MLflow: " + trackingFailure);
@@ -153,26 +181,6 @@ final class JobRunner {
     }
     if (run != null) {
       try {
-        Map<String, Double> m = new LinkedHashMap<>();
-        m.put("rows_total", (double) rows);
-        m.put("rows_ok", (double) ok);
-        m.put("rows_failed", (double) failed);
-        m.put("error_rate", errorRate);
-        m.put("prompt_tokens", agg.isNullAt(2) ? 0.0 : agg.getLong(2));
-        m.put("completion_tokens", agg.isNullAt(3) ? 0.0 : agg.getLong(3));
-        m.put("total_tokens", m.get("prompt_tokens") + m.get("completion_tokens"));
-        m.put("generated_tokens_per_s", m.get("completion_tokens") / wallSeconds);
-        m.put("rows_per_s", rows / wallSeconds);
-        m.put("latency_p50_ms", agg.isNullAt(4) ? null : agg.getDouble(4));
-        m.put("latency_p95_ms", agg.isNullAt(5) ? null : agg.getDouble(5));
-        m.put("latency_p99_ms", agg.isNullAt(6) ? null : agg.getDouble(6));
-        m.put("model_loads", (double) metrics.loads().value());
-        m.put("model_load_ms", (double) metrics.loadMillis().value());
-        m.put("model_fetch_ms", scorer.localModel().fetchMillis());
-        Map<String, Double> rss = metrics.peakRssMbByExecutor();
-        m.put("executors_used", (double) rss.size());
-        m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
-        m.put("wall_time_s", wallSeconds);
         run.logMetrics(m, 0);
         RunReport.log(run, out, cfg, scorer, rows);
         java.nio.file.Path tmp = java.nio.file.Files.createTempDirectory("genai-batch-eval");
@@ -303,6 +311,48 @@ final class JobRunner {
     p.put("task_cpus", spark.sparkContext().getConf().get("spark.task.cpus", "1"));
     p.put("job_version", BatchScoringJob.VERSION);
     return p;
+  }
+
+  /**
+   * How the work was spread and how much of the computed token slots served an answer: slot
+   * efficiencies (useful prompt and answer tokens over slots computed, prefill and decode apart,
+   * from what the tasks reported), the partitions, task slots and native threads per task, and
+   * tokens per second per core over the scoring stage (from the start of scoring to the output
+   * written; the tokens are the finished tasks' own counts).
+   */
+  static Map<String, Double> schedulingMetrics(BatchScorer scorer, io.genaibatch.engine.SlotUsage slots,
+      double scoreSeconds) {
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("prefill_slots", (double) slots.prefillSlots());
+    m.put("decode_slots", (double) slots.decodeSlots());
+    m.put("prefill_slot_efficiency", slots.prefillEfficiency());
+    m.put("decode_slot_efficiency", slots.decodeEfficiency());
+    m.put("slot_efficiency", slots.efficiency());
+    m.put("partitions", (double) scorer.partitionsUsed());
+    m.put("task_slots", (double) scorer.taskSlots());
+    m.put("threads_per_task", (double) scorer.threadsPerTask());
+    m.put("scoring_wall_s", scoreSeconds);
+    double useful = slots.prefillUseful() + slots.decodeUseful();
+    double cores = (double) scorer.taskSlots() * scorer.threadsPerTask();
+    m.put("tokens_per_s", scoreSeconds > 0 ? useful / scoreSeconds : Double.NaN);
+    m.put("tokens_per_s_per_core", scoreSeconds > 0 ? useful / scoreSeconds / cores : Double.NaN);
+    return m;
+  }
+
+  /** The file in the output folder that holds the run's metrics; Spark's readers skip names starting with '_'. */
+  public static final String METRICS_FILE = "_genai_batch_metrics.json";
+
+  /** Writes the metrics beside the output, so a run without tracking keeps them too. */
+  private void writeMetricsFile(Map<String, Double> m) {
+    Path file = new Path(cfg.output(), METRICS_FILE);
+    try {
+      FileSystem fs = file.getFileSystem(spark.sparkContext().hadoopConfiguration());
+      try (java.io.OutputStream os = fs.create(file, true)) {
+        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(os, m);
+      }
+    } catch (IOException e) {
+      LOG.warn("Could not write {}: {}", file, e.getMessage());
+    }
   }
 
   private boolean exists(String path) {

@@ -81,7 +81,7 @@ public final class BatchScorer {
     ModelSpec spec = new ModelSpec(resolved, tracking == null || tracking.isBlank() ? null : tracking,
         ModelSpec.driverMlflowEnv(), cache, threads);
     ScoringOptions settled = new ScoringOptions(options.promptColumn(), options.messagesColumn(), options.idColumn(),
-        options.batchSize(), search, chat);
+        options.batchSize(), search, chat, options.lookaheadRows(), options.partitions());
     return new BatchScorer(spark, spec, local, settled);
   }
 
@@ -175,6 +175,39 @@ public final class BatchScorer {
     check(input.schema());
     boolean java8 = Boolean.parseBoolean(spark.conf().get("spark.sql.datetime.java8API.enabled", "false"));
     PartitionScorer scorer = new PartitionScorer(spec, options, input.schema(), runId, java8, metrics);
-    return input.mapPartitions(scorer, Encoders.row(outputSchema(input.schema())));
+    Dataset<Row> spread = spread(input);
+    return spread.mapPartitions(scorer, Encoders.row(outputSchema(input.schema())));
+  }
+
+  /** Tasks that can run at once: the cluster's cores (Spark's default parallelism) over spark.task.cpus. */
+  public int taskSlots() {
+    return Math.max(1, spark.sparkContext().defaultParallelism() / Math.max(1, spec.intraOpThreads()));
+  }
+
+  /** Native threads each task's generation uses: spark.task.cpus, the cores the task owns. */
+  public int threadsPerTask() {
+    return Math.max(1, spec.intraOpThreads());
+  }
+
+  /** Partitions the last {@link #score} call spread its input over. */
+  public int partitionsUsed() {
+    return partitionsUsed;
+  }
+
+  private volatile int partitionsUsed;
+
+  /**
+   * Spreads the input over the task slots: one input file is one partition, one task, one core.
+   * With {@code partitions} auto, an input with fewer partitions than task slots is repartitioned
+   * (round robin) to the slots; which rows share a native batch changes with it, their answers do
+   * not (see {@link io.genaibatch.engine.LlmModel#score}).
+   */
+  private Dataset<Row> spread(Dataset<Row> input) {
+    int have = input.rdd().getNumPartitions();
+    int want = options.partitions() == ScoringOptions.PARTITIONS_INPUT ? have
+        : options.partitions() == ScoringOptions.PARTITIONS_AUTO ? Math.max(have, taskSlots())
+        : options.partitions();
+    partitionsUsed = want;
+    return want == have ? input : input.repartition(want);
   }
 }

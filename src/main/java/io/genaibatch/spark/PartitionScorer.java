@@ -3,6 +3,8 @@ package io.genaibatch.spark;
 import io.genaibatch.engine.ChatMessage;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
+import io.genaibatch.engine.ScoredWindow;
+import io.genaibatch.engine.SlotUsage;
 import java.sql.Timestamp;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -18,10 +20,11 @@ import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 
 /**
- * Scores one partition: takes a lease on the executor's model, pulls rows in batches of {@code
- * batchSize}, generates each batch in one native call, and emits every input row exactly once
- * with its answer, usage and error. Streams: at most one batch of rows is held. The lease is
- * released by a task-completion listener, so the model stays loaded for the next task.
+ * Scores one partition: takes a lease on the executor's model, pulls rows in windows of {@code
+ * lookaheadRows}, lets the engine sort each window's prompts by length and cut them into native
+ * batches ({@link LlmModel#score}), and emits every input row exactly once, in input order, with
+ * its answer, usage and error. Streams: at most one window of rows is held. The lease is released
+ * by a task-completion listener, so the model stays loaded for the next task.
  */
 public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   private static final long serialVersionUID = 1L;
@@ -84,8 +87,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           }
           return false;
         }
-        List<Row> batch = new ArrayList<>(options.batchSize());
-        while (rows.hasNext() && batch.size() < options.batchSize()) {
+        List<Row> batch = new ArrayList<>(options.windowRows());
+        while (rows.hasNext() && batch.size() < options.windowRows()) {
           batch.add(rows.next());
         }
         score(model, batch, promptIdx, messagesIdx, out);
@@ -118,13 +121,17 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         prompts.add(r.isNullAt(promptIdx) ? null : r.getString(promptIdx));
       }
     }
-    List<Generation> gens;
+    List<Generation> gens = new ArrayList<>(batch.size());
     String batchError = null;
     try {
-      gens = model.generateBatch(prompts, options.search());
+      ScoredWindow scored = model.score(prompts, options.search(), options.batchSize());
+      gens = scored.generations();
+      if (metrics != null) {
+        metrics.recordSlots(scored.slots());
+      }
     } catch (RuntimeException e) {
-      // The batch failed as a whole (a native error): every row of it becomes an error row,
-      // and the partition goes on with the next batch.
+      // The window failed as a whole (the model was closed under it): every row of it becomes an
+      // error row, and the partition goes on with the next window.
       gens = null;
       batchError = "generation failed: " + e.getMessage();
     }
@@ -205,7 +212,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
   public record ScoringMetrics(LongAccumulator loads, LongAccumulator loadMillis, LongAccumulator rowsOk,
       LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
-      CollectionAccumulator<String> executorMemory, String liveKey)
+      LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
+      LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory, String liveKey)
       implements java.io.Serializable {
 
     /**
@@ -221,7 +229,21 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.longAccumulator("genai-batch model load ms"), sc.longAccumulator("genai-batch rows ok"),
           sc.longAccumulator("genai-batch rows failed"), sc.longAccumulator("genai-batch prompt tokens"),
           sc.longAccumulator("genai-batch completion tokens"),
+          sc.longAccumulator("genai-batch prefill slots"), sc.longAccumulator("genai-batch prefill useful"),
+          sc.longAccumulator("genai-batch decode slots"), sc.longAccumulator("genai-batch decode useful"),
           sc.collectionAccumulator("genai-batch executor peak RSS"), UUID.randomUUID().toString());
+    }
+
+    void recordSlots(SlotUsage s) {
+      prefillSlots.add(s.prefillSlots());
+      prefillUseful.add(s.prefillUseful());
+      decodeSlots.add(s.decodeSlots());
+      decodeUseful.add(s.decodeUseful());
+    }
+
+    /** Token slots the finished tasks computed and used. */
+    public SlotUsage slots() {
+      return new SlotUsage(prefillSlots.value(), prefillUseful.value(), decodeSlots.value(), decodeUseful.value());
     }
 
     /** Adds "EXECUTOR_ID PEAK_RSS_KB" of this JVM (Linux VmHWM), after a partition. */

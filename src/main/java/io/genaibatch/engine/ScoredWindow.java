@@ -1,0 +1,12 @@
+package io.genaibatch.engine;
+
+import java.util.List;
+
+/**
+ * What {@link LlmModel#score} returns for a window of prompts.
+ *
+ * @param generations one per prompt, in the order the prompts came
+ * @param slots the token slots the window's native batches computed
+ * @param batches native generator runs the window took
+ */
+public record ScoredWindow(List<Generation> generations, SlotUsage slots, int batches) {}
