@@ -86,6 +86,12 @@ SIZES = {
     ),
     # phi3-mini's shapes with 4 of its 32 layers (~0.7 GB, about 1/6 of its per-token cost): benchmark runs
     # that take minutes, not hours, with the same widths, vocab, KV-cache layout and lm_head.
+    # Wide enough (hidden 1024) that onnxruntime's int4 kernels give a lone row other greedy answers than a
+    # batched one within a few dozen tokens; small enough (~160 MB, seconds to make) for the test suite.
+    "kernel-paths": dict(
+        num_layers=2, hidden=1024, num_heads=8, num_kv_heads=8, head_size=128, intermediate=2048,
+        search_max_length=512, external_data=True,
+    ),
     "phi3-mini-4l": dict(
         num_layers=4, hidden=3072, num_heads=32, num_kv_heads=32, head_size=96, intermediate=8192,
         search_max_length=4096, external_data=True,

@@ -96,6 +96,35 @@ class BatchSchedulingTest {
     assertThat(single.slots().prefillSlots()).as("batch size 1: no stand-in").isEqualTo(len);
   }
 
+  /**
+   * On a model wide enough for onnxruntime's int4 kernels to take their single-row path, a prompt
+   * scored on its own gets the very answer it gets in any batch, because it never runs alone.
+   */
+  @Test
+  void onAWideModelALonePromptGetsItsBatchedAnswerWhichRunningAloneWouldNotGive() throws Exception {
+    List<String> prompts = new ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      prompts.add("<|user|>\nWrite about river " + i + " and the stone garden " + "light ".repeat(i) + "<|end|>\n<|assistant|>\n");
+    }
+    SearchOptions opts = SearchOptions.greedy(60);
+    try (LlmModel wide = LlmModel.load(Fixtures.kernelPathsModel(), 1)) {
+      List<Generation> batched = wide.score(prompts, opts, 4).generations();
+      int aloneDiffers = 0;
+      for (int i = 0; i < prompts.size(); i++) {
+        Generation lone = wide.score(List.of(prompts.get(i)), opts, 8).generations().get(0);
+        assertThat(lone.tokenIds()).as("prompt %d scored on its own", i).containsExactly(batched.get(i).tokenIds());
+        Generation single = wide.score(List.of(prompts.get(i)), opts, 1).generations().get(0);
+        if (!Arrays.equals(single.tokenIds(), batched.get(i).tokenIds())) {
+          aloneDiffers++;
+        }
+      }
+      // What the stand-in prevents: on the CPUs seen so far, some answers of a row generated truly
+      // alone drift from its batched answer. Where none does, the check above holds trivially.
+      org.junit.jupiter.api.Assumptions.assumeTrue(aloneDiffers > 0,
+          "this CPU's int4 kernels give a lone row the batched answers: the stand-in is not exercised");
+    }
+  }
+
   @Test
   void batchSizeOneRunsEveryPromptAloneWithoutPadding() {
     List<String> prompts = LlmModelTest.PROMPTS.subList(0, 4);

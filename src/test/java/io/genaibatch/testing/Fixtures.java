@@ -27,6 +27,26 @@ public final class Fixtures {
     return projectDir().resolve("src/test/resources/models/tiny-phi3");
   }
 
+  /**
+   * The fixture script's {@code kernel-paths} model (hidden 1024, ~160 MB), made once per build
+   * under target/: wide enough that int4 kernels answer a lone row differently from a batched one.
+   */
+  public static synchronized Path kernelPathsModel() throws IOException, InterruptedException {
+    Path dir = projectDir().resolve("target/models/kernel-paths");
+    if (!Files.isRegularFile(dir.resolve("genai_config.json"))) {
+      Path tmp = projectDir().resolve("target/models/kernel-paths.tmp");
+      Process p = new ProcessBuilder(python().toString(),
+          projectDir().resolve("src/main/python/genai_batch/make_tiny_phi3.py").toString(),
+          "--size", "kernel-paths", "--out", tmp.toString()).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+        throw new IllegalStateException("make_tiny_phi3.py --size kernel-paths failed: " + out);
+      }
+      Files.move(tmp, dir);
+    }
+    return dir;
+  }
+
   public static Path python() {
     Path py = projectDir().resolve(".venv/bin/python");
     if (!Files.isExecutable(py)) {
