@@ -1,6 +1,10 @@
 package io.genaibatch.job;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
@@ -9,6 +13,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -16,6 +21,7 @@ import java.util.stream.Stream;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 import org.junit.jupiter.api.Test;
@@ -62,7 +68,7 @@ class BatchScoringJobTest extends SparkTestBase {
   }
 
   @Test
-  void scoresAPromptSetWithBadRowsKeepingEveryRow(@TempDir Path tmp) {
+  void scoresAPromptSetWithBadRowsKeepingEveryRow(@TempDir Path tmp) throws Exception {
     String input = writePrompts(tmp, 24, true);
     String output = tmp.resolve("out").toString();
     Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
@@ -74,6 +80,48 @@ class BatchScoringJobTest extends SparkTestBase {
     assertThat(back.select("id").distinct().count()).isEqualTo(24);
     assertThat(back.filter("error is not null").count()).isEqualTo(3);
     assertThat(back.filter("error is null and completion_tokens > 4").count()).isZero();
+
+    // The run's scheduling metrics, beside the output: useful slots are the ok rows' own tokens.
+    JsonNode m = new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile());
+    Row ok = back.filter("error is null").agg(functions.sum("prompt_tokens"), functions.sum("completion_tokens")).first();
+    double prefillSlots = m.path("prefill_slots").asDouble();
+    double decodeSlots = m.path("decode_slots").asDouble();
+    assertThat(m.path("prefill_slot_efficiency").asDouble() * prefillSlots).isCloseTo(ok.getLong(0), within(1e-6));
+    assertThat(m.path("decode_slot_efficiency").asDouble() * decodeSlots).isCloseTo(ok.getLong(1), within(1e-6));
+    assertThat(m.path("slot_efficiency").asDouble() * (prefillSlots + decodeSlots))
+        .isCloseTo(ok.getLong(0) + ok.getLong(1), within(1e-6));
+    assertThat(m.path("slot_efficiency").asDouble()).isBetween(0.0, 1.0);
+    int inputPartitions = spark.read().parquet(input).rdd().getNumPartitions();
+    assertThat(m.path("partitions").asInt()).as("the input's partitions, at least the two task slots")
+        .isEqualTo(Math.max(2, inputPartitions));
+    assertThat(m.path("task_slots").asInt()).isEqualTo(2);
+    assertThat(m.path("threads_per_task").asInt()).isEqualTo(1);
+    assertThat(r.out()).contains("slot efficiency").contains(" partitions on 2 task slots x 1 native threads");
+  }
+
+  @Test
+  void oneInputFileIsSpreadOverEveryTaskSlot(@TempDir Path tmp) throws Exception {
+    List<Row> rows = new ArrayList<>();
+    for (int i = 0; i < 12; i++) {
+      rows.add(RowFactory.create((long) i, "Prompt number " + i + " goes on"));
+    }
+    String input = tmp.resolve("one.parquet").toString();
+    spark.createDataFrame(rows, SCHEMA).coalesce(1).write().parquet(input);
+    String output = tmp.resolve("out").toString();
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+        "--no-tracking", "--max-tokens", "3");
+    assertThat(r.code()).as(r.err()).isZero();
+    JsonNode m = new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile());
+    assertThat(m.path("partitions").asInt()).isEqualTo(2);
+    assertThat(spark.read().parquet(output).count()).isEqualTo(12);
+
+    Result kept = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+        "--no-tracking", "--max-tokens", "3", "--partitions", "input");
+    assertThat(kept.code()).as(kept.err()).isZero();
+    assertThat(new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile()).path("partitions").asInt())
+        .isEqualTo(1);
+    assertThat(run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+        "--no-tracking", "--partitions", "many").err()).contains("partitions must be auto, input or a positive number");
   }
 
   @Test

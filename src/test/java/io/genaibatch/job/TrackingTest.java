@@ -57,7 +57,8 @@ class TrackingTest extends SparkTestBase {
     assertThat(m.path("prompt_tokens").asLong()).isEqualTo(sums.getLong(1));
     assertThat(m.path("completion_tokens").asLong()).isEqualTo(sums.getLong(2));
     assertThat(m.path("total_tokens").asLong()).isEqualTo(sums.getLong(1) + sums.getLong(2));
-    for (String k : new String[] {"generated_tokens_per_s", "rows_per_s", "latency_p50_ms", "latency_p95_ms",
+    for (String k : new String[] {"slot_efficiency", "prefill_slot_efficiency", "decode_slot_efficiency",
+        "tokens_per_s_per_core", "partitions", "threads_per_task", "generated_tokens_per_s", "rows_per_s", "latency_p50_ms", "latency_p95_ms",
         "latency_p99_ms", "model_load_ms", "wall_time_s", "model_loads"}) {
       assertThat(m.has(k)).as(k).isTrue();
     }
