@@ -51,7 +51,8 @@ class ClusterIT {
     for (int f = 0; f < files; f++) {
       StringBuilder sb = new StringBuilder();
       for (int i = f; i < ROWS; i += files) {
-        sb.append("{\"id\": ").append(i).append(", \"prompt\": \"Cluster prompt number ").append(i).append("\"}\n");
+        sb.append("{\"id\": ").append(i).append(", \"prompt\": \"Cluster prompt number ").append(i)
+            .append(" word".repeat(i % 9 * 3)).append("\"}\n");
       }
       Files.writeString(in.resolve(String.format("part-%03d.json", f)), sb.toString());
     }
@@ -89,9 +90,37 @@ class ClusterIT {
     return JSON.valueToTree(metrics);
   }
 
+  /** The same prompts as one file through spark-submit on local[1]: answers by id. */
+  private static Map<Long, String> runLocalOne(Path dir) throws Exception {
+    Path in = input(dir, 1);
+    Path out = dir.resolve("out-local1");
+    ProcessBuilder pb = new ProcessBuilder(Fixtures.projectDir().resolve("jobs/spark-submit.sh").toString(),
+        "--master", "local[1]", "--", "--model-uri", "models:/tiny-cluster@champion", "--input", in.toString(),
+        "--input-format", "json", "--output", out.toString(), "--no-tracking")
+        .directory(Fixtures.projectDir().toFile()).redirectErrorStream(true)
+        .redirectOutput(dir.resolve("local1.log").toFile());
+    pb.environment().put("MLFLOW_TRACKING_URI", server.uri());
+    Process p = pb.start();
+    assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).as(Files.readString(dir.resolve("local1.log"))).isZero();
+    return answers(out);
+  }
+
+  /** id -> response of a job's Parquet output, read back with Python's pyarrow. */
+  private static Map<Long, String> answers(Path out) throws Exception {
+    JsonNode rows = Fixtures.runPython("src/test/python/read_answers.py", Map.of("output", out.toString()));
+    Map<Long, String> m = new HashMap<>();
+    rows.fields().forEachRemaining(e -> m.put(Long.parseLong(e.getKey()), e.getValue().asText()));
+    return m;
+  }
+
   @Test
   void twoExecutorJvmsLoadTheModelTwiceAndMemoryStaysFlatAsPartitionsGrow(@TempDir Path dir) throws Exception {
     JsonNode eight = runOnCluster(dir, 8);
+    // The same prompt set as one file on local[1]: one task, other batches, the same answers.
+    Map<Long, String> cluster = answers(dir.resolve("out-8"));
+    assertThat(cluster).hasSize(ROWS);
+    assertThat(runLocalOne(dir)).isEqualTo(cluster);
     assertThat(eight.path("executors_used").asInt()).isEqualTo(2);
     assertThat(eight.path("model_loads").asInt()).isEqualTo(2);
     assertThat(eight.path("rows_total").asInt()).isEqualTo(ROWS);
