@@ -93,8 +93,15 @@ final class JobRunner {
     long scoreStart = System.nanoTime();
     try {
       long before = cfg.mode().equals("append") && exists(cfg.output()) ? spark.read().parquet(cfg.output()).count() : 0;
-      try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, inputRows, cfg.progressSeconds(), run)) {
-        write(scorer, input, inputRows, run == null ? null : run.runId(), metrics);
+      boolean resume = cfg.mode().equals("resume") && exists(cfg.output());
+      Dataset<Row> todo = resume ? notDone(input) : input;
+      // Progress counts what this run has to score: in a resume, the rows not done yet.
+      long todoRows = resume ? todo.count() : inputRows;
+      if (resume) {
+        LOG.info("Resume: {} of {} input rows still to score", todoRows, inputRows);
+      }
+      try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, todoRows, cfg.progressSeconds(), run)) {
+        write(scorer, todo, todoRows, resume, run == null ? null : run.runId(), metrics);
       } finally {
         metrics.release();
       }
@@ -370,21 +377,14 @@ final class JobRunner {
    * rows by a hash of the id; each wave is one committed Spark write, so a killed job keeps what
    * it finished and {@code --mode resume} picks up the rest.
    */
-  private void write(BatchScorer scorer, Dataset<Row> input, long inputRows, String runId,
+  private void write(BatchScorer scorer, Dataset<Row> todo, long todoRows, boolean resume, String runId,
       PartitionScorer.ScoringMetrics metrics) {
     String id = cfg.idColumn();
-    boolean resume = cfg.mode().equals("resume") && exists(cfg.output());
-    Dataset<Row> todo = input;
-    if (resume) {
-      Dataset<Row> done = BatchScoringJob.okIds(spark.read().parquet(cfg.output()), id);
-      todo = input.join(done, input.col(id).equalTo(done.col(id)), "left_anti");
-      LOG.info("Resume: {} of {} input rows still to score", todo.count(), inputRows);
-    }
     SaveMode first = cfg.mode().equals("overwrite") ? SaveMode.Overwrite : SaveMode.Append;
     if (id == null) {
       scorer.score(todo, runId, metrics).write().mode(first).parquet(cfg.output());
     } else {
-      long waves = Math.max(1, (inputRows + cfg.commitRows() - 1) / cfg.commitRows());
+      long waves = Math.max(1, (todoRows + cfg.commitRows() - 1) / cfg.commitRows());
       Column wave = functions.pmod(functions.xxhash64(todo.col(id)), functions.lit(waves));
       Dataset<Row> tagged = todo.withColumn(WAVE, wave);
       for (long w = 0; w < waves; w++) {
@@ -395,6 +395,13 @@ final class JobRunner {
     if (resume) {
       compact(id);
     }
+  }
+
+  /** Input rows whose id has no successful row in the output yet. */
+  private Dataset<Row> notDone(Dataset<Row> input) {
+    String id = cfg.idColumn();
+    Dataset<Row> done = BatchScoringJob.okIds(spark.read().parquet(cfg.output()), id);
+    return input.join(done, input.col(id).equalTo(done.col(id)), "left_anti");
   }
 
   /**

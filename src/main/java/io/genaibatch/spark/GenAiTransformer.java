@@ -37,6 +37,8 @@ public final class GenAiTransformer extends Transformer {
   private Param<String> outputCol;
   private BooleanParam chat;
   private IntParam batchSize;
+  private IntParam lookaheadRows;
+  private Param<String> partitions;
   private IntParam maxNewTokens;
   private DoubleParam temperature;
   private DoubleParam topP;
@@ -61,6 +63,8 @@ public final class GenAiTransformer extends Transformer {
     outputCol = new Param<>(uid, "outputCol", "answer column");
     chat = new BooleanParam(uid, "chat", "score chat messages with the model's chat template");
     batchSize = new IntParam(uid, "batchSize", "prompts per generation call");
+    lookaheadRows = new IntParam(uid, "lookaheadRows", "rows a task reads ahead and sorts by prompt length");
+    partitions = new Param<>(uid, "partitions", "auto, input or a number of partitions");
     maxNewTokens = new IntParam(uid, "maxNewTokens", "most new tokens per prompt");
     temperature = new DoubleParam(uid, "temperature", "sampling temperature");
     topP = new DoubleParam(uid, "topP", "nucleus sampling mass");
@@ -71,6 +75,8 @@ public final class GenAiTransformer extends Transformer {
     setDefault(outputCol, OutputSchema.RESPONSE);
     setDefault(chat, false);
     setDefault(batchSize, ScoringOptions.BATCH_SIZE_DEFAULT);
+    setDefault(lookaheadRows, ScoringOptions.LOOKAHEAD_ROWS_DEFAULT);
+    setDefault(partitions, "auto");
   }
 
   public Param<String> modelUri() {
@@ -99,6 +105,26 @@ public final class GenAiTransformer extends Transformer {
 
   public IntParam maxNewTokens() {
     return maxNewTokens;
+  }
+
+  public IntParam lookaheadRows() {
+    return lookaheadRows;
+  }
+
+  public Param<String> partitions() {
+    return partitions;
+  }
+
+  public GenAiTransformer setLookaheadRows(int v) {
+    set(lookaheadRows, v);
+    return this;
+  }
+
+  /** {@code auto} (spread over the task slots), {@code input} (keep the input's) or a number. */
+  public GenAiTransformer setPartitions(String v) {
+    ScoringOptions.parsePartitions(v);
+    set(partitions, v);
+    return this;
   }
 
   public DoubleParam temperature() {
@@ -204,7 +230,8 @@ public final class GenAiTransformer extends Transformer {
     boolean isChat = (Boolean) $(chat);
     String in = $(inputCol);
     return new ScoringOptions(isChat ? ScoringOptions.PROMPT_COLUMN_DEFAULT : in,
-        isChat ? in : ScoringOptions.MESSAGES_COLUMN_DEFAULT, null, (Integer) $(batchSize), SearchOptions.DEFAULTS, isChat);
+        isChat ? in : ScoringOptions.MESSAGES_COLUMN_DEFAULT, null, (Integer) $(batchSize), SearchOptions.DEFAULTS, isChat,
+        (Integer) $(lookaheadRows), ScoringOptions.parsePartitions($(partitions)));
   }
 
   @Override

@@ -40,6 +40,11 @@ class NotebookApiTest extends SparkTestBase {
     assertThat(rows.get(2).<String>getAs("error")).isEqualTo("prompt is null");
     assertThatThrownBy(() -> new GenAiTransformer().transform(questions()))
         .hasMessageContaining("setModelUri");
+    // The job's scheduling options: three partitions asked, three given, the same answers.
+    List<Row> spread = t.setPartitions("3").setLookaheadRows(1).transform(questions()).orderBy("id").collectAsList();
+    assertThat(t.setPartitions("3").transform(questions()).rdd().getNumPartitions()).isEqualTo(3);
+    assertThat(spread.get(0).<String>getAs("answer")).isEqualTo(rows.get(0).<String>getAs("answer"));
+    assertThatThrownBy(() -> t.setPartitions("many")).hasMessageContaining("auto, input or a positive number");
   }
 
   @Test
