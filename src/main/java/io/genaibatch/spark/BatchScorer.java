@@ -85,10 +85,18 @@ public final class BatchScorer {
     return new BatchScorer(spark, spec, local, settled);
   }
 
+  /**
+   * {@code spark.genaibatch.*} from the session's runtime conf, which holds the startup conf too:
+   * a notebook's {@code spark.conf.set("spark.genaibatch.max_new_tokens", "32")} takes effect.
+   */
   private static Map<String, Object> sparkConf(SparkSession spark) {
     Map<String, Object> m = new LinkedHashMap<>();
-    for (scala.Tuple2<String, String> kv : spark.sparkContext().getConf().getAllWithPrefix(CONF_PREFIX)) {
-      m.put(kv._1(), kv._2());
+    scala.collection.Iterator<scala.Tuple2<String, String>> it = spark.conf().getAll().iterator();
+    while (it.hasNext()) {
+      scala.Tuple2<String, String> kv = it.next();
+      if (kv._1().startsWith(CONF_PREFIX) && !kv._1().equals(CONF_CACHE_DIR)) {
+        m.put(kv._1().substring(CONF_PREFIX.length()), kv._2());
+      }
     }
     return m;
   }

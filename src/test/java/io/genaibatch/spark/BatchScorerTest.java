@@ -136,6 +136,22 @@ class BatchScorerTest extends SparkTestBase {
   }
 
   @Test
+  void aSettingSetOnTheRunningSessionTakesEffect(@TempDir Path tmp) {
+    spark.conf().set("spark.genaibatch.max_new_tokens", "2");
+    try {
+      BatchScorer scorer = scorer(ScoringOptions.defaults(), SearchOptions.DEFAULTS, tmp.resolve("cache"));
+      assertThat(scorer.options().search().maxNewTokens()).isEqualTo(2);
+      Row r = scorer.score(prompts(List.of("Tell me about the sea")), null, null).first();
+      assertThat(r.<Integer>getAs("completion_tokens")).isEqualTo(2);
+      // A flag (or config file) still wins over the session's conf.
+      assertThat(scorer(ScoringOptions.defaults(), SearchOptions.greedy(3), tmp.resolve("cache"))
+          .options().search().maxNewTokens()).isEqualTo(3);
+    } finally {
+      spark.conf().unset("spark.genaibatch.max_new_tokens");
+    }
+  }
+
+  @Test
   void aMissingColumnFailsOnTheDriverBeforeScoring(@TempDir Path tmp) {
     BatchScorer scorer = scorer(new ScoringOptions("question", "messages", null, 4, SearchOptions.greedy(2), false),
         SearchOptions.greedy(2), tmp);
