@@ -2,9 +2,21 @@
 # genai-batch against the seed's way (PySpark + mlflow.pyfunc.spark_udf over the pyfunc wrapper)
 # and against the engine alone, on the same prompts, model, greedy search and cores; prints one
 # table (plus batch scaling, memory as partitions grow and the memory-bandwidth bound):
-#   jobs/benchmark.sh [--model tiny|phi3-mini|DIR] [--rows N] [--new-tokens N] [--repeats K]
-#                     [--batch-size B] [--batch-sizes 1,2,4,8,16] [--memory-partitions 2,4,8]
+#   jobs/benchmark.sh [--workload uniform|mixed] [--model tiny|phi3-mini|phi3-mini-4l|DIR] [--rows N]
+#                     [--new-tokens N] [--repeats K] [--batch-size B] [--systems a,a0,b,c]
+#                     [--batch-sizes 1,2,4,8,16] [--memory-partitions 2,4,8]          (uniform only)
+#                     [--engine-batches 1,8,16] [--engine-new-tokens 32] [--seed 0]   (mixed only)
 #   jobs/benchmark.sh --model tiny --rows 16 --repeats 1     # smoke test, about a minute
+# --workload uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens (16).
+# --workload mixed: --rows (32) prompts of 10-500 tokens (log-uniform, Phi-3 chat markup, counted with
+#   the model's tokenizer) in ONE Parquet file, greedy with at most --new-tokens (256) new tokens, on
+#   --model phi3-mini-4l (Phi-3-mini's shapes, 4 layers, answers that stop at varied lengths;
+#   generated into models/phi3-mini-4l-r03 when missing). Systems: a = the job with its defaults,
+#   a0 = the job as before (--partitions input --lookahead-rows 8 --batch-size 8), b = spark_udf with
+#   onnxruntime's default threads, c = the engine alone on the uniform prompts at --engine-batches.
+#   Headline: total (prompt + completion) tokens/s; also cores busy, slot efficiency, a/a0 answers.
+#   jobs/benchmark.sh --workload mixed --model tiny --rows 8 --repeats 1   # smoke test, a few minutes
+#   nice -n 10 jobs/benchmark.sh --workload mixed                          # the real run
 # --help lists every flag; docs/benchmarks.md has the numbers and how to read them.
 # On a shared machine, run it under `nice -n 10`.
 set -euo pipefail

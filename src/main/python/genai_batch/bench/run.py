@@ -1,7 +1,9 @@
 """genai-batch against the seed's way and against the engine alone, on the same prompts, model,
 search options and cores; run as ``jobs/benchmark.sh`` (``python -m genai_batch.bench``).
 
-Systems, each a fresh process per run:
+Two workloads (``--workload``): ``uniform`` (the default, described first) and ``mixed`` (below).
+
+Systems of the uniform workload, each a fresh process per run:
 
 (a) genai-batch: ``jobs/spark-submit.sh --master local[C]`` with ``--batch-size B`` and
     ``--no-tracking`` (one native thread per task, as ``spark.task.cpus`` = 1 gives),
@@ -18,6 +20,30 @@ model load) and end to end (process start to exit). Then, unless turned off: (a)
 is full), (a) at each ``--memory-partitions`` (peak RSS as partitions grow), the machine's memory
 bandwidth and the bytes of weights each decoded token reads. Prints the tables and writes them
 (report.md) with every run's numbers (results.json) to the work folder.
+
+The mixed workload (``--workload mixed``) is closer to what users send: ``--rows`` (default 32)
+prompts in Phi-3 chat markup whose token lengths spread log-uniformly from 10 to 500 tokens
+(:mod:`genai_batch.bench.workload`, counted with the model's own tokenizer), in ONE Parquet file
+(one input partition), answered greedily with at most ``--new-tokens`` (default 256) new tokens
+by a model whose answers end at varied lengths (default ``--model phi3-mini-4l``: Phi-3-mini's
+shapes with 4 layers and a 3% per-step stop rate, generated on demand). Systems:
+
+(a)  genai-batch with its defaults (no ``--batch-size`` unless given: the job's defaults are what
+     is measured),
+(a0) genai-batch as it behaved before partitioning and look-ahead: ``--partitions input
+     --lookahead-rows 8 --batch-size 8`` (the input's one partition, batches in arrival order),
+(b)  ``mlflow.pyfunc.spark_udf`` over the seed-style wrapper, with onnxruntime's default intra-op
+     threads (as users run it; no one-thread overlay),
+(c)  the engine alone on the uniform prompts with ``--engine-new-tokens`` new tokens each (the
+     end-of-sequence tokens masked, so every row generates exactly that many) at each of
+     ``--engine-batches`` (default 1,8,16): the batch gain of this machine's kernels, the reference
+     the targets are stated against.
+
+Per system: total tokens/s (prompt + completion tokens over the generation window, the headline),
+completion tokens/s, end to end, wall time, the cores busy in the generation window, and for (a)
+and (a0) the slot efficiencies and partitions from the job's ``_genai_batch_metrics.json``; then
+whether (a) and (a0) gave identical answers (joined on ``id``) and the ratios a/b, a/a0, (c)'s
+batch gain and (a) mixed over (c) at its best batch.
 """
 from __future__ import annotations
 
@@ -50,6 +76,17 @@ SCALING_MIN_ROWS_PER_PARTITION = 4
 RUN_TIMEOUT_S = 1800
 
 LOADED_RE = re.compile(r"Loaded model .* in (\d+) ms \(fetch (\d+) ms\)")
+# The bench's log4j2 config starts every line of the job's log with epoch milliseconds.
+LOADED_AT_RE = re.compile(r"^(\d{13}) .*Loaded model .* in (\d+) ms", re.MULTILINE)
+METRICS_FILE = "_genai_batch_metrics.json"
+SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
+MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,b,c"}
+UNIFORM_DEFAULTS = {"model": "tiny", "rows": 16, "new_tokens": 16, "systems": "a,b,c", "batch_size": 8}
+# Models that --model names and this command generates on demand (make_tiny_phi3.py flags, folder).
+GENERATED = {
+    "phi3-mini": (["--size", "phi3-mini"], "phi3-mini", "about 80 s, 2.7 GB"),
+    "phi3-mini-4l": (["--size", "phi3-mini-4l", "--stop-rate", "0.03"], "phi3-mini-4l-r03", "0.7 GB"),
+}
 WROTE_RE = re.compile(r"genai-batch: wrote (\d+) rows .* in ([0-9.]+) s")
 
 # Short prompts, so prefill stays small next to generation: with the fixture tokenizer (the same
@@ -78,20 +115,22 @@ def prompts(n: int) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 def resolve_model(spec: str) -> tuple[str, str]:
-    """(label, folder); phi3-mini is generated into models/phi3-mini (about 80 s) when missing."""
+    """(label, folder); phi3-mini (models/phi3-mini, about 80 s) and phi3-mini-4l
+    (models/phi3-mini-4l-r03: 4 layers, 3% stop rate) are generated when missing."""
     if spec == "tiny":
         return "tiny", TINY
-    if spec == "phi3-mini":
+    if spec in GENERATED:
+        flags, name, size = GENERATED[spec]
         base = os.environ.get("GENAI_BATCH_BENCH_MODELS", os.path.join(ROOT, "models"))
-        folder = os.path.join(base, "phi3-mini")
+        folder = os.path.join(base, name)
         if not os.path.isfile(os.path.join(folder, "genai_config.json")):
-            log(f"generating the Phi-3-mini-shaped random int4 model into {folder} (about 80 s, 2.7 GB)")
-            subprocess.run([VENV_PY, os.path.join(PY_SRC, "genai_batch", "make_tiny_phi3.py"), "--out", folder,
-                            "--size", "phi3-mini"], check=True)
-        return "phi3-mini", folder
+            log(f"generating the random int4 model {spec} into {folder} ({size})")
+            subprocess.run([VENV_PY, os.path.join(PY_SRC, "genai_batch", "make_tiny_phi3.py"), "--out", folder]
+                           + flags, check=True)
+        return name, folder
     folder = os.path.abspath(spec)
     if not os.path.isfile(os.path.join(folder, "genai_config.json")):
-        raise SystemExit(f"--model {spec}: no genai_config.json there; pass tiny, phi3-mini or an "
+        raise SystemExit(f"--model {spec}: no genai_config.json there; pass tiny, phi3-mini, phi3-mini-4l or an "
                          "onnxruntime-genai model folder")
     return os.path.basename(folder.rstrip("/")), folder
 
@@ -107,23 +146,41 @@ def write_input(folder: str, rows: list[str], partitions: int) -> str:
     return folder
 
 
-def one_thread_model(model_dir: str, dest: str) -> str:
-    """model_dir's files as symlinks, with genai_config.json asking for 1 intra-op thread (as (a)'s tasks
-    get with spark.task.cpus = 1)."""
+def overlay_model(model_dir: str, dest: str, edit) -> str:
+    """model_dir's files as symlinks, with genai_config.json changed by edit(config)."""
     os.makedirs(dest, exist_ok=True)
     for f in os.listdir(model_dir):
         if f != "genai_config.json" and not os.path.lexists(os.path.join(dest, f)):
             os.symlink(os.path.join(model_dir, f), os.path.join(dest, f))
     with open(os.path.join(model_dir, "genai_config.json"), encoding="utf-8") as f:
         cfg = json.load(f)
-    cfg["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = 1
+    edit(cfg)
     with open(os.path.join(dest, "genai_config.json"), "w", encoding="utf-8") as f:
         json.dump(cfg, f, indent=4)
     return dest
 
 
-def saved_pyfunc(model_dir: str, cache_root: str, new_tokens: int) -> str:
-    """The seed-style wrapper (timed) saved as a local MLflow model, reused across runs of this command."""
+def one_thread_model(model_dir: str, dest: str) -> str:
+    """model_dir's files as symlinks, with genai_config.json asking for 1 intra-op thread (as (a)'s tasks
+    get with spark.task.cpus = 1)."""
+    def edit(cfg):
+        cfg["model"]["decoder"].setdefault("session_options", {})["intra_op_num_threads"] = 1
+    return overlay_model(model_dir, dest, edit)
+
+
+def no_eos_model(model_dir: str, dest: str) -> str:
+    """model_dir's files as symlinks, with genai_config.json's search min_length at the context length:
+    onnxruntime-genai then masks the end-of-sequence tokens, so every prompt generates exactly its
+    max new tokens (the uniform prompts of the mixed workload's (c), whose model can stop)."""
+    def edit(cfg):
+        cfg.setdefault("search", {})["min_length"] = int(cfg["model"].get("context_length") or 1 << 20)
+    return overlay_model(model_dir, dest, edit)
+
+
+def saved_pyfunc(model_dir: str, cache_root: str, new_tokens: int, one_thread: bool = True) -> str:
+    """The seed-style wrapper (timed) saved as a local MLflow model, reused across runs of this command.
+    one_thread: the saved model's genai_config.json asks for 1 intra-op thread; else onnxruntime's
+    default (a thread per core in each Python worker)."""
     code = [os.path.join(PY_SRC, "genai_batch", f) for f in
             ("__init__.py", "phi3_pyfunc.py", "bench/__init__.py", "bench/timed_pyfunc.py")]
     h = hashlib.sha256(os.path.realpath(model_dir).encode())
@@ -131,7 +188,11 @@ def saved_pyfunc(model_dir: str, cache_root: str, new_tokens: int) -> str:
         with open(f, "rb") as fh:
             h.update(fh.read())
     h.update(str(os.path.getmtime(os.path.join(model_dir, "genai_config.json"))).encode())
-    dest = os.path.join(cache_root, f"{os.path.basename(model_dir.rstrip('/'))}-{h.hexdigest()[:12]}")
+    suffix = ""
+    if not one_thread:  # the uniform workload's folder names (and cached models) stay as they were
+        h.update(b"default-threads")
+        suffix = "-default-threads"
+    dest = os.path.join(cache_root, f"{os.path.basename(model_dir.rstrip('/'))}{suffix}-{h.hexdigest()[:12]}")
     if os.path.isfile(os.path.join(dest, "MLmodel")):
         return dest
     import mlflow.pyfunc
@@ -148,7 +209,10 @@ def saved_pyfunc(model_dir: str, cache_root: str, new_tokens: int) -> str:
     os.makedirs(os.path.join(pkg, "bench"))
     for f in code:
         shutil.copy2(f, os.path.join(pkg, os.path.relpath(f, os.path.join(PY_SRC, "genai_batch"))))
-    onnx_dir = one_thread_model(model_dir, os.path.join(staging, "phi3-mini-onnx"))
+    if one_thread:
+        onnx_dir = one_thread_model(model_dir, os.path.join(staging, "phi3-mini-onnx"))
+    else:  # MLflow copies the artifact folder as it is
+        onnx_dir = model_dir
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     with warnings.catch_warnings():  # no input example and no type hints: as the seed's wrapper
         warnings.simplefilter("ignore")
@@ -208,15 +272,87 @@ def _fail(system: str, run_dir: str, w: procwatch.Watched) -> None:
     raise SystemExit(f"{system} failed with exit code {w.returncode}; see {run_dir}/stderr.txt:\n{tail}")
 
 
-def run_job(ctx: dict, input_dir: str, batch: int, run_dir: str) -> dict:
-    """(a): genai-batch under spark-submit."""
+def bench_log_config(work: str) -> str:
+    """conf/log4j2.properties with every line starting with epoch milliseconds (the job's own log has
+    seconds), written into the work folder; the model-load line then dates the generation's start."""
+    dest = os.path.join(work, "log4j2-bench.properties")
+    with open(os.path.join(ROOT, "conf", "log4j2.properties"), encoding="utf-8") as f:
+        text = f.read()
+    text, n = re.subn(r"(?m)^(appender\.console\.layout\.pattern\s*=\s*)", r"\1%d{UNIX_MILLIS} ", text)
+    if n != 1:
+        raise SystemExit("conf/log4j2.properties: no appender.console.layout.pattern line to extend")
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write(text)
+    return dest
+
+
+def engine_batch_sizes(count: int, batch_size: int) -> list[int]:
+    """The engine's cut of `count` length-sorted prompts into native batches (LlmModel.batchSizes): as few
+    runs of at most batch_size as can be, sizes as even as can be, never a run of one among several."""
+    if count == 0:
+        return []
+    k = (count + batch_size - 1) // batch_size
+    if batch_size > 1 and k > 1 and count // k < 2:
+        k -= 1
+    return [count // k + (1 if j < count % k else 0) for j in range(k)]
+
+
+def job_windows_start(out_dir: str, batch_size: int) -> float | None:
+    """The earliest start of generation over the job's tasks (epoch s), or None when the output does not
+    say. Each output file is one task's rows in input order; consecutive rows with the same scored_at are
+    one window. A task's first window started at its scored_at minus the sum, over its native batches,
+    of the batch's longest latency; the batches are the window's good rows sorted by (prompt tokens,
+    position), cut as the engine cuts them."""
+    starts = []
+    for f in sorted(glob.glob(os.path.join(out_dir, "part-*.parquet"))):
+        tbl = pq.read_table(f, columns=["prompt_tokens", "latency_ms", "scored_at", "error"])
+        if tbl.num_rows == 0:
+            continue
+        unit = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[tbl.schema.field("scored_at").type.unit]
+        at = (tbl.column("scored_at").cast(pa.int64()).to_pandas() / unit).tolist()
+        pt = tbl.column("prompt_tokens").to_pylist()
+        lat = tbl.column("latency_ms").to_pylist()
+        err = tbl.column("error").to_pylist()
+        n = 1
+        while n < len(at) and at[n] == at[0]:
+            n += 1
+        good = sorted((i for i in range(n) if err[i] is None), key=lambda i: (pt[i], i))
+        if not good:
+            continue
+        dur_ms, pos = 0.0, 0
+        for size in engine_batch_sizes(len(good), batch_size):
+            dur_ms += max(lat[i] for i in good[pos:pos + size])
+            pos += size
+        starts.append(at[0] - dur_ms / 1e3)
+    return min(starts) if starts else None
+
+
+def job_default_batch_size(ctx: dict) -> int:
+    """The job's default --batch-size, from its --help (8 when it cannot say)."""
+    cp = ":".join([JAR, os.path.join(spark_jars(), "*")])
+    out = subprocess.run(["java", "-cp", cp, "io.genaibatch.job.BatchScoringJob", "--help"], capture_output=True,
+                         text=True)
+    m = re.search(r"--batch-size=N\s+Prompts per generation call\s+\(default\s+(\d+)", out.stdout + out.stderr)
+    if not m:
+        log("could not read the job's default --batch-size from its --help; taking 8")
+    return int(m.group(1)) if m else 8
+
+
+def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: tuple[str, ...] = (),
+            keep_answers: bool = False) -> dict:
+    """(a): genai-batch under spark-submit. batch None: the job's default batch size (no flag);
+    extra: more job flags; keep_answers: keep id, response and usage per row in run_dir/answers.parquet."""
     out_dir = os.path.join(run_dir, "out")
-    cmd = [os.path.join(ROOT, "jobs", "spark-submit.sh"), "--master", f"local[{ctx['cores']}]", "--",
+    cmd = [os.path.join(ROOT, "jobs", "spark-submit.sh"), "--master", f"local[{ctx['cores']}]",
+           "--driver-java-options", f"-Dlog4j2.configurationFile={ctx['log_config']}", "--",
            "--model-uri", ctx["model_dir"], "--input", input_dir, "--input-format", "parquet", "--output", out_dir,
-           "--no-tracking", "--max-tokens", str(ctx["new_tokens"]), "--do-sample", "false",
-           "--batch-size", str(batch), "--cache-dir", os.path.join(ctx["work"], "cache")]
+           "--no-tracking", "--max-tokens", str(ctx["new_tokens"]), "--do-sample", "false"]
+    if batch is not None:
+        cmd += ["--batch-size", str(batch)]
+    cmd += list(extra) + ["--cache-dir", os.path.join(ctx["work"], "cache")]
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
+    env["GENAI_BATCH_NO_LOG_CONF"] = "1"  # the bench's log config (above) instead of conf/log4j2.properties
     so, se = _files(run_dir)
     with so, se:
         w = procwatch.run(cmd, env=env, cwd=ROOT, stdout=so, stderr=se, timeout=RUN_TIMEOUT_S)
@@ -224,21 +360,53 @@ def run_job(ctx: dict, input_dir: str, batch: int, run_dir: str) -> dict:
         _fail("genai-batch (a)", run_dir, w)
     stderr, stdout = _read(run_dir, "stderr.txt"), _read(run_dir, "stdout.txt")
     loads = LOADED_RE.findall(stderr)
+    loaded_at = LOADED_AT_RE.findall(stderr)
     wrote = WROTE_RE.search(stdout)
-    tbl = pq.read_table(out_dir, columns=["completion_tokens", "latency_ms", "scored_at", "error"])
+    tbl = pq.read_table(out_dir)
     unit = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[tbl.schema.field("scored_at").type.unit]
-    t = tbl.drop_columns(["scored_at"]).to_pandas()
+    t = tbl.select(["completion_tokens", "prompt_tokens", "latency_ms", "error"]).to_pandas()
     end = tbl.column("scored_at").cast(pa.int64()).to_pandas() / unit
     start = end - t["latency_ms"] / 1e3
-    gen_cpu, others = w.window(float(start.min()), float(end.max()))
+    row_start = float(start.min())
+    # A row's latency counts from the start of its native batch, and scored_at is stamped when its task's
+    # window of look-ahead rows (one or more native batches) is done: end - latency dates the first batch's
+    # start only when a window is one batch. job_windows_start rebuilds the batches of each task's first
+    # window (the engine sorts a window by prompt tokens and cuts it evenly); the model-load line (epoch
+    # ms; it precedes the first read of input rows) bounds the start from below.
+    batch_size = batch if batch is not None else ctx.get("job_default_batch", 8)
+    for i in range(0, len(extra) - 1):
+        if extra[i] == "--batch-size":
+            batch_size = int(extra[i + 1])
+    rebuilt = job_windows_start(out_dir, batch_size)
+    log_start = min(int(ms) for ms, _ in loaded_at) / 1e3 if loaded_at else None
+    g0 = rebuilt if rebuilt is not None else row_start
+    if log_start is not None:
+        g0 = max(g0, log_start)
+    g1 = float(end.max())
+    gen_cpu, others = w.window(g0, g1)
     jvm = w.find("java", "SparkSubmit")
+    metrics = None
+    mfile = os.path.join(out_dir, METRICS_FILE)
+    if os.path.isfile(mfile):
+        with open(mfile, encoding="utf-8") as f:
+            metrics = json.load(f)
+        shutil.copy2(mfile, os.path.join(run_dir, METRICS_FILE))
+    if keep_answers:
+        cols = [c for c in ("id", "response", "finish_reason", "prompt_tokens", "completion_tokens", "error")
+                if c in tbl.column_names]
+        pq.write_table(tbl.select(cols), os.path.join(run_dir, "answers.parquet"))
     shutil.rmtree(out_dir, ignore_errors=True)
     return {
         "rows": int(len(t)),
         "errors": int(t["error"].notna().sum()),
         "generated_tokens": int(t["completion_tokens"].sum()),
-        # scored_at has millisecond resolution; a batch's start is its slowest row's end minus its latency.
-        "gen_s": float(end.max() - start.min()),
+        "prompt_tokens": int(t["prompt_tokens"].sum()),
+        # scored_at has millisecond resolution; see above for the start.
+        "gen_s": g1 - g0,
+        "gen_start_from_rows": row_start,
+        "gen_start_rebuilt": rebuilt,
+        "gen_start_from_log": log_start,
+        "gen_start": g0,
         "gen_cpu_s": gen_cpu,
         "gen_others_cores": others,
         "wall_s": w.wall_s,
@@ -249,11 +417,13 @@ def run_job(ctx: dict, input_dir: str, batch: int, run_dir: str) -> dict:
         "loads": len(loads),
         "holder_rss_mb": max(p.hwm_kb for p in jvm) / 1024 if jvm else None,
         "tree_rss_mb": max(w.tree_peak_rss_kb, *(p.hwm_kb for p in jvm)) / 1024,
+        "job_metrics": metrics,
     }
 
 
-def run_udf(ctx: dict, input_dir: str, run_dir: str) -> dict:
-    """(b): PySpark spark_udf over the seed-style pyfunc wrapper."""
+def run_udf(ctx: dict, input_dir: str, run_dir: str, keep_answers: bool = False) -> dict:
+    """(b): PySpark spark_udf over the seed-style pyfunc wrapper; keep_answers: keep id and response per row
+    in run_dir/answers.parquet."""
     log_dir = os.path.join(run_dir, "events")
     tmp = os.path.join(run_dir, "tmp")
     os.makedirs(log_dir)
@@ -285,6 +455,10 @@ def run_udf(ctx: dict, input_dir: str, run_dir: str) -> dict:
         if pid in w.procs:
             hwm[pid] = max(hwm.get(pid, 0), w.procs[pid].hwm_kb)
     shutil.rmtree(tmp, ignore_errors=True)
+    if keep_answers:
+        out = pq.read_table(os.path.join(run_dir, "out"))
+        pq.write_table(out.select([c for c in ("id", "response") if c in out.column_names]),
+                       os.path.join(run_dir, "answers.parquet"))
     shutil.rmtree(os.path.join(run_dir, "out"), ignore_errors=True)
     g0, g1 = min(e["start"] for e in gens), max(e["end"] for e in gens)
     gen_cpu, others = w.window(g0, g1)
@@ -293,6 +467,8 @@ def run_udf(ctx: dict, input_dir: str, run_dir: str) -> dict:
         "output_rows": summary["rows"],
         "errors": 0,
         "generated_tokens": sum(e["tokens"] for e in gens),
+        "prompt_tokens": sum(e.get("prompt_tokens", 0) for e in gens),
+        "partitions": summary.get("partitions"),
         "gen_s": g1 - g0,
         "gen_cpu_s": gen_cpu,
         "gen_others_cores": others,
@@ -309,12 +485,13 @@ def run_udf(ctx: dict, input_dir: str, run_dir: str) -> dict:
     }
 
 
-def run_engine(ctx: dict, prompts_file: str, batch: int, run_dir: str) -> dict:
-    """(c): the engine alone, from Java."""
+def run_engine(ctx: dict, prompts_file: str, batch: int, run_dir: str, model_dir: str | None = None,
+               new_tokens: int | None = None) -> dict:
+    """(c): the engine alone, from Java (model_dir and new_tokens default to the context's)."""
     cmd = ["java", "-Xmx1g", "-cp", ctx["classpath"], f"-Dlog4j2.configurationFile={ROOT}/conf/log4j2.properties",
-           "io.genaibatch.engine.EngineBenchmark", "--model", ctx["model_dir"], "--prompts", prompts_file,
-           "--new-tokens", str(ctx["new_tokens"]), "--batch-size", str(batch), "--workers", str(ctx["cores"]),
-           "--threads", "1"]
+           "io.genaibatch.engine.EngineBenchmark", "--model", model_dir or ctx["model_dir"], "--prompts", prompts_file,
+           "--new-tokens", str(new_tokens or ctx["new_tokens"]), "--batch-size", str(batch), "--workers",
+           str(ctx["cores"]), "--threads", "1"]
     so, se = _files(run_dir)
     with so, se:
         w = procwatch.run(cmd, cwd=ROOT, stdout=so, stderr=se, timeout=RUN_TIMEOUT_S)
@@ -327,6 +504,11 @@ def run_engine(ctx: dict, prompts_file: str, batch: int, run_dir: str) -> dict:
         "rows": r["rows"],
         "errors": r["errors"],
         "generated_tokens": r["generated_tokens"],
+        "prompt_tokens": r.get("prompt_tokens"),
+        "slots": {k: r[k] for k in ("prefill_slots", "prefill_useful", "decode_slots", "decode_useful",
+                                    "prefill_slot_efficiency", "decode_slot_efficiency", "slot_efficiency")
+                  if k in r} or None,
+        "batch": batch,
         "gen_s": r["gen_seconds"],
         "gen_cpu_s": gen_cpu,
         "gen_others_cores": others,
@@ -355,6 +537,14 @@ def rates(r: dict) -> dict:
     r["tok_per_s"] = r["generated_tokens"] / r["gen_s"] if r["gen_s"] > 0 else float("nan")
     r["e2e_tok_per_s"] = r["generated_tokens"] / r["wall_s"]
     r["tok_per_cpu_s"] = r["generated_tokens"] / r["gen_cpu_s"] if r.get("gen_cpu_s", 0) > 0 else float("nan")
+    if r.get("prompt_tokens") is not None:  # total = prompt + completion tokens (the mixed workload's headline)
+        total = r["prompt_tokens"] + r["generated_tokens"]
+        r["total_tokens"] = total
+        r["total_tok_per_s"] = total / r["gen_s"] if r["gen_s"] > 0 else float("nan")
+        r["e2e_total_tok_per_s"] = total / r["wall_s"]
+    # CPUs the system's own processes kept busy in the generation window
+    r["cores_busy"] = r["gen_cpu_s"] / r["gen_s"] if r["gen_s"] > 0 and r.get("gen_cpu_s") == r.get("gen_cpu_s") \
+        else float("nan")
     return r
 
 
@@ -364,10 +554,14 @@ def rates(r: dict) -> dict:
 
 def machine() -> dict:
     cpu = "?"
+    flags: set[str] = set()
     with open("/proc/cpuinfo") as f:
         for line in f:
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "?":
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if cpu != "?" and flags:
                 break
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
@@ -375,6 +569,7 @@ def machine() -> dict:
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
+        "simd": {f: f in flags for f in SIMD_FLAGS},
         "memory_gib": round(mem_kb / 2**20, 1),
         "kernel": platform.release(),
         "java": java[0] if java else "?",
@@ -405,17 +600,25 @@ def _col(runs: list[dict], key: str, digits: int = 1) -> str:
     return spread((r.get(key) for r in runs), digits)
 
 
+def machine_line(ctx: dict) -> str:
+    m = ctx["machine"]
+    simd = m.get("simd") or {}
+    flags = ", ".join(f"{f} {'yes' if simd.get(f) else 'no'}" for f in SIMD_FLAGS)
+    return (f"Machine: {m['cores']} cores, CPU model name \"{m['cpu']}\" (/proc/cpuinfo flags: {flags}), "
+            f"{m['memory_gib']} GiB; {m['java']}; "
+            f"nice {m['nice']}; load average at start {m['loadavg_start'][0]:.2f}, at end "
+            f"{ctx['loadavg_end'][0]:.2f} (a shared machine: other work may have run alongside).")
+
+
 def report(ctx: dict, results: dict) -> str:
-    m, cores, n_tok = ctx["machine"], ctx["cores"], ctx["new_tokens"]
+    cores, n_tok = ctx["cores"], ctx["new_tokens"]
     lines = [
         f"## genai-batch benchmark: model {ctx['model_label']} ({ctx['model_dir']})",
         "",
         f"{ctx['rows']} prompts, greedy, {n_tok} new tokens each, {cores} cores (local[{cores}] / {cores} threads, "
         f"1 native thread each); {ctx['repeats']} run(s) per system, median (min-max); "
         f"started {ctx['started']}, took {ctx['took_s']:.0f} s.",
-        f"Machine: {m['cores']} cores, {m['cpu']}, {m['memory_gib']} GiB; {m['java']}; nice {m['nice']}; "
-        f"load average at start {m['loadavg_start'][0]:.2f}, at end {ctx['loadavg_end'][0]:.2f} "
-        "(a shared machine: other work may have run alongside).",
+        machine_line(ctx),
         "",
     ]
     names = {
@@ -530,22 +733,56 @@ def report(ctx: dict, results: dict) -> str:
 # --------------------------------------------------------------------------------------------------
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="jobs/benchmark.sh", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", help="tiny | phi3-mini | an onnxruntime-genai model folder")
-    p.add_argument("--rows", type=int, default=16, help="prompts per run (default 16)")
-    p.add_argument("--new-tokens", type=int, default=16, help="new tokens per prompt (default 16)")
+    p = argparse.ArgumentParser(
+        prog="jobs/benchmark.sh", description=__doc__.split("\n\n")[0],
+        epilog="--workload mixed: --rows (default 32) prompts of 10-500 tokens (log-uniform, Phi-3 chat markup) in "
+               "one Parquet file, at most --new-tokens (default 256) new tokens, --model phi3-mini-4l by default; "
+               "systems a (the job's defaults), a0 (the job as before: --partitions input --lookahead-rows 8 "
+               "--batch-size 8), b (spark_udf, onnxruntime's default threads), c (the engine on the uniform "
+               "prompts at --engine-batches). docs/benchmarks.md explains the numbers.")
+    p.add_argument("--workload", choices=("uniform", "mixed"), default="uniform",
+                   help="uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens; mixed: prompt "
+                   "lengths log-uniform over 10-500 tokens, answers of varied length (see below)")
+    p.add_argument("--model", help="tiny | phi3-mini | phi3-mini-4l | an onnxruntime-genai model folder (default: "
+                   "tiny for uniform; phi3-mini-4l for mixed: phi3-mini's shapes with 4 layers and a 3%% stop rate, "
+                   "generated into models/phi3-mini-4l-r03 when missing)")
+    p.add_argument("--rows", type=int, help="prompts per run (default 16; mixed 32)")
+    p.add_argument("--new-tokens", type=int, help="new tokens per prompt (default 16); for mixed the most new "
+                   "tokens per prompt (default 256)")
     p.add_argument("--repeats", type=int, default=3, help="runs per system (default 3)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size of (a) and (c) (default 8)")
+    p.add_argument("--batch-size", type=int, help="batch size of (a) and (c) (default 8); for mixed, (a)'s "
+                   "--batch-size, not passed unless given (the job's default is measured)")
     p.add_argument("--cores", type=int, default=2, help="local[N] and threads (default 2)")
     p.add_argument("--batch-sizes", help="batch scaling of (a), e.g. 1,2,4,8,16; 'none' to skip "
-                   "(default 1,2,4,8,16, none for --model tiny)")
+                   "(default 1,2,4,8,16, none for --model tiny; uniform only)")
     p.add_argument("--memory-partitions", help="partition counts for (a)'s memory, e.g. 2,4,8; 'none' to skip "
-                   "(default 2,4,8, none for --model tiny)")
+                   "(default 2,4,8, none for --model tiny; uniform only)")
     p.add_argument("--quiet-wait", type=float, help="before each run, wait up to this many seconds until fewer "
                    "than 0.5 CPUs are busy (a shared machine; default 60, 0 for --model tiny)")
-    p.add_argument("--systems", default="a,b,c", help="which of a,b,c to run (default all)")
+    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c) or a,a0,b,c (mixed; default "
+                   "a,a0,b,c) to run")
+    p.add_argument("--engine-batches", default="1,8,16", help="mixed: batch sizes of (c) on the uniform prompts "
+                   "(default 1,8,16)")
+    p.add_argument("--engine-new-tokens", type=int, default=32, help="mixed: new tokens per uniform prompt of (c), "
+                   "every one generated (end of sequence masked; default 32)")
+    p.add_argument("--seed", type=int, default=0, help="mixed: seed of the prompt lengths, words and order "
+                   "(default 0)")
     p.add_argument("--work", help="work folder (default target/benchmark/run-TIMESTAMP)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    defaults = MIXED_DEFAULTS if args.workload == "mixed" else UNIFORM_DEFAULTS
+    for k in ("model", "rows", "new_tokens", "systems", "batch_size"):
+        if getattr(args, k) is None:
+            setattr(args, k, defaults.get(k))
+    allowed = ("a", "a0", "b", "c") if args.workload == "mixed" else ("a", "b", "c")
+    bad = [x for x in args.systems.split(",") if x.strip() and x.strip() not in allowed]
+    if bad:
+        p.error(f"--systems {args.systems}: {', '.join(bad)} not among {','.join(allowed)} for --workload "
+                f"{args.workload}")
+    if args.workload == "mixed" and (args.batch_sizes not in (None, "none") or
+                                     args.memory_partitions not in (None, "none")):
+        p.error("--batch-sizes and --memory-partitions belong to the uniform workload; the mixed one runs (c) at "
+                "--engine-batches instead")
+    return args
 
 
 def _ints(value: str | None, default: str) -> list[int]:
@@ -563,6 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(work, exist_ok=True)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     ctx = {
+        "workload": args.workload,
         "model_label": label, "model_dir": model_dir, "rows": args.rows, "new_tokens": args.new_tokens,
         "repeats": args.repeats, "batch": args.batch_size, "cores": args.cores, "work": work,
         "started": f"{started:%Y-%m-%d %H:%M}", "machine": machine(),
@@ -571,6 +809,11 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(JAR):
         raise SystemExit(f"No {JAR}: run jobs/setup.sh")
     ctx["classpath"] = engine_classpath()
+    ctx["log_config"] = bench_log_config(work)
+    if args.workload == "mixed":
+        if args.batch_size is None and "a" in systems:
+            ctx["job_default_batch"] = job_default_batch_size(ctx)
+        return main_mixed(args, ctx, systems, t_start)
     texts = prompts(args.rows)
     main_input = write_input(os.path.join(work, "input", f"p{args.cores}"), texts, args.cores)
     prompts_file = os.path.join(work, "input", "prompts.txt")
@@ -661,6 +904,262 @@ def main(argv: list[str] | None = None) -> int:
     log(f"report: {work}/report.md; every run's numbers: {work}/results.json")
     return 0
 
+
+# --------------------------------------------------------------------------------------------------
+# The mixed workload
+# --------------------------------------------------------------------------------------------------
+
+A0_FLAGS = ("--partitions", "input", "--lookahead-rows", "8", "--batch-size", "8")
+
+
+def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str) -> dict:
+    """The mixed workload's prompts (genai_batch.bench.workload, in its own process)."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    subprocess.run([VENV_PY, "-m", "genai_batch.bench.workload", "--model", model_dir, "--rows", str(rows),
+                    "--seed", str(seed), "--out", dest], check=True, env={**os.environ, "PYTHONPATH": PY_SRC})
+    with open(dest, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def compare_answers(run_a: str, run_b: str) -> dict:
+    """Two runs' answers joined on id: rows, rows whose response (or completion tokens, where both runs
+    have them) differ."""
+    a = pq.read_table(os.path.join(run_a, "answers.parquet")).to_pandas().set_index("id")
+    b = pq.read_table(os.path.join(run_b, "answers.parquet")).to_pandas().set_index("id")
+    j = a.join(b, how="outer", lsuffix="_a", rsuffix="_b")
+    differ = ~((j["response_a"] == j["response_b"]) | (j["response_a"].isna() & j["response_b"].isna()))
+    if "completion_tokens_a" in j and "completion_tokens_b" in j:
+        differ |= j["completion_tokens_a"] != j["completion_tokens_b"]
+    return {"rows": int(len(j)), "differ": int(differ.sum()),
+            "differ_ids": [int(i) for i in j.index[differ][:20]]}
+
+
+def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
+    work, cores = ctx["work"], args.cores
+    model_dir = ctx["model_dir"]
+    batches = _ints(args.engine_batches, "1,8,16")
+    log(f"mixed workload: {args.rows} prompts of 10-500 tokens (seed {args.seed}), counted with {model_dir}'s tokenizer")
+    wl = mixed_prompts(model_dir, args.rows, args.seed, os.path.join(work, "input", "mixed-prompts.json"))
+    texts, lengths = wl["prompts"], wl["tokens"]
+    ctx.update(mixed_prompt_tokens=lengths, seed=args.seed, engine_batches=batches,
+               engine_new_tokens=args.engine_new_tokens)
+    mixed_input = write_input(os.path.join(work, "input", "mixed"), texts, 1)  # ONE file: one input partition
+    # (c): the uniform prompts, enough for a full batch per thread at the largest batch
+    c_rows = max(args.rows, cores * max(batches or [1]))
+    ctx["engine_rows"] = c_rows
+    uniform_file = os.path.join(work, "input", "uniform-prompts.txt")
+    with open(uniform_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(prompts(c_rows)) + "\n")
+    no_eos_dir = no_eos_model(model_dir, os.path.join(work, "models", "no-eos")) if "c" in systems else None
+    if "b" in systems:
+        ctx["pyfunc"] = saved_pyfunc(model_dir, os.path.join(ROOT, "target", "benchmark", "pyfunc"), args.new_tokens,
+                                     one_thread=False)
+    keys = [k for s in systems for k in ([f"c{b}" for b in batches] if s == "c" else [s])]
+    results: dict = {"main": {k: [] for k in keys}, "answers": []}
+
+    def save() -> None:
+        with open(os.path.join(work, "results.json"), "w", encoding="utf-8") as f:
+            json.dump({"context": {k: v for k, v in ctx.items() if k != "classpath"}, "results": results}, f,
+                      indent=1, default=str)
+    log(f"model {model_dir}; work folder {work}")
+
+    def record(key: str, r: dict, q: dict, k: int) -> None:
+        rates(r).update(q)
+        results["main"][key].append(r)
+        save()
+        log(f"({key}) run {k + 1}: {r['generated_tokens']} + {r.get('prompt_tokens')} prompt tokens in "
+            f"{r['gen_s']:.2f} s = {r.get('total_tok_per_s', float('nan')):.1f} total tok/s, "
+            f"{r['tok_per_s']:.1f} completion tok/s; wall {r['wall_s']:.1f} s; cores busy {r['cores_busy']:.2f}; "
+            f"other work {r['gen_others_cores']:.2f} CPUs")
+
+    for k in range(args.repeats):
+        for s in systems:  # interleaved, so drift on a shared machine hits every system alike
+            if s == "c":
+                for b in batches:
+                    q = quiet(ctx)
+                    r = run_engine(ctx, uniform_file, b, os.path.join(work, "runs", f"c-b{b}-{k + 1}"),
+                                   model_dir=no_eos_dir, new_tokens=args.engine_new_tokens)
+                    record(f"c{b}", r, q, k)
+                continue
+            run_dir = os.path.join(work, "runs", f"{s}-{k + 1}")
+            q = quiet(ctx)
+            if s == "a":
+                r = run_job(ctx, mixed_input, args.batch_size, run_dir, keep_answers=True)
+            elif s == "a0":
+                r = run_job(ctx, mixed_input, None, run_dir, extra=A0_FLAGS, keep_answers=True)
+            else:
+                r = run_udf(ctx, mixed_input, run_dir, keep_answers=True)
+            record(s, r, q, k)
+        if "a" in systems and "a0" in systems:
+            cmp = compare_answers(os.path.join(work, "runs", f"a-{k + 1}"), os.path.join(work, "runs", f"a0-{k + 1}"))
+            results["answers"].append(cmp)
+            save()
+            log(f"answers of (a) and (a0), run {k + 1}: {cmp['differ']} of {cmp['rows']} rows differ")
+        if "a" in systems and "b" in systems:
+            cmp = compare_answers(os.path.join(work, "runs", f"a-{k + 1}"), os.path.join(work, "runs", f"b-{k + 1}"))
+            results.setdefault("answers_b", []).append(cmp)
+            save()
+
+    ctx["loadavg_end"] = os.getloadavg()
+    ctx["took_s"] = time.monotonic() - t_start
+    text = report_mixed(ctx, results)
+    print(text)
+    with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    save()
+    log(f"report: {work}/report.md; every run's numbers: {work}/results.json")
+    return 0
+
+
+def _pct(values: list[int], q: float) -> int:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def report_mixed(ctx: dict, results: dict) -> str:
+    cores, cap = ctx["cores"], ctx["new_tokens"]
+    lengths = ctx["mixed_prompt_tokens"]
+    main = results["main"]
+    lines = [
+        f"## genai-batch benchmark, mixed workload: model {ctx['model_label']} ({ctx['model_dir']})",
+        "",
+        f"{ctx['rows']} prompts in one Parquet file (one input partition), Phi-3 chat markup around random words, "
+        f"prompt tokens log-uniform over 10-500 (seed {ctx['seed']}; min {min(lengths)}, median "
+        f"{_pct(lengths, 0.5)}, mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}, total {sum(lengths)}); "
+        f"greedy, at most {cap} new tokens; {cores} cores (local[{cores}] / {cores} threads); {ctx['repeats']} run(s) "
+        f"per system, median (min-max); started {ctx['started']}, took {ctx['took_s']:.0f} s.",
+        machine_line(ctx),
+        "",
+    ]
+    eb, en = ctx["engine_batches"], ctx["engine_new_tokens"]
+    names = {
+        "a": "(a) genai-batch, job defaults" + ("" if ctx["batch"] is None else f" but --batch-size {ctx['batch']}"),
+        "a0": "(a0) genai-batch as before (--partitions input --lookahead-rows 8 --batch-size 8)",
+        "b": "(b) PySpark spark_udf + seed pyfunc, batch 1, onnxruntime default threads",
+    }
+    for b in eb:
+        names[f"c{b}"] = (f"(c) engine alone, uniform prompts + {en} new tokens, {cores} threads x 1 native, "
+                          f"batch {b}")
+
+    def slots(r: dict) -> dict | None:
+        return r.get("job_metrics") or r.get("slots")
+
+    def slot_cell(runs: list[dict], key: str) -> str:
+        if key == "b":
+            return "1 / 1 / 1 (batch 1, no padding)"
+        got = [slots(r) for r in runs if slots(r)]
+        if not got:
+            return "n/a (no _genai_batch_metrics.json)" if key in ("a", "a0") else "n/a"
+        f = ("prefill_slot_efficiency", "decode_slot_efficiency", "slot_efficiency")
+        return " / ".join(fmt(median(g.get(x) for g in got), 2) for x in f)
+
+    def part_cell(runs: list[dict], key: str) -> str:
+        if key.startswith("c"):
+            return f"{cores} threads"
+        if key == "b":
+            ps = sorted({r.get("partitions") for r in runs} - {None})
+            return f"{'/'.join(str(p) for p in ps) or '?'} (a Python worker per partition)"
+        ms = [r.get("job_metrics") for r in runs if r.get("job_metrics")]
+        if not ms:
+            return "n/a"
+        m = ms[0]
+        parts = sorted({int(x.get("partitions", -1)) for x in ms})
+        return (f"{'/'.join(str(p) for p in parts)} ({fmt(m.get('task_slots'), 0)} task slots x "
+                f"{fmt(m.get('threads_per_task'), 0)} native thread(s))")
+
+    def busy_cell(runs: list[dict]) -> str:
+        v = median(r.get("cores_busy") for r in runs)
+        return "-" if v != v else f"{v:.2f} of {cores} ({v / cores * 100:.0f}%)"
+
+    header = ["system", "total tok/s", "completion tok/s", "end-to-end total tok/s", "wall s",
+              "cores busy (generation)", "slot efficiency prefill / decode / all", "partitions", "model load ms",
+              "peak RSS MB (model process)", "other work, CPUs"]
+    rows = []
+    for key, runs in main.items():
+        if not runs:
+            continue
+        rows.append([names[key], _col(runs, "total_tok_per_s"), _col(runs, "tok_per_s"),
+                     _col(runs, "e2e_total_tok_per_s"), _col(runs, "wall_s"), busy_cell(runs), slot_cell(runs, key),
+                     part_cell(runs, key), _col(runs, "load_ms", 0), _col(runs, "holder_rss_mb", 0),
+                     _col(runs, "gen_others_cores", 2)])
+    lines += [markdown(header, rows), "",
+              "total tok/s: prompt + completion tokens over the generation window (first batch start to last batch "
+              "end; no process start, no model load); completion tok/s: generated tokens (stop tokens included) "
+              "over the same window; end to end: total tokens over the process's wall time. Cores busy: CPU "
+              "seconds of the system's own processes in the window over its length. Slot efficiency: useful "
+              "tokens over the token slots the native batches computed (padding, rows finished early and "
+              "stand-in rows are the waste), from the job's _genai_batch_metrics.json for (a) and (a0) and from "
+              "the engine for (c). Other work: average CPUs busy outside the benchmark during the window.", ""]
+
+    med = {k: {f: median(r.get(f) for r in v) for f in ("total_tok_per_s", "tok_per_s", "e2e_total_tok_per_s")}
+           for k, v in main.items() if v}
+    # the answers
+    for key in ("a", "a0", "b"):
+        runs = main.get(key) or []
+        if not runs:
+            continue
+        counts = sorted({r["generated_tokens"] for r in runs})
+        lines.append(f"({key}) {runs[0]['rows']} rows, {runs[0]['errors']} errors; completion tokens "
+                     f"{'/'.join(str(c) for c in counts)} (per run); prompt tokens "
+                     f"{'/'.join(str(c) for c in sorted({r.get('prompt_tokens') for r in runs}))}"
+                     + ("" if {r.get("prompt_tokens") for r in runs} == {sum(lengths)} else
+                        f" -- WARNING: the workload counted {sum(lengths)}"))
+    ans = os.path.join(ctx["work"], "runs", "a-1", "answers.parquet")
+    if os.path.isfile(ans):
+        t = pq.read_table(ans).to_pandas()
+        ct = [int(x) for x in t["completion_tokens"]]
+        fr = t["finish_reason"].value_counts().to_dict() if "finish_reason" in t else {}
+        lines.append(f"Answers of (a), run 1: completion tokens min {min(ct)}, median {_pct(ct, 0.5)}, p90 "
+                     f"{_pct(ct, 0.9)}, max {max(ct)}; {sum(1 for c in ct if c >= cap)} of {len(ct)} hit the cap of "
+                     f"{cap}; finish reasons {fr}.")
+    if results.get("answers"):
+        diffs = results["answers"]
+        worst = max(diffs, key=lambda d: d["differ"])
+        same = all(d["differ"] == 0 for d in diffs)
+        lines.append(f"Answers identical, (a) vs (a0) joined on id: {'yes' if same else 'no'}, {worst['differ']} of "
+                     f"{worst['rows']} rows differ" + (f" (worst of {len(diffs)} run pairs: "
+                                                       f"{', '.join(str(d['differ']) for d in diffs)})"
+                                                       if len(diffs) > 1 else "")
+                     + ("" if same else f"; ids {worst['differ_ids']}"))
+    if results.get("answers_b"):
+        d = results["answers_b"][0]
+        lines.append(f"Answers of (b) vs (a), run 1, joined on id: {d['rows'] - d['differ']} of {d['rows']} rows the "
+                     f"same text, {d['differ']} differ ((b) runs every prompt alone, on onnxruntime's single-row "
+                     "kernel path, which (a) avoids; so the systems' completion token counts can differ)")
+    for b in eb:
+        runs = main.get(f"c{b}") or []
+        want = ctx["engine_rows"] * en
+        bad = sorted({r["generated_tokens"] for r in runs} - {want})
+        if bad:
+            lines.append(f"WARNING: (c) batch {b} generated {bad} tokens, not rows x new tokens = {want}")
+    lines.append("")
+
+    ratios = []
+
+    def ratio(x: str, y: str, f: str) -> float | None:
+        if x in med and y in med and med[y][f] and med[y][f] == med[y][f]:
+            return med[x][f] / med[y][f]
+        return None
+    for x, y in (("a", "b"), ("a", "a0")):
+        r = ratio(x, y, "total_tok_per_s")
+        if r is not None:
+            ratios.append(f"{x}/{y}: {r:.2f}x total tok/s ({fmt(ratio(x, y, 'tok_per_s'), 2)}x completion tok/s, "
+                          f"{fmt(ratio(x, y, 'e2e_total_tok_per_s'), 2)}x end to end)")
+    cs = {b: med[f"c{b}"]["total_tok_per_s"] for b in eb if f"c{b}" in med}
+    if cs:
+        best = max(cs, key=lambda b: cs[b])
+        if 1 in cs and len(cs) > 1:
+            gains = ", ".join(f"batch {b} {cs[b] / cs[1]:.2f}x" for b in eb if b != 1 and b in cs)
+            ratios.append(f"engine batch gain (c, uniform prompts, total tok/s over batch 1): {gains}; best batch "
+                          f"{best}")
+        if "a" in med:
+            r = med["a"]["total_tok_per_s"] / cs[best]
+            rc = med["a"]["tok_per_s"] / med[f"c{best}"]["tok_per_s"]
+            ratios.append(f"useful tok/s of (a) mixed over (c) uniform at batch {best}: {r:.2f} (prompt + completion "
+                          f"tokens); completion tokens only: {rc:.2f}")
+    if ratios:
+        lines += ["Ratios (medians):", ""] + [f"- {x}" for x in ratios] + [""]
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,7 +8,8 @@ env_manager="local")``, ``df.withColumn("response", udf("prompt"))``, written to
 Python worker loads its own copy of the model (in every task) and generates one prompt at a
 time. The model is a :class:`genai_batch.bench.timed_pyfunc.TimedPhi3Model` saved by
 ``genai_batch.bench.run``; its events go to ``--log-dir``. The last stdout line is JSON: the time
-spark_udf took (it copies the model to a temporary folder first), the scoring time and rows.
+spark_udf took (it copies the model to a temporary folder first), the scoring time, rows and the
+input's partitions (as Spark read them; one Python worker scores each).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     t2 = time.time()
     df = spark.read.parquet(args.input)
+    partitions = df.rdd.getNumPartitions()
     df.withColumn("response", udf("prompt")).write.mode("overwrite").parquet(args.output)
     t3 = time.time()
     rows = spark.read.parquet(args.output).count()
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "spark_udf_s": t2 - t1,
         "score_s": t3 - t2,
         "rows": rows,
+        "partitions": partitions,
     }))
     return 0
 

@@ -1,0 +1,117 @@
+"""The benchmark's mixed workload: prompts whose token lengths spread log-uniformly.
+
+    python -m genai_batch.bench.workload --model DIR --rows 32 [--seed 0] [--min-tokens 10]
+        [--max-tokens 500] --out FILE.json
+
+Each prompt is Phi-3's chat markup ``<|user|>\\n...<|end|>\\n<|assistant|>\\n`` around random
+words from a fixed list (no '.', after which the random-weight models stop at once). The target
+lengths are stratified over [ln min, ln max] (one per equal slice of the log range, a seeded
+point inside it), so that even a few rows cover the range, then shuffled into a seeded arrival
+order. Each prompt is grown word by word until the model folder's own tokenizer
+(``onnxruntime_genai.Tokenizer``, the one the Java engine uses too) counts exactly its target,
+so the lengths are the model's, not an estimate. Deterministic for the same seed, rows and
+tokenizer. Runs in its own process (``genai_batch.bench.run`` starts it): loading the model for
+its tokenizer holds the weights in memory, which the benchmark's own process should not.
+
+Writes ``{"prompts": [...], "tokens": [...], "targets": [...], "seed": S}`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+
+USER, END, ASSISTANT = "<|user|>\n", "<|end|>\n", "<|assistant|>\n"
+
+# A fixed list of plain words: no '.', no digits; most are one piece for the fixture tokenizer,
+# so a prompt can be grown to an exact token count.
+WORDS = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which but have an "
+    "they you were her she there would their we him been has when who will more no if out so said what up its "
+    "about into than them can only other new some could time these two may then do first any my now such like "
+    "our over man me even most made after also did many before must through back years where much your way "
+    "well down should because each just those people how too little state good very make world still own see "
+    "men work long get here between both life being under never day same another know while last might us "
+    "great old year off come since against go came right used take three question answer model token prompt "
+    "batch score text write read data table value result example number system user assistant story joke "
+    "explain summary list reason think help please thanks hello sentence language translate generate river "
+    "mountain village weather morning evening garden window"
+).split()
+assert not any("." in w for w in WORDS)
+
+
+def markup(words: list[str]) -> str:
+    return USER + " ".join(words) + END + ASSISTANT
+
+
+def targets(rows: int, lo: int, hi: int, rnd: random.Random) -> list[int]:
+    """rows lengths, one per equal slice of [ln lo, ln hi] (a seeded point in each), shuffled."""
+    a, b = math.log(lo), math.log(hi)
+    out = [min(hi, max(lo, round(math.exp(a + (b - a) * (i + rnd.random()) / rows)))) for i in range(rows)]
+    rnd.shuffle(out)
+    return out
+
+
+def grow(target: int, count, rnd: random.Random) -> list[str]:
+    """Words whose marked-up prompt has exactly `target` tokens by `count` (a str -> int)."""
+    words: list[str] = []
+    n = count(markup(words))
+    if n > target:
+        raise ValueError(f"the chat markup alone is {n} tokens, more than the target {target}")
+    while n < target:
+        w = rnd.choice(WORDS)
+        m = count(markup(words + [w]))
+        if m <= target:
+            words.append(w)
+            n = m
+            continue
+        # One more word overshoots: the first that lands exactly, else the one that adds least.
+        best = None
+        for cand in rnd.sample(WORDS, len(WORDS)):
+            c = count(markup(words + [cand]))
+            if c == target:
+                best = (c, cand)
+                break
+            if c > n and (best is None or c < best[0]):
+                best = (c, cand)
+        if best is None or best[0] > target:
+            raise ValueError(f"cannot reach exactly {target} tokens from {n} with the word list")
+        words.append(best[1])
+        n = best[0]
+    return words
+
+
+def make(tokenizer, rows: int, seed: int = 0, lo: int = 10, hi: int = 500) -> dict:
+    rnd = random.Random(seed)
+    want = targets(rows, lo, hi, rnd)
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text))
+
+    prompts = [markup(grow(t, count, rnd)) for t in want]
+    tokens = [count(p) for p in prompts]
+    assert not any("." in p for p in prompts)
+    return {"prompts": prompts, "tokens": tokens, "targets": want, "seed": seed, "min": lo, "max": hi}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m genai_batch.bench.workload")
+    p.add_argument("--model", required=True, help="onnxruntime-genai model folder (its tokenizer counts)")
+    p.add_argument("--rows", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-tokens", type=int, default=10)
+    p.add_argument("--max-tokens", type=int, default=500)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    import onnxruntime_genai as og
+
+    tokenizer = og.Tokenizer(og.Model(args.model))
+    w = make(tokenizer, args.rows, args.seed, args.min_tokens, args.max_tokens)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(w, f)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
