@@ -77,7 +77,6 @@ RUN_TIMEOUT_S = 1800
 
 LOADED_RE = re.compile(r"Loaded model .* in (\d+) ms \(fetch (\d+) ms\)")
 # The bench's log4j2 config starts every line of the job's log with epoch milliseconds.
-LOADED_AT_RE = re.compile(r"^(\d{13}) .*Loaded model .* in (\d+) ms", re.MULTILINE)
 METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
 MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,b,c"}
@@ -286,47 +285,6 @@ def bench_log_config(work: str) -> str:
     return dest
 
 
-def engine_batch_sizes(count: int, batch_size: int) -> list[int]:
-    """The engine's cut of `count` length-sorted prompts into native batches (LlmModel.batchSizes): as few
-    runs of at most batch_size as can be, sizes as even as can be, never a run of one among several."""
-    if count == 0:
-        return []
-    k = (count + batch_size - 1) // batch_size
-    if batch_size > 1 and k > 1 and count // k < 2:
-        k -= 1
-    return [count // k + (1 if j < count % k else 0) for j in range(k)]
-
-
-def job_windows_start(out_dir: str, batch_size: int) -> float | None:
-    """The earliest start of generation over the job's tasks (epoch s), or None when the output does not
-    say. Each output file is one task's rows in input order; consecutive rows with the same scored_at are
-    one window. A task's first window started at its scored_at minus the sum, over its native batches,
-    of the batch's longest latency; the batches are the window's good rows sorted by (prompt tokens,
-    position), cut as the engine cuts them."""
-    starts = []
-    for f in sorted(glob.glob(os.path.join(out_dir, "part-*.parquet"))):
-        tbl = pq.read_table(f, columns=["prompt_tokens", "latency_ms", "scored_at", "error"])
-        if tbl.num_rows == 0:
-            continue
-        unit = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[tbl.schema.field("scored_at").type.unit]
-        at = (tbl.column("scored_at").cast(pa.int64()).to_pandas() / unit).tolist()
-        pt = tbl.column("prompt_tokens").to_pylist()
-        lat = tbl.column("latency_ms").to_pylist()
-        err = tbl.column("error").to_pylist()
-        n = 1
-        while n < len(at) and at[n] == at[0]:
-            n += 1
-        good = sorted((i for i in range(n) if err[i] is None), key=lambda i: (pt[i], i))
-        if not good:
-            continue
-        dur_ms, pos = 0.0, 0
-        for size in engine_batch_sizes(len(good), batch_size):
-            dur_ms += max(lat[i] for i in good[pos:pos + size])
-            pos += size
-        starts.append(at[0] - dur_ms / 1e3)
-    return min(starts) if starts else None
-
-
 def job_default_batch_size(ctx: dict) -> int:
     """The job's default --batch-size, from its --help (8 when it cannot say)."""
     cp = ":".join([JAR, os.path.join(spark_jars(), "*")])
@@ -360,7 +318,6 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
         _fail("genai-batch (a)", run_dir, w)
     stderr, stdout = _read(run_dir, "stderr.txt"), _read(run_dir, "stdout.txt")
     loads = LOADED_RE.findall(stderr)
-    loaded_at = LOADED_AT_RE.findall(stderr)
     wrote = WROTE_RE.search(stdout)
     tbl = pq.read_table(out_dir)
     unit = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[tbl.schema.field("scored_at").type.unit]
@@ -368,29 +325,22 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
     end = tbl.column("scored_at").cast(pa.int64()).to_pandas() / unit
     start = end - t["latency_ms"] / 1e3
     row_start = float(start.min())
-    # A row's latency counts from the start of its native batch, and scored_at is stamped when its task's
-    # window of look-ahead rows (one or more native batches) is done: end - latency dates the first batch's
-    # start only when a window is one batch. job_windows_start rebuilds the batches of each task's first
-    # window (the engine sorts a window by prompt tokens and cuts it evenly); the model-load line (epoch
-    # ms; it precedes the first read of input rows) bounds the start from below.
-    batch_size = batch if batch is not None else ctx.get("job_default_batch", 8)
-    for i in range(0, len(extra) - 1):
-        if extra[i] == "--batch-size":
-            batch_size = int(extra[i + 1])
-    rebuilt = job_windows_start(out_dir, batch_size)
-    log_start = min(int(ms) for ms, _ in loaded_at) / 1e3 if loaded_at else None
-    g0 = rebuilt if rebuilt is not None else row_start
-    if log_start is not None:
-        g0 = max(g0, log_start)
-    g1 = float(end.max())
-    gen_cpu, others = w.window(g0, g1)
-    jvm = w.find("java", "SparkSubmit")
     metrics = None
     mfile = os.path.join(out_dir, METRICS_FILE)
     if os.path.isfile(mfile):
         with open(mfile, encoding="utf-8") as f:
             metrics = json.load(f)
         shutil.copy2(mfile, os.path.join(run_dir, METRICS_FILE))
+    # The job reports its generation span (first window's start to last window's end over all tasks,
+    # epoch ms) in its metrics file; rows alone cannot date it, since a row's latency counts from its own
+    # native batch and scored_at from the end of its window of look-ahead rows.
+    if metrics and metrics.get("generation_start_epoch_ms"):
+        g0 = metrics["generation_start_epoch_ms"] / 1e3
+        g1 = metrics["generation_end_epoch_ms"] / 1e3
+    else:
+        g0, g1 = row_start, float(end.max())
+    gen_cpu, others = w.window(g0, g1)
+    jvm = w.find("java", "SparkSubmit")
     if keep_answers:
         cols = [c for c in ("id", "response", "finish_reason", "prompt_tokens", "completion_tokens", "error")
                 if c in tbl.column_names]
@@ -404,8 +354,6 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
         # scored_at has millisecond resolution; see above for the start.
         "gen_s": g1 - g0,
         "gen_start_from_rows": row_start,
-        "gen_start_rebuilt": rebuilt,
-        "gen_start_from_log": log_start,
         "gen_start": g0,
         "gen_cpu_s": gen_cpu,
         "gen_others_cores": others,
@@ -909,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
 # The mixed workload
 # --------------------------------------------------------------------------------------------------
 
-A0_FLAGS = ("--partitions", "input", "--lookahead-rows", "8", "--batch-size", "8")
+A0_FLAGS = ("--partitions", "input", "--lookahead-rows", "8", "--batch-size", "8", "--batching", "fixed")
 
 
 def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str) -> dict:

@@ -40,6 +40,7 @@ public final class LlmModel implements AutoCloseable {
   private final Utf8Bridge bridge;
   private final double loadMillis;
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  private final BatchPlanner planner = new BatchPlanner();
   private boolean closed;
 
   private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, double loadMillis) {
@@ -253,6 +254,15 @@ public final class LlmModel implements AutoCloseable {
    * @throws EngineException for an empty window
    */
   public ScoredWindow score(List<String> prompts, SearchOptions options, int batchSize) {
+    return score(prompts, options, batchSize, Batching.FIXED);
+  }
+
+  /**
+   * As {@link #score(List, SearchOptions, int)}, with {@link Batching#ADAPTIVE} batch sizes chosen
+   * by measured cost instead of fixed ones: {@code batchSize} is then the largest batch. Either way
+   * no prompt runs alone and a prompt's answer does not depend on which prompts share its batch.
+   */
+  public ScoredWindow score(List<String> prompts, SearchOptions options, int batchSize, Batching batching) {
     if (prompts == null || prompts.isEmpty()) {
       throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
     }
@@ -260,13 +270,14 @@ public final class LlmModel implements AutoCloseable {
       throw new EngineException("Batch size must be at least 1, got " + batchSize);
     }
     SearchOptions opts = options == null ? SearchOptions.DEFAULTS : options;
-    return read(() -> doScore(prompts, opts, batchSize));
+    return read(() -> doScore(prompts, opts, batchSize, batching));
   }
 
   /** A good prompt: its position in the window, tokens and budget of new tokens. */
   private record Prepared(int index, int[] tokens, int budget) {}
 
-  private ScoredWindow doScore(List<String> prompts, SearchOptions opts, int batchSize) throws GenAIException {
+  private ScoredWindow doScore(List<String> prompts, SearchOptions opts, int batchSize, Batching batching)
+      throws GenAIException {
     int n = prompts.size();
     Generation[] out = new Generation[n];
     int context = config.contextLength();
@@ -307,7 +318,11 @@ public final class LlmModel implements AutoCloseable {
     SlotUsage slots = SlotUsage.NONE;
     int from = 0;
     int batches = 0;
-    for (int size : batchSizes(good.size(), batchSize)) {
+    int[] fixed = batchSizes(good.size(), batchSize);
+    while (from < good.size()) {
+      // Adaptive: plan the rest of the window with what the batches so far measured, run the
+      // first batch of the plan (the shortest prompts), then plan again.
+      int size = batching == Batching.FIXED || batchSize == 1 ? fixed[batches] : nextAdaptive(good, from, batchSize);
       List<Prepared> batch = good.subList(from, from + size);
       from += size;
       batches++;
@@ -320,6 +335,17 @@ public final class LlmModel implements AutoCloseable {
       }
     }
     return new ScoredWindow(List.of(out), slots, batches);
+  }
+
+  private int nextAdaptive(List<Prepared> sorted, int from, int maxBatch) {
+    int[] lengths = new int[sorted.size() - from];
+    int cap = 1;
+    for (int k = 0; k < lengths.length; k++) {
+      Prepared r = sorted.get(from + k);
+      lengths[k] = r.tokens().length;
+      cap = Math.max(cap, r.budget());
+    }
+    return planner.plan(lengths, maxBatch, cap)[0];
   }
 
   /**
@@ -366,6 +392,7 @@ public final class LlmModel implements AutoCloseable {
     int[][] sequences = new int[rows][];
     int[] startAt = new int[rows];
     int stepsRun = 0;
+    long prefillEnd = start;
     try (GeneratorParams params = new GeneratorParams(model)) {
       params.setSearchOption("batch_size", rows);
       params.setSearchOption("max_length", maxLength);
@@ -380,6 +407,7 @@ public final class LlmModel implements AutoCloseable {
           System.arraycopy(t, 0, flat, j * longest, t.length);
         }
         gen.appendTokens(flat);
+        prefillEnd = System.nanoTime();
         for (int j = 0; j < rows; j++) {
           startAt[j] = gen.getSequence(j).length;
         }
@@ -395,7 +423,9 @@ public final class LlmModel implements AutoCloseable {
         }
       }
     }
-    double endMillis = (System.nanoTime() - start) / 1e6;
+    long end = System.nanoTime();
+    double endMillis = (end - start) / 1e6;
+    planner.observeBatch(rows, (long) rows * longest, (prefillEnd - start) / 1e6, stepsRun, (end - prefillEnd) / 1e6);
     long answerTokens = 0;
     for (int j = 0; j < batch.size(); j++) {
       Prepared r = batch.get(j);
@@ -418,6 +448,7 @@ public final class LlmModel implements AutoCloseable {
       }
       int count = stopAt >= 0 ? stopAt + 1 : limit;
       answerTokens += count;
+      planner.observeAnswer(count);
       int[] generated = Arrays.copyOfRange(seq, from, from + count);
       int[] answer = stopAt >= 0 ? Arrays.copyOf(generated, stopAt) : generated;
       double latency = count > 0 && count <= stepMillis.length && stepMillis[count - 1] > 0

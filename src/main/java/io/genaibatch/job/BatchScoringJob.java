@@ -103,6 +103,10 @@ public final class BatchScoringJob implements Callable<Integer> {
       + " task slots when the input has fewer partitions (one input file is one task on one core); input: keep the"
       + " input's partitions; N: exactly N")
   String partitions;
+  @Option(names = "--batching", paramLabel = "adaptive|fixed", description = "adaptive (default): batch sizes up to"
+      + " --batch-size chosen by the cost measured as the job runs (padding, steps, answers' spread); fixed: as few"
+      + " even batches of --batch-size as can be. Either way answers do not depend on the choice")
+  String batching;
   @Option(names = "--prompt-column", paramLabel = "COL", description = "Column holding the prompt (default prompt)")
   String promptColumn;
   @Option(names = "--messages-column", paramLabel = "COL", description = "Column holding chat messages (default messages)")
@@ -187,6 +191,7 @@ public final class BatchScoringJob implements Callable<Integer> {
         pickInt(batchSize, file, JobConfig.Keys.BATCH_SIZE, JobConfig.Keys.BATCH_SIZE_DEFAULT),
         pickInt(lookaheadRows, file, JobConfig.Keys.LOOKAHEAD_ROWS, ScoringOptions.LOOKAHEAD_ROWS_DEFAULT),
         ScoringOptions.parsePartitions(pick(partitions, file, JobConfig.Keys.PARTITIONS, "auto")),
+        io.genaibatch.engine.Batching.parse(pick(batching, file, JobConfig.Keys.BATCHING, "adaptive")),
         pick(promptColumn, file, JobConfig.Keys.PROMPT_COLUMN, ScoringOptions.PROMPT_COLUMN_DEFAULT),
         pick(messagesColumn, file, JobConfig.Keys.MESSAGES_COLUMN, ScoringOptions.MESSAGES_COLUMN_DEFAULT),
         pick(idColumn, file, JobConfig.Keys.ID_COLUMN, null),
@@ -353,7 +358,7 @@ public final class BatchScoringJob implements Callable<Integer> {
 
   static BatchScorer scorer(SparkSession spark, JobConfig c) {
     ScoringOptions opts = new ScoringOptions(c.promptColumn(), c.messagesColumn(), c.idColumn(), c.batchSize(),
-        SearchOptions.DEFAULTS, c.chat(), c.lookaheadRows(), c.partitions());
+        SearchOptions.DEFAULTS, c.chat(), c.lookaheadRows(), c.partitions(), c.batching());
     return BatchScorer.create(spark, c.modelUri(), c.trackingUri(), c.search(), opts, c.cacheDir());
   }
 }

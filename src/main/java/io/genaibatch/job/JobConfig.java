@@ -27,6 +27,7 @@ public record JobConfig(
     int batchSize,
     int lookaheadRows,
     int partitions,
+    io.genaibatch.engine.Batching batching,
     String promptColumn,
     String messagesColumn,
     String idColumn,
@@ -58,6 +59,7 @@ public record JobConfig(
     public static final int BATCH_SIZE_DEFAULT = 8;
     public static final String LOOKAHEAD_ROWS = "lookahead_rows";
     public static final String PARTITIONS = "partitions";
+    public static final String BATCHING = "batching";
     public static final String PROMPT_COLUMN = "prompt_column";
     public static final String MESSAGES_COLUMN = "messages_column";
     public static final String ID_COLUMN = "id_column";
@@ -83,7 +85,7 @@ public record JobConfig(
     public static final String SEARCH = "search";
 
     static final Set<String> ALL = Set.of(MODEL_URI, INPUT, INPUT_FORMAT, OUTPUT, MODE, EXPERIMENT, TRACKING_URI,
-        TRACKING, BATCH_SIZE, LOOKAHEAD_ROWS, PARTITIONS, PROMPT_COLUMN, MESSAGES_COLUMN, ID_COLUMN, CHAT, MAX_ERROR_RATE, CACHE_DIR,
+        TRACKING, BATCH_SIZE, LOOKAHEAD_ROWS, PARTITIONS, BATCHING, PROMPT_COLUMN, MESSAGES_COLUMN, ID_COLUMN, CHAT, MAX_ERROR_RATE, CACHE_DIR,
         PROGRESS_SECONDS, COMMIT_ROWS, TRACKING_RETRY_SECONDS, REFERENCE_COLUMN, COMPARE, MAX_METRIC_DROP,
         MAX_ANSWERS_CHANGED, SEARCH);
 
@@ -128,6 +130,7 @@ public record JobConfig(
     m.put(Keys.TRACKING, tracking);
     m.put(Keys.BATCH_SIZE, batchSize);
     m.put(Keys.LOOKAHEAD_ROWS, lookaheadRows);
+    m.put(Keys.BATCHING, batching.name().toLowerCase(java.util.Locale.ROOT));
     m.put(Keys.PARTITIONS, partitions == 0 ? "auto" : partitions < 0 ? "input" : partitions);
     m.put(Keys.PROMPT_COLUMN, promptColumn);
     m.put(Keys.MESSAGES_COLUMN, messagesColumn);

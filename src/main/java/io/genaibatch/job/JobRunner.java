@@ -174,7 +174,7 @@ final class JobRunner {
     Map<String, Double> rss = metrics.peakRssMbByExecutor();
     m.put("executors_used", (double) rss.size());
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
-    m.putAll(schedulingMetrics(scorer, metrics.slots(), scoreSeconds));
+    m.putAll(schedulingMetrics(scorer, metrics.slots(), scoreSeconds, metrics.generationSpan()));
     m.put("wall_time_s", wallSeconds);
     writeMetricsFile(m);
     System.out.printf("genai-batch: slot efficiency %.1f%% (prefill %.1f%%, decode %.1f%%); %d partitions on %d task"
@@ -328,7 +328,7 @@ final class JobRunner {
    * written; the tokens are the finished tasks' own counts).
    */
   static Map<String, Double> schedulingMetrics(BatchScorer scorer, io.genaibatch.engine.SlotUsage slots,
-      double scoreSeconds) {
+      double scoreSeconds, long[] span) {
     Map<String, Double> m = new LinkedHashMap<>();
     m.put("prefill_slots", (double) slots.prefillSlots());
     m.put("decode_slots", (double) slots.decodeSlots());
@@ -343,6 +343,14 @@ final class JobRunner {
     double cores = (double) scorer.taskSlots() * scorer.threadsPerTask();
     m.put("tokens_per_s", scoreSeconds > 0 ? useful / scoreSeconds : Double.NaN);
     m.put("tokens_per_s_per_core", scoreSeconds > 0 ? useful / scoreSeconds / cores : Double.NaN);
+    if (span != null) {
+      // Generation alone: from the first window's start to the last one's end, over all tasks.
+      double genSeconds = Math.max(1e-3, (span[1] - span[0]) / 1e3);
+      m.put("generation_start_epoch_ms", (double) span[0]);
+      m.put("generation_end_epoch_ms", (double) span[1]);
+      m.put("generation_s", genSeconds);
+      m.put("generation_tokens_per_s", useful / genSeconds);
+    }
     return m;
   }
 

@@ -81,7 +81,7 @@ public final class BatchScorer {
     ModelSpec spec = new ModelSpec(resolved, tracking == null || tracking.isBlank() ? null : tracking,
         ModelSpec.driverMlflowEnv(), cache, threads);
     ScoringOptions settled = new ScoringOptions(options.promptColumn(), options.messagesColumn(), options.idColumn(),
-        options.batchSize(), search, chat, options.lookaheadRows(), options.partitions());
+        options.batchSize(), search, chat, options.lookaheadRows(), options.partitions(), options.batching());
     return new BatchScorer(spark, spec, local, settled);
   }
 

@@ -39,6 +39,7 @@ public final class GenAiTransformer extends Transformer {
   private IntParam batchSize;
   private IntParam lookaheadRows;
   private Param<String> partitions;
+  private Param<String> batching;
   private IntParam maxNewTokens;
   private DoubleParam temperature;
   private DoubleParam topP;
@@ -65,6 +66,7 @@ public final class GenAiTransformer extends Transformer {
     batchSize = new IntParam(uid, "batchSize", "prompts per generation call");
     lookaheadRows = new IntParam(uid, "lookaheadRows", "rows a task reads ahead and sorts by prompt length");
     partitions = new Param<>(uid, "partitions", "auto, input or a number of partitions");
+    batching = new Param<>(uid, "batching", "adaptive (batch sizes by measured cost) or fixed");
     maxNewTokens = new IntParam(uid, "maxNewTokens", "most new tokens per prompt");
     temperature = new DoubleParam(uid, "temperature", "sampling temperature");
     topP = new DoubleParam(uid, "topP", "nucleus sampling mass");
@@ -77,6 +79,7 @@ public final class GenAiTransformer extends Transformer {
     setDefault(batchSize, ScoringOptions.BATCH_SIZE_DEFAULT);
     setDefault(lookaheadRows, ScoringOptions.LOOKAHEAD_ROWS_DEFAULT);
     setDefault(partitions, "auto");
+    setDefault(batching, "adaptive");
   }
 
   public Param<String> modelUri() {
@@ -113,6 +116,17 @@ public final class GenAiTransformer extends Transformer {
 
   public Param<String> partitions() {
     return partitions;
+  }
+
+  public Param<String> batching() {
+    return batching;
+  }
+
+  /** {@code adaptive} (batch sizes up to the batch size, by measured cost) or {@code fixed}. */
+  public GenAiTransformer setBatching(String v) {
+    io.genaibatch.engine.Batching.parse(v);
+    set(batching, v);
+    return this;
   }
 
   public GenAiTransformer setLookaheadRows(int v) {
@@ -231,7 +245,8 @@ public final class GenAiTransformer extends Transformer {
     String in = $(inputCol);
     return new ScoringOptions(isChat ? ScoringOptions.PROMPT_COLUMN_DEFAULT : in,
         isChat ? in : ScoringOptions.MESSAGES_COLUMN_DEFAULT, null, (Integer) $(batchSize), SearchOptions.DEFAULTS, isChat,
-        (Integer) $(lookaheadRows), ScoringOptions.parsePartitions($(partitions)));
+        (Integer) $(lookaheadRows), ScoringOptions.parsePartitions($(partitions)),
+        io.genaibatch.engine.Batching.parse($(batching)));
   }
 
   @Override

@@ -124,10 +124,12 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     List<Generation> gens = new ArrayList<>(batch.size());
     String batchError = null;
     try {
-      ScoredWindow scored = model.score(prompts, options.search(), options.batchSize());
+      long startMs = System.currentTimeMillis();
+      ScoredWindow scored = model.score(prompts, options.search(), options.batchSize(), options.batching());
       gens = scored.generations();
       if (metrics != null) {
         metrics.recordSlots(scored.slots());
+        metrics.recordWindow(startMs, System.currentTimeMillis());
       }
     } catch (RuntimeException e) {
       // The window failed as a whole (the model was closed under it): every row of it becomes an
@@ -213,7 +215,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   public record ScoringMetrics(LongAccumulator loads, LongAccumulator loadMillis, LongAccumulator rowsOk,
       LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
       LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
-      LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory, String liveKey)
+      LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
+      CollectionAccumulator<String> windows, String liveKey)
       implements java.io.Serializable {
 
     /**
@@ -231,7 +234,28 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.longAccumulator("genai-batch completion tokens"),
           sc.longAccumulator("genai-batch prefill slots"), sc.longAccumulator("genai-batch prefill useful"),
           sc.longAccumulator("genai-batch decode slots"), sc.longAccumulator("genai-batch decode useful"),
-          sc.collectionAccumulator("genai-batch executor peak RSS"), UUID.randomUUID().toString());
+          sc.collectionAccumulator("genai-batch executor peak RSS"),
+          sc.collectionAccumulator("genai-batch generation windows"), UUID.randomUUID().toString());
+    }
+
+    /** A window's generation, wall clock: "START_MS END_MS" (epoch milliseconds). */
+    void recordWindow(long startMs, long endMs) {
+      windows.add(startMs + " " + endMs);
+    }
+
+    /**
+     * First generation start and last generation end over every window of every task, epoch
+     * milliseconds; null when nothing was generated.
+     */
+    public long[] generationSpan() {
+      long first = Long.MAX_VALUE;
+      long last = Long.MIN_VALUE;
+      for (String w : windows.value()) {
+        String[] p = w.split(" ");
+        first = Math.min(first, Long.parseLong(p[0]));
+        last = Math.max(last, Long.parseLong(p[1]));
+      }
+      return first == Long.MAX_VALUE ? null : new long[] {first, last};
     }
 
     void recordSlots(SlotUsage s) {

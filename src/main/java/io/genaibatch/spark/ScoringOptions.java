@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.SearchOptions;
 import java.io.Serializable;
 
@@ -16,9 +17,11 @@ import java.io.Serializable;
  *     batches (at least {@code batchSize} are read either way)
  * @param partitions {@link #PARTITIONS_AUTO}: repartition to the task slots when the input has
  *     fewer partitions; {@link #PARTITIONS_INPUT}: keep the input's; a positive number: exactly that
+ * @param batching fixed batch sizes, or sizes chosen by measured cost up to {@code batchSize}
  */
 public record ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
-    SearchOptions search, boolean chat, int lookaheadRows, int partitions) implements Serializable {
+    SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching)
+    implements Serializable {
 
   public static final String PROMPT_COLUMN_DEFAULT = "prompt";
   public static final String MESSAGES_COLUMN_DEFAULT = "messages";
@@ -35,6 +38,9 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
     if (lookaheadRows < 1) {
       throw new IllegalArgumentException("look-ahead rows must be >= 1, got " + lookaheadRows);
     }
+    if (batching == null) {
+      throw new IllegalArgumentException("batching must be fixed or adaptive");
+    }
     if (partitions < PARTITIONS_INPUT) {
       throw new IllegalArgumentException("partitions must be auto, input or a positive number, got " + partitions);
     }
@@ -44,6 +50,13 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
   public ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
       SearchOptions search, boolean chat) {
     this(promptColumn, messagesColumn, idColumn, batchSize, search, chat, LOOKAHEAD_ROWS_DEFAULT, PARTITIONS_AUTO);
+  }
+
+  /** Adaptive batching. */
+  public ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
+      SearchOptions search, boolean chat, int lookaheadRows, int partitions) {
+    this(promptColumn, messagesColumn, idColumn, batchSize, search, chat, lookaheadRows, partitions,
+        Batching.ADAPTIVE);
   }
 
   /** Rows a task holds at once: the look-ahead, and never less than a batch. */
