@@ -842,9 +842,14 @@ def main(argv: list[str] | None = None) -> int:
 
     log("memory bandwidth, again")
     results["bandwidth"] = bandwidth(args.cores, results["bandwidth"])
+    return finish(ctx, results, work, t_start, report, save)
+
+
+def finish(ctx: dict, results: dict, work: str, t_start: float, render, save) -> int:
+    """Prints the report render(ctx, results) and writes it (report.md) with every number (results.json)."""
     ctx["loadavg_end"] = os.getloadavg()
     ctx["took_s"] = time.monotonic() - t_start
-    text = report(ctx, results)
+    text = render(ctx, results)
     print(text)
     with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as f:
         f.write(text + "\n")
@@ -948,15 +953,7 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
             results.setdefault("answers_b", []).append(cmp)
             save()
 
-    ctx["loadavg_end"] = os.getloadavg()
-    ctx["took_s"] = time.monotonic() - t_start
-    text = report_mixed(ctx, results)
-    print(text)
-    with open(os.path.join(work, "report.md"), "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    save()
-    log(f"report: {work}/report.md; every run's numbers: {work}/results.json")
-    return 0
+    return finish(ctx, results, work, t_start, report_mixed, save)
 
 
 def _pct(values: list[int], q: float) -> int:

@@ -22,22 +22,13 @@ import json
 import math
 import random
 
+from genai_batch.make_tiny_phi3 import WORDS as CORPUS_WORDS
+
 USER, END, ASSISTANT = "<|user|>\n", "<|end|>\n", "<|assistant|>\n"
 
-# A fixed list of plain words: no '.', no digits; most are one piece for the fixture tokenizer,
-# so a prompt can be grown to an exact token count.
-WORDS = (
-    "the of and to in is that for it as was with be by on not he this are or his from at which but have an "
-    "they you were her she there would their we him been has when who will more no if out so said what up its "
-    "about into than them can only other new some could time these two may then do first any my now such like "
-    "our over man me even most made after also did many before must through back years where much your way "
-    "well down should because each just those people how too little state good very make world still own see "
-    "men work long get here between both life being under never day same another know while last might us "
-    "great old year off come since against go came right used take three question answer model token prompt "
-    "batch score text write read data table value result example number system user assistant story joke "
-    "explain summary list reason think help please thanks hello sentence language translate generate river "
-    "mountain village weather morning evening garden window"
-).split()
+# The fixture tokenizer's corpus words (no '.', no digits; most are one piece for it, so a prompt can be
+# grown to an exact token count), and a few more.
+WORDS = list(dict.fromkeys(CORPUS_WORDS + "river mountain village weather morning evening garden window".split()))
 assert not any("." in w for w in WORDS)
 
 
