@@ -30,8 +30,10 @@ shapes with 4 layers and a 3% per-step stop rate, generated on demand). Systems:
 
 (a)  genai-batch with its defaults (no ``--batch-size`` unless given: the job's defaults are what
      is measured),
-(a0) genai-batch as it behaved before partitioning and look-ahead: ``--partitions input
-     --lookahead-rows 8 --batch-size 8`` (the input's one partition, batches in arrival order),
+(a0) genai-batch as it behaved before partitioning, look-ahead and adaptive batching:
+     ``--partitions input --lookahead-rows 8 --batch-size 8 --batching fixed`` (the input's one
+     partition, batches of 8 in arrival order),
+(a1) genai-batch with ``--batch-size 1``: every prompt alone, the seed's answers, every core,
 (b)  ``mlflow.pyfunc.spark_udf`` over the seed-style wrapper, with onnxruntime's default intra-op
      threads (as users run it; no one-thread overlay),
 (c)  the engine alone on the uniform prompts with ``--engine-new-tokens`` new tokens each (the
@@ -79,7 +81,7 @@ LOADED_RE = re.compile(r"Loaded model .* in (\d+) ms \(fetch (\d+) ms\)")
 # The bench's log4j2 config starts every line of the job's log with epoch milliseconds.
 METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
-MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,b,c"}
+MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,c"}
 UNIFORM_DEFAULTS = {"model": "tiny", "rows": 16, "new_tokens": 16, "systems": "a,b,c", "batch_size": 8}
 # Models that --model names and this command generates on demand (make_tiny_phi3.py flags, folder).
 GENERATED = {
@@ -707,8 +709,8 @@ def parse_args(argv):
                    "(default 2,4,8, none for --model tiny; uniform only)")
     p.add_argument("--quiet-wait", type=float, help="before each run, wait up to this many seconds until fewer "
                    "than 0.5 CPUs are busy (a shared machine; default 60, 0 for --model tiny)")
-    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c) or a,a0,b,c (mixed; default "
-                   "a,a0,b,c) to run")
+    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c) or a,a0,a1,b,c (mixed; default "
+                   "a,a0,a1,b,c) to run")
     p.add_argument("--engine-batches", default="1,8,16", help="mixed: batch sizes of (c) on the uniform prompts "
                    "(default 1,8,16)")
     p.add_argument("--engine-new-tokens", type=int, default=32, help="mixed: new tokens per uniform prompt of (c), "
@@ -721,7 +723,7 @@ def parse_args(argv):
     for k in ("model", "rows", "new_tokens", "systems", "batch_size"):
         if getattr(args, k) is None:
             setattr(args, k, defaults.get(k))
-    allowed = ("a", "a0", "b", "c") if args.workload == "mixed" else ("a", "b", "c")
+    allowed = ("a", "a0", "a1", "b", "c") if args.workload == "mixed" else ("a", "b", "c")
     bad = [x for x in args.systems.split(",") if x.strip() and x.strip() not in allowed]
     if bad:
         p.error(f"--systems {args.systems}: {', '.join(bad)} not among {','.join(allowed)} for --workload "
@@ -863,6 +865,8 @@ def finish(ctx: dict, results: dict, work: str, t_start: float, render, save) ->
 # --------------------------------------------------------------------------------------------------
 
 A0_FLAGS = ("--partitions", "input", "--lookahead-rows", "8", "--batch-size", "8", "--batching", "fixed")
+# (a1): the job running every prompt alone, as the seed does (its answers), on every core.
+A1_FLAGS = ("--batch-size", "1")
 
 
 def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str) -> dict:
@@ -940,6 +944,8 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
                 r = run_job(ctx, mixed_input, args.batch_size, run_dir, keep_answers=True)
             elif s == "a0":
                 r = run_job(ctx, mixed_input, None, run_dir, extra=A0_FLAGS, keep_answers=True)
+            elif s == "a1":
+                r = run_job(ctx, mixed_input, None, run_dir, extra=A1_FLAGS, keep_answers=True)
             else:
                 r = run_udf(ctx, mixed_input, run_dir, keep_answers=True)
             record(s, r, q, k)
@@ -979,7 +985,8 @@ def report_mixed(ctx: dict, results: dict) -> str:
     eb, en = ctx["engine_batches"], ctx["engine_new_tokens"]
     names = {
         "a": "(a) genai-batch, job defaults" + ("" if ctx["batch"] is None else f" but --batch-size {ctx['batch']}"),
-        "a0": "(a0) genai-batch as before (--partitions input --lookahead-rows 8 --batch-size 8)",
+        "a0": "(a0) genai-batch as before (--partitions input --lookahead-rows 8 --batch-size 8 --batching fixed)",
+        "a1": "(a1) genai-batch, job defaults but --batch-size 1 (the seed's answers)",
         "b": "(b) PySpark spark_udf + seed pyfunc, batch 1, onnxruntime default threads",
     }
     for b in eb:
@@ -994,7 +1001,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
             return "1 / 1 / 1 (batch 1, no padding)"
         got = [slots(r) for r in runs if slots(r)]
         if not got:
-            return "n/a (no _genai_batch_metrics.json)" if key in ("a", "a0") else "n/a"
+            return "n/a (no _genai_batch_metrics.json)" if key in ("a", "a0", "a1") else "n/a"
         f = ("prefill_slot_efficiency", "decode_slot_efficiency", "slot_efficiency")
         return " / ".join(fmt(median(g.get(x) for g in got), 2) for x in f)
 
@@ -1039,7 +1046,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
     med = {k: {f: median(r.get(f) for r in v) for f in ("total_tok_per_s", "tok_per_s", "e2e_total_tok_per_s")}
            for k, v in main.items() if v}
     # the answers
-    for key in ("a", "a0", "b"):
+    for key in ("a", "a0", "a1", "b"):
         runs = main.get(key) or []
         if not runs:
             continue
@@ -1085,7 +1092,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         if x in med and y in med and med[y][f] and med[y][f] == med[y][f]:
             return med[x][f] / med[y][f]
         return None
-    for x, y in (("a", "b"), ("a", "a0")):
+    for x, y in (("a", "b"), ("a", "a0"), ("a1", "b"), ("a", "a1")):
         r = ratio(x, y, "total_tok_per_s")
         if r is not None:
             ratios.append(f"{x}/{y}: {r:.2f}x total tok/s ({fmt(ratio(x, y, 'tok_per_s'), 2)}x completion tok/s, "

@@ -32,8 +32,11 @@ WORDS = list(dict.fromkeys(CORPUS_WORDS + "river mountain village weather mornin
 assert not any("." in w for w in WORDS)
 
 
-def markup(words: list[str]) -> str:
-    return USER + " ".join(words) + END + ASSISTANT
+def markup(words: list[str], opener: str = "") -> str:
+    """Phi-3 chat markup around the words; the assistant's turn starts with `opener`, as when a prompt
+    primes the answer. With one shared ending every prompt's first answer tokens would be alike, and
+    so would the point where the random fixture model stops: the opener varies it."""
+    return USER + " ".join(words) + END + ASSISTANT + opener
 
 
 def targets(rows: int, lo: int, hi: int, rnd: random.Random) -> list[int]:
@@ -44,15 +47,15 @@ def targets(rows: int, lo: int, hi: int, rnd: random.Random) -> list[int]:
     return out
 
 
-def grow(target: int, count, rnd: random.Random) -> list[str]:
+def grow(target: int, count, rnd: random.Random, opener: str = "") -> list[str]:
     """Words whose marked-up prompt has exactly `target` tokens by `count` (a str -> int)."""
     words: list[str] = []
-    n = count(markup(words))
+    n = count(markup(words, opener))
     if n > target:
         raise ValueError(f"the chat markup alone is {n} tokens, more than the target {target}")
     while n < target:
         w = rnd.choice(WORDS)
-        m = count(markup(words + [w]))
+        m = count(markup(words + [w], opener))
         if m <= target:
             words.append(w)
             n = m
@@ -60,7 +63,7 @@ def grow(target: int, count, rnd: random.Random) -> list[str]:
         # One more word overshoots: the first that lands exactly, else the one that adds least.
         best = None
         for cand in rnd.sample(WORDS, len(WORDS)):
-            c = count(markup(words + [cand]))
+            c = count(markup(words + [cand], opener))
             if c == target:
                 best = (c, cand)
                 break
@@ -80,7 +83,10 @@ def make(tokenizer, rows: int, seed: int = 0, lo: int = 10, hi: int = 500) -> di
     def count(text: str) -> int:
         return len(tokenizer.encode(text))
 
-    prompts = [markup(grow(t, count, rnd)) for t in want]
+    prompts = []
+    for t in want:
+        opener = rnd.choice(WORDS).capitalize()
+        prompts.append(markup(grow(t, count, rnd, opener), opener))
     tokens = [count(p) for p in prompts]
     assert not any("." in p for p in prompts)
     return {"prompts": prompts, "tokens": tokens, "targets": want, "seed": seed, "min": lo, "max": hi}
