@@ -121,7 +121,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         prompts.add(r.isNullAt(promptIdx) ? null : r.getString(promptIdx));
       }
     }
-    List<Generation> gens = new ArrayList<>(batch.size());
+    List<Generation> gens;
     String batchError = null;
     try {
       long startMs = System.currentTimeMillis();
@@ -216,7 +216,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
       LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
       LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
-      CollectionAccumulator<String> windows, String liveKey)
+      CollectionAccumulator<long[]> windows, String liveKey)
       implements java.io.Serializable {
 
     /**
@@ -238,9 +238,9 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.collectionAccumulator("genai-batch generation windows"), UUID.randomUUID().toString());
     }
 
-    /** A window's generation, wall clock: "START_MS END_MS" (epoch milliseconds). */
+    /** A window's generation, wall clock: start and end, epoch milliseconds. */
     void recordWindow(long startMs, long endMs) {
-      windows.add(startMs + " " + endMs);
+      windows.add(new long[] {startMs, endMs});
     }
 
     /**
@@ -250,10 +250,9 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     public long[] generationSpan() {
       long first = Long.MAX_VALUE;
       long last = Long.MIN_VALUE;
-      for (String w : windows.value()) {
-        String[] p = w.split(" ");
-        first = Math.min(first, Long.parseLong(p[0]));
-        last = Math.max(last, Long.parseLong(p[1]));
+      for (long[] w : windows.value()) {
+        first = Math.min(first, w[0]);
+        last = Math.max(last, w[1]);
       }
       return first == Long.MAX_VALUE ? null : new long[] {first, last};
     }
