@@ -100,8 +100,8 @@ public final class BatchScoringJob implements Callable<Integer> {
       + " length before cutting batches, so batches pad little (default 256; memory holds this many rows per task)")
   Integer lookaheadRows;
   @Option(names = "--partitions", paramLabel = "auto|input|N", description = "auto (default): repartition to the"
-      + " task slots when the input has fewer partitions (one input file is one task on one core); input: keep the"
-      + " input's partitions; N: exactly N")
+      + " task slots when the input has fewer partitions (one input file is one task on one core), or to whole waves"
+      + " of tasks when a few waves would end with a partial one; input: keep the input's partitions; N: exactly N")
   String partitions;
   @Option(names = "--batching", paramLabel = "adaptive|fixed", description = "adaptive (default): batch sizes up to"
       + " --batch-size chosen by the cost measured as the job runs (padding, steps, answers' spread); fixed: as few"

@@ -206,16 +206,32 @@ public final class BatchScorer {
 
   /**
    * Spreads the input over the task slots: one input file is one partition, one task, one core.
-   * With {@code partitions} auto, an input with fewer partitions than task slots is repartitioned
-   * (round robin) to the slots; which rows share a native batch changes with it, their answers do
+   * With {@code partitions} auto, an input with fewer partitions than task slots, or a few waves
+   * with a partial last one, is repartitioned (round robin, see {@link #autoPartitions}); which rows share a native batch changes with it, their answers do
    * not (see {@link io.genaibatch.engine.LlmModel#score}).
    */
   private Dataset<Row> spread(Dataset<Row> input) {
     int have = input.rdd().getNumPartitions();
     int want = options.partitions() == ScoringOptions.PARTITIONS_INPUT ? have
-        : options.partitions() == ScoringOptions.PARTITIONS_AUTO ? Math.max(have, taskSlots())
+        : options.partitions() == ScoringOptions.PARTITIONS_AUTO ? autoPartitions(have, taskSlots())
         : options.partitions();
     partitionsUsed = want;
     return want == have ? input : input.repartition(want);
+  }
+
+  /**
+   * Partitions for {@code have} input partitions on {@code slots} task slots: at least the slots,
+   * and, for a few waves of tasks, a whole number of waves, so that no last wave of a few tasks runs
+   * on a few cores while the others idle (3 partitions on 2 slots become 4). Many partitions are kept
+   * as they are: their last wave is a small part of the job.
+   */
+  static int autoPartitions(int have, int slots) {
+    if (have < slots) {
+      return slots;
+    }
+    if (have < 4 * slots && have % slots != 0) {
+      return (have + slots - 1) / slots * slots;
+    }
+    return have;
   }
 }

