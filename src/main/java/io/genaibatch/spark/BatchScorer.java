@@ -225,7 +225,7 @@ public final class BatchScorer {
    * on a few cores while the others idle (3 partitions on 2 slots become 4). Many partitions are kept
    * as they are: their last wave is a small part of the job.
    */
-  static int autoPartitions(int have, int slots) {
+  public static int autoPartitions(int have, int slots) {
     if (have < slots) {
       return slots;
     }
