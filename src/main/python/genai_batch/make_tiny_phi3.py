@@ -40,13 +40,14 @@ The tokenizer is a Llama/Phi-3 style byte-fallback BPE (HF ``tokenizer.json``) t
 tokens 32000..32010. The tokenizer does not depend on --seed ("." is id 272).
 
 Sizes: ``tiny`` (2 layers, hidden 32; the committed test fixture, a few MB), ``phi3-mini`` (Phi-3-mini's
-32 layers, hidden 3072, 32 heads of 96, intermediate 8192; ~2.3 GB) and ``phi3-mini-4l`` (phi3-mini's
-shapes with 4 layers; ~0.7 GB, benchmark runs of minutes).
+32 layers, hidden 3072, 32 heads of 96, intermediate 8192; ~2.3 GB), ``phi3-mini-4l`` (phi3-mini's
+shapes with 4 layers; ~0.7 GB, benchmark runs of minutes) and ``kernel-paths`` (2 layers, hidden 1024;
+~160 MB, the test suite's model on which a lone row's greedy answers drift from its batched ones).
 
 Usage::
 
-    python make_tiny_phi3.py --out DIR [--size tiny|phi3-mini|phi3-mini-4l] [--seed 0] [--stop-rate R]
-                             [--check]
+    python make_tiny_phi3.py --out DIR [--size tiny|phi3-mini|phi3-mini-4l|kernel-paths] [--seed 0]
+                             [--stop-rate R] [--check]
 
 ``--check`` regenerates into a temporary folder (same --size, --seed and --stop-rate) and compares every
 file's sha256 with DIR (exit 1 and the differing file names when they differ). Output is byte-identical for

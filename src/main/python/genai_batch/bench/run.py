@@ -78,7 +78,6 @@ SCALING_MIN_ROWS_PER_PARTITION = 4
 RUN_TIMEOUT_S = 1800
 
 LOADED_RE = re.compile(r"Loaded model .* in (\d+) ms \(fetch (\d+) ms\)")
-# The bench's log4j2 config starts every line of the job's log with epoch milliseconds.
 METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
 MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,c"}
@@ -273,38 +272,13 @@ def _fail(system: str, run_dir: str, w: procwatch.Watched) -> None:
     raise SystemExit(f"{system} failed with exit code {w.returncode}; see {run_dir}/stderr.txt:\n{tail}")
 
 
-def bench_log_config(work: str) -> str:
-    """conf/log4j2.properties with every line starting with epoch milliseconds (the job's own log has
-    seconds), written into the work folder; the model-load line then dates the generation's start."""
-    dest = os.path.join(work, "log4j2-bench.properties")
-    with open(os.path.join(ROOT, "conf", "log4j2.properties"), encoding="utf-8") as f:
-        text = f.read()
-    text, n = re.subn(r"(?m)^(appender\.console\.layout\.pattern\s*=\s*)", r"\1%d{UNIX_MILLIS} ", text)
-    if n != 1:
-        raise SystemExit("conf/log4j2.properties: no appender.console.layout.pattern line to extend")
-    with open(dest, "w", encoding="utf-8") as f:
-        f.write(text)
-    return dest
-
-
-def job_default_batch_size(ctx: dict) -> int:
-    """The job's default --batch-size, from its --help (8 when it cannot say)."""
-    cp = ":".join([JAR, os.path.join(spark_jars(), "*")])
-    out = subprocess.run(["java", "-cp", cp, "io.genaibatch.job.BatchScoringJob", "--help"], capture_output=True,
-                         text=True)
-    m = re.search(r"--batch-size=N\s+Prompts per generation call\s+\(default\s+(\d+)", out.stdout + out.stderr)
-    if not m:
-        log("could not read the job's default --batch-size from its --help; taking 8")
-    return int(m.group(1)) if m else 8
-
-
 def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: tuple[str, ...] = (),
             keep_answers: bool = False) -> dict:
     """(a): genai-batch under spark-submit. batch None: the job's default batch size (no flag);
     extra: more job flags; keep_answers: keep id, response and usage per row in run_dir/answers.parquet."""
     out_dir = os.path.join(run_dir, "out")
     cmd = [os.path.join(ROOT, "jobs", "spark-submit.sh"), "--master", f"local[{ctx['cores']}]",
-           "--driver-java-options", f"-Dlog4j2.configurationFile={ctx['log_config']}", "--",
+           "--",
            "--model-uri", ctx["model_dir"], "--input", input_dir, "--input-format", "parquet", "--output", out_dir,
            "--no-tracking", "--max-tokens", str(ctx["new_tokens"]), "--do-sample", "false"]
     if batch is not None:
@@ -312,7 +286,6 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
     cmd += list(extra) + ["--cache-dir", os.path.join(ctx["work"], "cache")]
     env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
-    env["GENAI_BATCH_NO_LOG_CONF"] = "1"  # the bench's log config (above) instead of conf/log4j2.properties
     so, se = _files(run_dir)
     with so, se:
         w = procwatch.run(cmd, env=env, cwd=ROOT, stdout=so, stderr=se, timeout=RUN_TIMEOUT_S)
@@ -759,10 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(JAR):
         raise SystemExit(f"No {JAR}: run jobs/setup.sh")
     ctx["classpath"] = engine_classpath()
-    ctx["log_config"] = bench_log_config(work)
     if args.workload == "mixed":
-        if args.batch_size is None and "a" in systems:
-            ctx["job_default_batch"] = job_default_batch_size(ctx)
         return main_mixed(args, ctx, systems, t_start)
     texts = prompts(args.rows)
     main_input = write_input(os.path.join(work, "input", f"p{args.cores}"), texts, args.cores)
@@ -775,9 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"main": {s: [] for s in systems}}
 
     def save() -> None:  # after every run, so a failed or cut-short benchmark keeps what it measured
-        with open(os.path.join(work, "results.json"), "w", encoding="utf-8") as f:
-            json.dump({"context": {k: v for k, v in ctx.items() if k != "classpath"}, "results": results}, f,
-                      indent=1, default=str)
+        save_results(ctx, results)
     log(f"model {model_dir}; work folder {work}")
     results["weights"] = weights.bytes_per_token(model_dir)
     log("memory bandwidth")
@@ -845,6 +813,13 @@ def main(argv: list[str] | None = None) -> int:
     log("memory bandwidth, again")
     results["bandwidth"] = bandwidth(args.cores, results["bandwidth"])
     return finish(ctx, results, work, t_start, report, save)
+
+
+def save_results(ctx: dict, results: dict) -> None:
+    """Every number so far, with the context, to the work folder's results.json."""
+    with open(os.path.join(ctx["work"], "results.json"), "w", encoding="utf-8") as f:
+        json.dump({"context": {k: v for k, v in ctx.items() if k != "classpath"}, "results": results}, f,
+                  indent=1, default=str)
 
 
 def finish(ctx: dict, results: dict, work: str, t_start: float, render, save) -> int:
@@ -915,9 +890,7 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
     results: dict = {"main": {k: [] for k in keys}, "answers": []}
 
     def save() -> None:
-        with open(os.path.join(work, "results.json"), "w", encoding="utf-8") as f:
-            json.dump({"context": {k: v for k, v in ctx.items() if k != "classpath"}, "results": results}, f,
-                      indent=1, default=str)
+        save_results(ctx, results)
     log(f"model {model_dir}; work folder {work}")
 
     def record(key: str, r: dict, q: dict, k: int) -> None:

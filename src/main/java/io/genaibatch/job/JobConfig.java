@@ -131,7 +131,7 @@ public record JobConfig(
     m.put(Keys.BATCH_SIZE, batchSize);
     m.put(Keys.LOOKAHEAD_ROWS, lookaheadRows);
     m.put(Keys.BATCHING, batching.name().toLowerCase(java.util.Locale.ROOT));
-    m.put(Keys.PARTITIONS, partitions == 0 ? "auto" : partitions < 0 ? "input" : partitions);
+    m.put(Keys.PARTITIONS, io.genaibatch.spark.ScoringOptions.partitionsLabel(partitions));
     m.put(Keys.PROMPT_COLUMN, promptColumn);
     m.put(Keys.MESSAGES_COLUMN, messagesColumn);
     m.put(Keys.ID_COLUMN, idColumn);

@@ -189,7 +189,7 @@ public final class BatchScorer {
 
   /** Tasks that can run at once: the cluster's cores (Spark's default parallelism) over spark.task.cpus. */
   public int taskSlots() {
-    return Math.max(1, spark.sparkContext().defaultParallelism() / Math.max(1, spec.intraOpThreads()));
+    return Math.max(1, spark.sparkContext().defaultParallelism() / threadsPerTask());
   }
 
   /** Native threads each task's generation uses: spark.task.cpus, the cores the task owns. */
@@ -207,8 +207,9 @@ public final class BatchScorer {
   /**
    * Spreads the input over the task slots: one input file is one partition, one task, one core.
    * With {@code partitions} auto, an input with fewer partitions than task slots, or a few waves
-   * with a partial last one, is repartitioned (round robin, see {@link #autoPartitions}); which rows share a native batch changes with it, their answers do
-   * not (see {@link io.genaibatch.engine.LlmModel#score}).
+   * with a partial last one, is repartitioned (round robin, see {@link #autoPartitions}); which
+   * rows share a native batch changes with it, their answers do not (see {@link
+   * io.genaibatch.engine.LlmModel#score}).
    */
   private Dataset<Row> spread(Dataset<Row> input) {
     int have = input.rdd().getNumPartitions();

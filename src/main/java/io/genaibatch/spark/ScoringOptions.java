@@ -46,18 +46,13 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
     }
   }
 
-  /** Default look-ahead and partitioning. */
+  /** Default look-ahead, partitioning and batching. */
   public ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
       SearchOptions search, boolean chat) {
-    this(promptColumn, messagesColumn, idColumn, batchSize, search, chat, LOOKAHEAD_ROWS_DEFAULT, PARTITIONS_AUTO);
-  }
-
-  /** Adaptive batching. */
-  public ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
-      SearchOptions search, boolean chat, int lookaheadRows, int partitions) {
-    this(promptColumn, messagesColumn, idColumn, batchSize, search, chat, lookaheadRows, partitions,
+    this(promptColumn, messagesColumn, idColumn, batchSize, search, chat, LOOKAHEAD_ROWS_DEFAULT, PARTITIONS_AUTO,
         Batching.ADAPTIVE);
   }
+
 
   /** Rows a task holds at once: the look-ahead, and never less than a batch. */
   public int windowRows() {
@@ -86,6 +81,12 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
       // falls through to the message below
     }
     throw new IllegalArgumentException("partitions must be auto, input or a positive number, got '" + value + "'");
+  }
+
+  /** The partitions setting as {@link #parsePartitions} reads it: {@code auto}, {@code input} or the number. */
+  public static String partitionsLabel(int partitions) {
+    return partitions == PARTITIONS_AUTO ? "auto" : partitions == PARTITIONS_INPUT ? "input"
+        : String.valueOf(partitions);
   }
 
   public static ScoringOptions defaults() {

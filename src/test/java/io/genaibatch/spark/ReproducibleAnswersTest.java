@@ -2,6 +2,7 @@ package io.genaibatch.spark;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
@@ -68,10 +69,10 @@ class ReproducibleAnswersTest extends SparkTestBase {
     messy.add(RowFactory.create(103L, " "));
 
     Map<Long, Row> one = score(clean, 1, new ScoringOptions("prompt", "messages", "id", 4, GREEDY, false,
-        ScoringOptions.LOOKAHEAD_ROWS_DEFAULT, ScoringOptions.PARTITIONS_AUTO), tmp.resolve("one"));
+        ScoringOptions.LOOKAHEAD_ROWS_DEFAULT, ScoringOptions.PARTITIONS_AUTO, Batching.ADAPTIVE), tmp.resolve("one"));
     // Five files kept as five partitions, windows of three rows (some hold one good row), batches of three.
     Map<Long, Row> many = score(messy, 5, new ScoringOptions("prompt", "messages", "id", 3, GREEDY, false, 3,
-        ScoringOptions.PARTITIONS_INPUT), tmp.resolve("many"));
+        ScoringOptions.PARTITIONS_INPUT, Batching.ADAPTIVE), tmp.resolve("many"));
 
     for (long id = 100; id <= 103; id++) {
       assertThat(many.get(id).<String>getAs("finish_reason")).as("bad row %d", id).isEqualTo("error");
