@@ -7,7 +7,9 @@ import java.util.Map;
 /**
  * Search (decoding) options for one generation call. Every field is optional: a null field
  * leaves the model's own default from {@code genai_config.json}'s {@code search} section in
- * force. Immutable and serializable, so a Spark driver can ship it to executors.
+ * force. Immutable and serializable, so a Spark driver can ship it to executors. Names, ranges
+ * and how raw values are read are declared once, in {@code io.genaibatch.settings.Settings};
+ * values reach this record already checked there.
  *
  * @param maxNewTokens most tokens generated per prompt, the stop token included
  * @param maxLength most tokens per prompt, prompt and answer together
@@ -33,25 +35,12 @@ public record SearchOptions(
   public static final SearchOptions DEFAULTS =
       new SearchOptions(null, null, null, null, null, null, null, null);
 
-  public SearchOptions {
-    positive("maxNewTokens", maxNewTokens);
-    positive("maxLength", maxLength);
-    positive("topK", topK);
-    if (temperature != null && !(temperature >= 0)) {
-      throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
-    }
-    if (topP != null && !(topP > 0 && topP <= 1)) {
-      throw new IllegalArgumentException("topP must be in (0, 1], got " + topP);
-    }
-    if (repetitionPenalty != null && !(repetitionPenalty > 0)) {
-      throw new IllegalArgumentException("repetitionPenalty must be > 0, got " + repetitionPenalty);
-    }
-  }
-
-  private static void positive(String name, Integer v) {
-    if (v != null && v < 1) {
-      throw new IllegalArgumentException(name + " must be >= 1, got " + v);
-    }
+  /**
+   * Temperature 0 as greedy search, the meaning it has in OpenAI's API and the Python wrapper:
+   * sampling at temperature 0 is undefined in onnxruntime-genai.
+   */
+  public SearchOptions normalized() {
+    return temperature != null && temperature == 0.0 ? withTemperature(null).withDoSample(false) : this;
   }
 
   /** Greedy search with a fixed number of new tokens at most. */
@@ -108,82 +97,6 @@ public record SearchOptions(
 
   private static <T> T pick(T first, T second) {
     return first != null ? first : second;
-  }
-
-  /**
-   * Options from a string-keyed map, as in an MLmodel's {@code model_config}, a YAML config or
-   * Spark conf: {@code max_new_tokens} (or {@code max_tokens}), {@code max_length}, {@code
-   * temperature}, {@code top_p}, {@code top_k}, {@code do_sample}, {@code seed} (or {@code
-   * random_seed}), {@code repetition_penalty}. Unknown keys are ignored; a bad value is refused
-   * naming the key.
-   */
-  public static SearchOptions fromMap(Map<String, ?> m, String source) {
-    try {
-      return new SearchOptions(
-          integer(m, source, "max_new_tokens", "max_tokens"),
-          integer(m, source, "max_length"),
-          number(m, source, "temperature"),
-          number(m, source, "top_p"),
-          integer(m, source, "top_k"),
-          bool(m, source, "do_sample"),
-          m.get("seed") != null || m.get("random_seed") != null
-              ? Long.valueOf(integer(m, source, "seed", "random_seed")) : null,
-          number(m, source, "repetition_penalty"));
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
-    }
-  }
-
-  private static Object first(Map<String, ?> m, String... keys) {
-    for (String k : keys) {
-      if (m.get(k) != null) {
-        return m.get(k);
-      }
-    }
-    return null;
-  }
-
-  private static Integer integer(Map<String, ?> m, String source, String... keys) {
-    Object v = first(m, keys);
-    if (v == null) {
-      return null;
-    }
-    try {
-      double d = v instanceof Number n ? n.doubleValue() : Double.parseDouble(v.toString().trim());
-      if (d != Math.rint(d)) {
-        throw new NumberFormatException();
-      }
-      return (int) d;
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException(keys[0] + " must be a whole number, got '" + v + "'");
-    }
-  }
-
-  private static Double number(Map<String, ?> m, String source, String key) {
-    Object v = m.get(key);
-    if (v == null) {
-      return null;
-    }
-    try {
-      return v instanceof Number n ? n.doubleValue() : Double.parseDouble(v.toString().trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException(key + " must be a number, got '" + v + "'");
-    }
-  }
-
-  private static Boolean bool(Map<String, ?> m, String source, String key) {
-    Object v = m.get(key);
-    if (v == null) {
-      return null;
-    }
-    if (v instanceof Boolean b) {
-      return b;
-    }
-    String s = v.toString().trim().toLowerCase(java.util.Locale.ROOT);
-    if (s.equals("true") || s.equals("false")) {
-      return Boolean.valueOf(s);
-    }
-    throw new IllegalArgumentException(key + " must be true or false, got '" + v + "'");
   }
 
   /** The set options under onnxruntime-genai's search option names, for logging. */

@@ -21,10 +21,6 @@ import java.util.TreeSet;
  *     limit
  */
 public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersChanged) {
-  /** Config key (YAML, snake_case): a map of metric name to the most it may fall. */
-  public static final String MAX_METRIC_DROP = "max_metric_drop";
-  /** Config key: the most answers that may change from the previous run; absent for no limit. */
-  public static final String MAX_ANSWERS_CHANGED = "max_answers_changed";
   /** No limits: every run passes. */
   public static final Thresholds NONE = new Thresholds(Map.of(), null);
 
@@ -39,10 +35,10 @@ public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersCh
     if (maxMetricDrop != null) {
       maxMetricDrop.forEach((name, limit) -> {
         if (name == null || name.isBlank()) {
-          throw new IllegalArgumentException(MAX_METRIC_DROP + " has a blank metric name");
+          throw new IllegalArgumentException("max_metric_drop has a blank metric name");
         }
         if (limit == null || limit.isNaN() || limit.isInfinite() || limit < 0) {
-          throw new IllegalArgumentException(MAX_METRIC_DROP + "." + name + " is " + limit
+          throw new IllegalArgumentException("max_metric_drop." + name + " is " + limit
               + "; it must be a number >= 0 (the most the metric may fall)");
         }
         copy.put(name, limit);
@@ -50,48 +46,8 @@ public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersCh
     }
     maxMetricDrop = Collections.unmodifiableMap(copy);
     if (maxAnswersChanged != null && maxAnswersChanged < 0) {
-      throw new IllegalArgumentException(MAX_ANSWERS_CHANGED + " is " + maxAnswersChanged
+      throw new IllegalArgumentException("max_answers_changed is " + maxAnswersChanged
           + "; it must be >= 0, or absent for no limit");
-    }
-  }
-
-  /**
-   * Reads {@code max_metric_drop} and {@code max_answers_changed} from a parsed config (a YAML
-   * file read into a map); other keys are ignored, absent keys mean no limit.
-   *
-   * @param source where the map came from, for messages (e.g. the config file's path)
-   */
-  public static Thresholds fromConfig(Map<String, ?> config, String source) {
-    if (config == null) {
-      return NONE;
-    }
-    Map<String, Double> drops = new LinkedHashMap<>();
-    Object rawDrops = config.get(MAX_METRIC_DROP);
-    if (rawDrops instanceof Map<?, ?> m) {
-      m.forEach((k, v) -> {
-        if (!(v instanceof Number n)) {
-          throw new IllegalArgumentException(source + ": " + MAX_METRIC_DROP + "." + k + " is '" + v
-              + "'; it must be a number (the most the metric may fall, e.g. 0.05)");
-        }
-        drops.put(String.valueOf(k), n.doubleValue());
-      });
-    } else if (rawDrops != null) {
-      throw new IllegalArgumentException(source + ": " + MAX_METRIC_DROP + " is '" + rawDrops
-          + "'; it must be a map of metric name to the most it may fall, e.g. {eval_token_f1: 0.05}");
-    }
-    Object rawChanged = config.get(MAX_ANSWERS_CHANGED);
-    Integer changed = null;
-    if (rawChanged instanceof Integer || rawChanged instanceof Long || rawChanged instanceof Short) {
-      long v = ((Number) rawChanged).longValue();
-      changed = (int) Math.min(Integer.MAX_VALUE, v);
-    } else if (rawChanged != null) {
-      throw new IllegalArgumentException(source + ": " + MAX_ANSWERS_CHANGED + " is '" + rawChanged
-          + "'; it must be a whole number of answers");
-    }
-    try {
-      return new Thresholds(drops, changed);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException(source + ": " + e.getMessage(), e);
     }
   }
 

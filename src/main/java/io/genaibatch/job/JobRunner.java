@@ -1,17 +1,23 @@
 package io.genaibatch.job;
 
+import io.genaibatch.engine.EngineException;
 import io.genaibatch.mlflow.MlflowException;
 import io.genaibatch.mlflow.Retry;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.mlflow.TrackingConnection;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.SettingValues;
+import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.spark.OutputSchema;
 import io.genaibatch.spark.PartitionScorer;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,9 +35,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One run of the job: driver checks, the MLflow run, scoring in committed waves, the read-back
- * of the written output, metrics from it, the exit code. The output is always written before
- * anything is logged from it, and never deleted on a tracking failure.
+ * One run of the job, as a few named stages: {@link #check} (model, options, input; nothing is
+ * scored if it fails), {@link #startTracking}, {@link #score} (in committed waves), {@link
+ * #readBack} (counts from the written output), {@link #report} (metrics, the metrics file, the
+ * summary line) and {@link #finish} (the run's metrics, artifacts, evaluation and end). A stage
+ * that must end the job throws a {@link JobFailure} carrying its exit code. The output is always
+ * written before anything is logged from it, and never deleted on a tracking failure.
  */
 final class JobRunner {
   private static final Logger LOG = LoggerFactory.getLogger(JobRunner.class);
@@ -45,126 +54,203 @@ final class JobRunner {
     this.cfg = cfg;
   }
 
-  int run() {
-    long t0 = System.nanoTime();
-    // Driver-side checks first: model, options, input columns. Nothing is scored if they fail.
-    BatchScorer scorer;
-    Dataset<Row> input;
-    long inputRows;
-    String promptSet;
-    try {
-      scorer = BatchScoringJob.scorer(spark, cfg);
-      input = BatchScoringJob.readInput(spark, cfg);
-      scorer.check(input.schema());
-      PromptSet set = promptSet(input);
-      inputRows = set.rows();
-      promptSet = set.digest();
-    } catch (IllegalArgumentException | MlflowException | io.genaibatch.engine.EngineException e) {
-      System.err.println("genai-batch: " + e.getMessage());
-      return BatchScoringJob.EXIT_USAGE;
-    } catch (Exception e) {
-      // Spark's AnalysisException (a missing path or table), undeclared in Java's view.
-      System.err.println("genai-batch: cannot read input " + cfg.input() + " as " + cfg.inputFormat() + ": " + e.getMessage());
-      return BatchScoringJob.EXIT_USAGE;
+  /** What {@link #check} found: the scorer, the input, its size and digest. */
+  private record Checked(BatchScorer scorer, Dataset<Row> input, long rows, String promptSet) {}
+
+  /** What {@link #score} did: the rows expected in the output, the task metrics, scoring time. */
+  private record Scored(long expectedRows, PartitionScorer.ScoringMetrics metrics, double seconds) {}
+
+  /** What {@link #readBack} counted in the written output, and the exit code it implies. */
+  private record Written(Dataset<Row> out, Row agg, long rows, long ok, ExitCode code, String failure) {
+    long failed() {
+      return rows - ok;
     }
-    Retry retry = new Retry(Duration.ofSeconds(cfg.trackingRetrySeconds()));
+
+    double errorRate() {
+      return rows == 0 ? 0 : (double) failed() / rows;
+    }
+  }
+
+  ExitCode run() {
+    long t0 = System.nanoTime();
+    Checked in = check();
     RunLogger run = null;
-    String trackingFailure = null;
-    if (cfg.tracking() && cfg.trackingUri() != null && !cfg.trackingUri().isBlank()) {
+    try {
+      String trackingFailure = null;
       try {
-        run = RunLogger.start(TrackingConnection.connect(cfg.trackingUri()), cfg.experiment(),
-            "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
-            tags(scorer, promptSet), retry);
-        run.logParams(params(scorer));
-        logDataset(run, input, inputRows, promptSet);
-        LOG.info("MLflow run {} in experiment '{}' at {}", run.runId(), cfg.experiment(), Redact.uri(cfg.trackingUri()));
+        run = startTracking(in);
       } catch (RuntimeException e) {
         // The scoring is worth more than its record: score and write anyway, then exit 4.
         trackingFailure = e.getMessage();
         LOG.error("MLflow tracking at {} failed; scoring anyway, the run will not be logged: {}",
             Redact.uri(cfg.trackingUri()), e.getMessage());
-        run = null;
       }
-    } else if (cfg.tracking()) {
-      LOG.warn("No MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI): the run is not logged");
+      Scored scored = score(in, run);
+      Written w = readBack(in, scored, t0);
+      Map<String, Double> m = report(in.scorer(), scored, w, (System.nanoTime() - t0) / 1e9);
+      if (trackingFailure != null) {
+        throw new JobFailure(ExitCode.TRACKING, "the output is complete at " + cfg.get(Settings.OUTPUT)
+            + ", but the run was not logged to MLflow: " + trackingFailure, null);
+      }
+      if (run == null) {
+        if (List.of(w.out().columns()).contains(cfg.get(Settings.REFERENCE_COLUMN))) {
+          // No run to log to or compare with, but the reference metrics are still worth printing.
+          NightlyEvaluation.run(spark, cfg, null, w.out(), in.scorer().options().scoredColumn(), in.promptSet(), null);
+        }
+        return w.code();
+      }
+      return finish(run, in, w, m);
+    } finally {
+      if (run != null) {
+        run.tracking().close();
+      }
     }
-    PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
-    long expected;
-    long scoreStart = System.nanoTime();
+  }
+
+  /**
+   * Driver-side checks: resolves and fetches the model, settles the options, reads the input and
+   * checks its columns, counts and digests it.
+   *
+   * @throws JobFailure with {@link ExitCode#USAGE} naming what is wrong
+   */
+  private Checked check() {
     try {
-      long before = cfg.mode().equals("append") && exists(cfg.output()) ? spark.read().parquet(cfg.output()).count() : 0;
-      boolean resume = cfg.mode().equals("resume") && exists(cfg.output());
-      Dataset<Row> todo = resume ? notDone(input) : input;
+      BatchScorer scorer = BatchScorer.create(spark, cfg.values());
+      Dataset<Row> input = BatchScoringJob.readInput(spark, cfg);
+      scorer.check(input.schema());
+      PromptSet set = promptSet(input);
+      return new Checked(scorer, input, set.rows(), set.digest());
+    } catch (IllegalArgumentException | MlflowException | EngineException e) {
+      throw new JobFailure(ExitCode.USAGE, e.getMessage(), e);
+    } catch (Exception e) {
+      // Spark's AnalysisException (a missing path or table), undeclared in Java's view.
+      throw new JobFailure(ExitCode.USAGE, "cannot read input " + cfg.get(Settings.INPUT) + " as "
+          + cfg.get(Settings.INPUT_FORMAT) + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Starts the MLflow run with its tags, params and input dataset; null when tracking is off. */
+  private RunLogger startTracking(Checked in) {
+    String uri = cfg.trackingUri();
+    if (!cfg.get(Settings.TRACKING)) {
+      return null;
+    }
+    if (uri == null) {
+      LOG.warn("No MLflow tracking URI (--tracking-uri or MLFLOW_TRACKING_URI): the run is not logged");
+      return null;
+    }
+    Retry retry = new Retry(Duration.ofSeconds(cfg.get(Settings.TRACKING_RETRY_SECONDS)));
+    TrackingConnection conn = TrackingConnection.connect(uri);
+    try {
+      RunLogger run = RunLogger.start(conn, cfg.get(Settings.EXPERIMENT),
+          "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
+          tags(in.scorer(), in.promptSet()), retry);
+      run.logParams(params(in.scorer()));
+      logDataset(run, in.input(), in.rows(), in.promptSet());
+      LOG.info("MLflow run {} in experiment '{}' at {}", run.runId(), cfg.get(Settings.EXPERIMENT), Redact.uri(uri));
+      return run;
+    } catch (RuntimeException e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Scores and writes, with progress reports; in a resume, only the rows not done yet.
+   *
+   * @throws JobFailure with {@link ExitCode#FAILED}, after ending the run as failed
+   */
+  private Scored score(Checked in, RunLogger run) {
+    PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
+    long start = System.nanoTime();
+    String output = cfg.get(Settings.OUTPUT);
+    String mode = cfg.get(Settings.MODE);
+    try {
+      long before = mode.equals("append") && exists(output) ? spark.read().parquet(output).count() : 0;
+      boolean resume = mode.equals("resume") && exists(output);
+      Dataset<Row> todo = resume ? notDone(in.input()) : in.input();
       // Progress counts what this run has to score: in a resume, the rows not done yet.
-      long todoRows = resume ? todo.count() : inputRows;
+      long todoRows = resume ? todo.count() : in.rows();
       if (resume) {
-        LOG.info("Resume: {} of {} input rows still to score", todoRows, inputRows);
+        LOG.info("Resume: {} of {} input rows still to score", todoRows, in.rows());
       }
-      try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, todoRows, cfg.progressSeconds(), run)) {
-        write(scorer, todo, todoRows, resume, run == null ? null : run.runId(), metrics);
+      try (BatchScoringJob.Progress p = new BatchScoringJob.Progress(metrics, todoRows,
+          cfg.get(Settings.PROGRESS_SECONDS), run)) {
+        write(in.scorer(), todo, todoRows, resume, run == null ? null : run.runId(), metrics);
       } finally {
         metrics.release();
       }
-      expected = inputRows + before;
+      return new Scored(in.rows() + before, metrics, (System.nanoTime() - start) / 1e9);
     } catch (RuntimeException e) {
       LOG.error("Scoring failed", e);
-      System.err.println("genai-batch: scoring failed: " + e.getMessage());
       if (run != null) {
         try {
           run.setTags(Map.of("genai_batch.error", String.valueOf(e.getMessage())));
           run.finish(false);
-        } catch (RuntimeException ignored) {
-          LOG.warn("Could not end the MLflow run as FAILED: {}", ignored.getMessage());
+        } catch (RuntimeException notEnded) {
+          LOG.warn("Could not end the MLflow run as FAILED: {}", notEnded.getMessage());
         }
       }
-      return BatchScoringJob.EXIT_FAILED;
+      throw new JobFailure(ExitCode.FAILED, "scoring failed: " + e.getMessage(), e);
     }
+  }
 
-    double scoreSeconds = (System.nanoTime() - scoreStart) / 1e9;
-    // Metrics come from the written output, read back, never from estimates.
-    Dataset<Row> out = spark.read().parquet(cfg.output());
+  /**
+   * Reads the written output back and counts it: rows, error rows, tokens, latency percentiles.
+   * Metrics come from the output, never from estimates. The exit code so far: {@link
+   * ExitCode#FAILED} when rows are missing, {@link ExitCode#ERROR_RATE} above the error budget.
+   */
+  private Written readBack(Checked in, Scored scored, long t0) {
+    String output = cfg.get(Settings.OUTPUT);
+    Dataset<Row> out = spark.read().parquet(output);
     Row agg = out.agg(
         functions.count(functions.lit(1)).as("rows"),
         functions.sum(functions.when(functions.col(OutputSchema.ERROR).isNull(), 1).otherwise(0)).as("ok"),
         functions.sum(OutputSchema.PROMPT_TOKENS).as("pt"),
         functions.sum(OutputSchema.COMPLETION_TOKENS).as("ct"),
-        functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(0.5), functions.lit(10000)).as("p50"),
-        functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(0.95), functions.lit(10000)).as("p95"),
-        functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(0.99), functions.lit(10000)).as("p99"))
+        percentile(0.5, "p50"), percentile(0.95, "p95"), percentile(0.99, "p99"))
         .first();
     long rows = agg.getLong(0);
     long ok = agg.isNullAt(1) ? 0 : agg.getLong(1);
-    long failed = rows - ok;
-    double wallSeconds = (System.nanoTime() - t0) / 1e9;
-    double errorRate = rows == 0 ? 0 : (double) failed / rows;
-    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, failed, cfg.output(), wallSeconds);
-    int code = BatchScoringJob.EXIT_OK;
+    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, rows - ok, output,
+        (System.nanoTime() - t0) / 1e9);
+    double errorRate = rows == 0 ? 0 : (double) (rows - ok) / rows;
+    double maxErrorRate = cfg.get(Settings.MAX_ERROR_RATE);
+    ExitCode code = ExitCode.OK;
     String failure = null;
-    if (rows != expected) {
-      failure = String.format("the output has %d rows but %d were expected", rows, expected);
-      code = BatchScoringJob.EXIT_FAILED;
-    } else if (errorRate > cfg.maxErrorRate()) {
+    if (rows != scored.expectedRows()) {
+      failure = String.format("the output has %d rows but %d were expected", rows, scored.expectedRows());
+      code = ExitCode.FAILED;
+    } else if (errorRate > maxErrorRate) {
       failure = String.format("%.2f%% of rows are errors, above --max-error-rate %.2f%%; see the error column in %s",
-          100 * errorRate, 100 * cfg.maxErrorRate(), cfg.output());
-      code = BatchScoringJob.EXIT_ERROR_RATE;
+          100 * errorRate, 100 * maxErrorRate, output);
+      code = ExitCode.ERROR_RATE;
     }
     if (failure != null) {
       System.err.println("genai-batch: " + failure);
     }
-    if (run == null && List.of(out.columns()).contains(cfg.referenceColumn())) {
-      // No run to log to or compare with, but the reference metrics are still worth printing.
-      NightlyEvaluation.run(spark, cfg, null, out, promptColumn(scorer), promptSet, null);
-    }
+    return new Written(out, agg, rows, ok, code, failure);
+  }
+
+  private static Column percentile(double p, String name) {
+    return functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(p), functions.lit(10000))
+        .as(name);
+  }
+
+  /** The run's metrics: written beside the output, printed as one summary line, returned for logging. */
+  private Map<String, Double> report(BatchScorer scorer, Scored scored, Written w, double wallSeconds) {
+    Row agg = w.agg();
+    PartitionScorer.ScoringMetrics metrics = scored.metrics();
     Map<String, Double> m = new LinkedHashMap<>();
-    m.put("rows_total", (double) rows);
-    m.put("rows_ok", (double) ok);
-    m.put("rows_failed", (double) failed);
-    m.put("error_rate", errorRate);
+    m.put("rows_total", (double) w.rows());
+    m.put("rows_ok", (double) w.ok());
+    m.put("rows_failed", (double) w.failed());
+    m.put("error_rate", w.errorRate());
     m.put("prompt_tokens", agg.isNullAt(2) ? 0.0 : agg.getLong(2));
     m.put("completion_tokens", agg.isNullAt(3) ? 0.0 : agg.getLong(3));
     m.put("total_tokens", m.get("prompt_tokens") + m.get("completion_tokens"));
     m.put("generated_tokens_per_s", m.get("completion_tokens") / wallSeconds);
-    m.put("rows_per_s", rows / wallSeconds);
+    m.put("rows_per_s", w.rows() / wallSeconds);
     m.put("latency_p50_ms", agg.isNullAt(4) ? null : agg.getDouble(4));
     m.put("latency_p95_ms", agg.isNullAt(5) ? null : agg.getDouble(5));
     m.put("latency_p99_ms", agg.isNullAt(6) ? null : agg.getDouble(6));
@@ -174,49 +260,67 @@ final class JobRunner {
     Map<String, Double> rss = metrics.peakRssMbByExecutor();
     m.put("executors_used", (double) rss.size());
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
-    m.putAll(schedulingMetrics(scorer, metrics.slots(), scoreSeconds, metrics.generationSpan()));
+    m.putAll(schedulingMetrics(scorer, metrics.slots(), scored.seconds(), metrics.generationSpan()));
     m.put("wall_time_s", wallSeconds);
     writeMetricsFile(m);
     System.out.printf("genai-batch: slot efficiency %.1f%% (prefill %.1f%%, decode %.1f%%); %d partitions on %d task"
         + " slots x %d native threads; %.1f tokens/s per core%n", 100 * m.get("slot_efficiency"),
         100 * m.get("prefill_slot_efficiency"), 100 * m.get("decode_slot_efficiency"), m.get("partitions").intValue(),
         m.get("task_slots").intValue(), m.get("threads_per_task").intValue(), m.get("tokens_per_s_per_core"));
-    if (trackingFailure != null) {
-      System.err.println("genai-batch: the output is complete at " + cfg.output()
-          + ", but the run was not logged to MLflow: " + trackingFailure);
-      return BatchScoringJob.EXIT_TRACKING;
-    }
-    if (run != null) {
-      try {
-        run.logMetrics(m, 0);
-        RunReport.log(run, out, cfg, scorer, rows);
-        java.nio.file.Path tmp = java.nio.file.Files.createTempDirectory("genai-batch-eval");
-        NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, out, promptColumn(scorer), promptSet, tmp);
-        run.logMetrics(eval.metrics(), 0);
-        Map<String, String> endTags = new LinkedHashMap<>();
-        endTags.put(NightlyEvaluation.OUTPUT_TAG, cfg.output());
-        if (!eval.breaches().isEmpty()) {
-          String breaches = String.join("; ", eval.breaches());
-          System.err.println("genai-batch: evaluation thresholds breached: " + breaches);
-          endTags.put("genai_batch.threshold_breaches", breaches);
-          if (code == BatchScoringJob.EXIT_OK) {
-            code = BatchScoringJob.EXIT_THRESHOLDS;
-            failure = "evaluation thresholds breached: " + breaches;
-          }
+    return m;
+  }
+
+  /**
+   * Logs the metrics and artifacts, evaluates against the reference column and the previous run,
+   * tags and ends the run. Returns the final exit code.
+   */
+  private ExitCode finish(RunLogger run, Checked in, Written w, Map<String, Double> m) {
+    ExitCode code = w.code();
+    String failure = w.failure();
+    // java.nio's Path: the Hadoop Path imported here names output locations.
+    java.nio.file.Path tmp = null;
+    try {
+      run.logMetrics(m, 0);
+      RunReport.log(run, w.out(), cfg, in.scorer(), w.rows());
+      tmp = Files.createTempDirectory("genai-batch-eval");
+      NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, w.out(),
+          in.scorer().options().scoredColumn(), in.promptSet(), tmp);
+      run.logMetrics(eval.metrics(), 0);
+      Map<String, String> endTags = new LinkedHashMap<>();
+      endTags.put(NightlyEvaluation.OUTPUT_TAG, cfg.get(Settings.OUTPUT));
+      if (!eval.breaches().isEmpty()) {
+        String breaches = String.join("; ", eval.breaches());
+        System.err.println("genai-batch: evaluation thresholds breached: " + breaches);
+        endTags.put("genai_batch.threshold_breaches", breaches);
+        if (code == ExitCode.OK) {
+          code = ExitCode.THRESHOLDS;
+          failure = "evaluation thresholds breached: " + breaches;
         }
-        if (failure != null) {
-          endTags.put("genai_batch.error", failure);
-        }
-        run.setTags(endTags);
-        run.finish(code == BatchScoringJob.EXIT_OK);
-        System.out.println("genai-batch: MLflow run " + run.runId() + " at " + Redact.uri(cfg.trackingUri()));
-      } catch (RuntimeException | java.io.IOException e) {
-        System.err.println("genai-batch: the output is complete at " + cfg.output()
-            + ", but logging the run to MLflow failed: " + e.getMessage());
-        return BatchScoringJob.EXIT_TRACKING;
       }
+      if (failure != null) {
+        endTags.put("genai_batch.error", failure);
+      }
+      run.setTags(endTags);
+      run.finish(code == ExitCode.OK);
+      System.out.println("genai-batch: MLflow run " + run.runId() + " at " + Redact.uri(cfg.trackingUri()));
+      return code;
+    } catch (RuntimeException | IOException e) {
+      throw new JobFailure(ExitCode.TRACKING, "the output is complete at " + cfg.get(Settings.OUTPUT)
+          + ", but logging the run to MLflow failed: " + e.getMessage(), e);
+    } finally {
+      deleteTree(tmp);
     }
-    return code;
+  }
+
+  private static void deleteTree(java.nio.file.Path dir) {
+    if (dir == null) {
+      return;
+    }
+    try (var s = Files.walk(dir)) {
+      s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException e) {
+      LOG.warn("Could not delete {}: {}", dir, e.getMessage());
+    }
   }
 
   /** The input as an MLflow dataset: name, digest, source, schema and row count. */
@@ -225,15 +329,15 @@ final class JobRunner {
     for (StructField f : input.schema().fields()) {
       schema.add(Map.of("name", f.name(), "type", mlflowType(f.dataType()), "required", !f.nullable()));
     }
-    boolean table = cfg.inputFormat().equals("table");
+    boolean table = cfg.get(Settings.INPUT_FORMAT).equals("table");
     String source;
     try {
       source = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(
-          table ? Map.of("table_name", cfg.input()) : Map.of("uri", cfg.input()));
+          table ? Map.of("table_name", cfg.get(Settings.INPUT)) : Map.of("uri", cfg.get(Settings.INPUT)));
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
-    String name = table ? cfg.input() : new Path(cfg.input()).getName();
+    String name = table ? cfg.get(Settings.INPUT) : new Path(cfg.get(Settings.INPUT)).getName();
     run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
   }
 
@@ -293,25 +397,27 @@ final class JobRunner {
     return t;
   }
 
-  static String promptColumn(BatchScorer scorer) {
-    return scorer.options().chat() ? scorer.options().messagesColumn() : scorer.options().promptColumn();
-  }
-
+  /**
+   * The run's params: every setting that has a value after precedence (the model's {@code
+   * model_config} included), under its config-file key ({@code batch_size}, {@code
+   * search.max_new_tokens}), the tracking URI left out (it may carry credentials), then the
+   * resolved model and the cluster's shape.
+   */
+  @SuppressWarnings({"unchecked", "rawtypes"})
   private Map<String, String> params(BatchScorer scorer) {
     Map<String, String> p = new LinkedHashMap<>();
+    SettingValues settled = scorer.settings();
+    for (Setting s : Settings.all()) {
+      Object v = s.show(settled.get(s));
+      if (v != null && s != Settings.TRACKING_URI) {
+        p.put(s.yamlPath(), String.valueOf(v));
+      }
+    }
+    p.put(Settings.MODEL_URI.key(), Redact.uri(cfg.get(Settings.MODEL_URI)));
+    p.put(Settings.CHAT.key(), String.valueOf(scorer.options().chat()));
     var r = scorer.spec().model();
-    p.put("model_uri", Redact.uri(cfg.modelUri()));
     p.put("model_artifact_uri", r.artifactUri());
     p.put("model_version", String.valueOf(r.versionLabel()));
-    p.put("input", cfg.input());
-    p.put("input_format", cfg.inputFormat());
-    p.put("output", cfg.output());
-    p.put("mode", cfg.mode());
-    p.put("batch_size", String.valueOf(cfg.batchSize()));
-    p.put("prompt_column", promptColumn(scorer));
-    p.put("id_column", String.valueOf(cfg.idColumn()));
-    p.put("chat", String.valueOf(scorer.options().chat()));
-    scorer.options().search().asMap().forEach((k, v) -> p.put("search." + k, String.valueOf(v)));
     p.put("spark_master", spark.sparkContext().master());
     p.put("executor_instances", spark.sparkContext().getConf().get("spark.executor.instances", "default"));
     p.put("executor_cores", spark.sparkContext().getConf().get("spark.executor.cores", "default"));
@@ -359,7 +465,7 @@ final class JobRunner {
 
   /** Writes the metrics beside the output, so a run without tracking keeps them too. */
   private void writeMetricsFile(Map<String, Double> m) {
-    Path file = new Path(cfg.output(), METRICS_FILE);
+    Path file = new Path(cfg.get(Settings.OUTPUT), METRICS_FILE);
     try {
       FileSystem fs = file.getFileSystem(spark.sparkContext().hadoopConfiguration());
       try (java.io.OutputStream os = fs.create(file, true)) {
@@ -387,17 +493,17 @@ final class JobRunner {
    */
   private void write(BatchScorer scorer, Dataset<Row> todo, long todoRows, boolean resume, String runId,
       PartitionScorer.ScoringMetrics metrics) {
-    String id = cfg.idColumn();
-    SaveMode first = cfg.mode().equals("overwrite") ? SaveMode.Overwrite : SaveMode.Append;
+    String id = cfg.get(Settings.ID_COLUMN);
+    SaveMode first = cfg.get(Settings.MODE).equals("overwrite") ? SaveMode.Overwrite : SaveMode.Append;
     if (id == null) {
-      scorer.score(todo, runId, metrics).write().mode(first).parquet(cfg.output());
+      scorer.score(todo, runId, metrics).write().mode(first).parquet(cfg.get(Settings.OUTPUT));
     } else {
-      long waves = Math.max(1, (todoRows + cfg.commitRows() - 1) / cfg.commitRows());
+      long waves = Math.max(1, (todoRows + cfg.get(Settings.COMMIT_ROWS) - 1) / cfg.get(Settings.COMMIT_ROWS));
       Column wave = functions.pmod(functions.xxhash64(todo.col(id)), functions.lit(waves));
       Dataset<Row> tagged = todo.withColumn(WAVE, wave);
       for (long w = 0; w < waves; w++) {
         Dataset<Row> part = tagged.filter(functions.col(WAVE).equalTo(w)).drop(WAVE);
-        scorer.score(part, runId, metrics).write().mode(w == 0 ? first : SaveMode.Append).parquet(cfg.output());
+        scorer.score(part, runId, metrics).write().mode(w == 0 ? first : SaveMode.Append).parquet(cfg.get(Settings.OUTPUT));
       }
     }
     if (resume) {
@@ -407,8 +513,8 @@ final class JobRunner {
 
   /** Input rows whose id has no successful row in the output yet. */
   private Dataset<Row> notDone(Dataset<Row> input) {
-    String id = cfg.idColumn();
-    Dataset<Row> done = BatchScoringJob.okIds(spark.read().parquet(cfg.output()), id);
+    String id = cfg.get(Settings.ID_COLUMN);
+    Dataset<Row> done = BatchScoringJob.okIds(spark.read().parquet(cfg.get(Settings.OUTPUT)), id);
     return input.join(done, input.col(id).equalTo(done.col(id)), "left_anti");
   }
 
@@ -417,7 +523,7 @@ final class JobRunner {
    * row per id, rewriting the output through a sibling folder and a rename.
    */
   private void compact(String id) {
-    Dataset<Row> out = spark.read().parquet(cfg.output());
+    Dataset<Row> out = spark.read().parquet(cfg.get(Settings.OUTPUT));
     long rows = out.count();
     long ids = out.select(id).distinct().count();
     if (rows == ids) {
@@ -426,19 +532,19 @@ final class JobRunner {
     org.apache.spark.sql.expressions.WindowSpec w = org.apache.spark.sql.expressions.Window.partitionBy(id)
         .orderBy(functions.col(OutputSchema.ERROR).isNull().desc(), functions.col(OutputSchema.SCORED_AT).desc());
     Dataset<Row> latest = out.withColumn("__rn", functions.row_number().over(w)).filter("__rn = 1").drop("__rn");
-    String next = cfg.output().replaceAll("/+$", "") + ".compacting";
+    String next = cfg.get(Settings.OUTPUT).replaceAll("/+$", "") + ".compacting";
     latest.write().mode(SaveMode.Overwrite).parquet(next);
     try {
-      Path target = new Path(cfg.output());
+      Path target = new Path(cfg.get(Settings.OUTPUT));
       FileSystem fs = target.getFileSystem(new Configuration(spark.sparkContext().hadoopConfiguration()));
-      Path old = new Path(cfg.output().replaceAll("/+$", "") + ".replaced");
+      Path old = new Path(cfg.get(Settings.OUTPUT).replaceAll("/+$", "") + ".replaced");
       fs.delete(old, true);
       if (!fs.rename(target, old) || !fs.rename(new Path(next), target)) {
-        throw new IllegalStateException("Cannot move the compacted output " + next + " to " + cfg.output());
+        throw new IllegalStateException("Cannot move the compacted output " + next + " to " + cfg.get(Settings.OUTPUT));
       }
       fs.delete(old, true);
     } catch (IOException e) {
-      throw new IllegalStateException("Cannot compact " + cfg.output() + ": " + e.getMessage(), e);
+      throw new IllegalStateException("Cannot compact " + cfg.get(Settings.OUTPUT) + ": " + e.getMessage(), e);
     }
     LOG.info("Resume: kept the newest of {} rows for {} ids", rows, ids);
   }

@@ -1,6 +1,7 @@
 package io.genaibatch.job;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.genaibatch.settings.Settings;
 import io.genaibatch.eval.Evaluation;
 import io.genaibatch.eval.RunComparison;
 import io.genaibatch.mlflow.RunLogger;
@@ -38,22 +39,22 @@ final class NightlyEvaluation {
       String promptSet, Path tmp) {
     Map<String, Double> metrics = new LinkedHashMap<>();
     Map<String, Double> current = Map.of();
-    if (hasColumn(out, cfg.referenceColumn())) {
-      Evaluation.Result ev = Evaluation.evaluate(out, cfg.idColumn(), cfg.referenceColumn());
+    if (hasColumn(out, cfg.get(Settings.REFERENCE_COLUMN))) {
+      Evaluation.Result ev = Evaluation.evaluate(out, cfg.get(Settings.ID_COLUMN), cfg.get(Settings.REFERENCE_COLUMN));
       current = ev.metrics();
       metrics.putAll(current);
-      System.out.println("genai-batch: evaluation against '" + cfg.referenceColumn() + "': " + current);
-      if (run != null && cfg.idColumn() != null) {
-        Dataset<Row> rows = out.select(functions.col(cfg.idColumn()), functions.col(promptColumn),
-                functions.col(cfg.referenceColumn()), functions.col("response"))
-            .join(ev.rows(), cfg.idColumn()).orderBy(cfg.idColumn());
+      System.out.println("genai-batch: evaluation against '" + cfg.get(Settings.REFERENCE_COLUMN) + "': " + current);
+      if (run != null && cfg.get(Settings.ID_COLUMN) != null) {
+        Dataset<Row> rows = out.select(functions.col(cfg.get(Settings.ID_COLUMN)), functions.col(promptColumn),
+                functions.col(cfg.get(Settings.REFERENCE_COLUMN)), functions.col("response"))
+            .join(ev.rows(), cfg.get(Settings.ID_COLUMN)).orderBy(cfg.get(Settings.ID_COLUMN));
         run.logTable(List.of(rows.columns()), RunReport.tableRows(rows.limit(TABLE_ROWS)), EVAL_TABLE, tmp);
       }
     }
-    if (run == null || !cfg.compare()) {
+    if (run == null || !cfg.get(Settings.COMPARE_PREVIOUS)) {
       return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
     }
-    if (cfg.idColumn() == null) {
+    if (cfg.get(Settings.ID_COLUMN) == null) {
       LOG.warn("No --id-column: this run is not compared with the previous one");
       return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
     }
@@ -79,11 +80,11 @@ final class NightlyEvaluation {
         prevEval.put(m.path("key").asText(), m.path("value").asDouble());
       }
     }
-    RunComparison.Result cmp = RunComparison.compare(prevOut, out, cfg.idColumn(), promptColumn,
+    RunComparison.Result cmp = RunComparison.compare(prevOut, out, cfg.get(Settings.ID_COLUMN), promptColumn,
         prevEval.isEmpty() ? null : prevEval, current.isEmpty() ? null : current);
     metrics.putAll(cmp.metrics());
     Dataset<Row> table = cmp.prompts().orderBy(functions.col(RunComparison.CHANGED).desc_nulls_last(),
-        functions.col(cfg.idColumn()));
+        functions.col(cfg.get(Settings.ID_COLUMN)));
     run.logTable(List.of(table.columns()), RunReport.tableRows(table.limit(TABLE_ROWS)), COMPARISON_TABLE, tmp);
     run.setTags(Map.of("genai_batch.compared_with", prevId));
     long changed = cmp.answersChanged();

@@ -3,6 +3,8 @@ package io.genaibatch.job;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.genaibatch.mlflow.RunLogger;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.spark.OutputSchema;
 import java.io.IOException;
@@ -53,8 +55,10 @@ final class RunReport {
           logged.add(plot[2]);
         }
       }
-      Map<String, Object> effective = new LinkedHashMap<>(cfg.asMap());
-      effective.put(JobConfig.Keys.TRACKING_URI, Redact.uri(cfg.trackingUri()));
+      // Every setting with its value and where it came from (flag, config, Spark conf, model_config, default).
+      Map<String, Object> effective = new LinkedHashMap<>(scorer.settings().effective(Setting.Scope.JOB));
+      effective.put(Settings.TRACKING_URI.key(), Map.of("value", String.valueOf(Redact.uri(cfg.trackingUri())),
+          "source", scorer.settings().source(Settings.TRACKING_URI)));
       effective.put("settled_search", scorer.options().search().asMap());
       effective.put("chat", scorer.options().chat());
       effective.put("resolved_model", Map.of(
@@ -67,7 +71,7 @@ final class RunReport {
       logged.add("effective_config.yaml");
       Path where = tmp.resolve("output.json");
       JSON.writerWithDefaultPrettyPrinter().writeValue(where.toFile(),
-          Map.of("path", cfg.output(), "format", "parquet", "rows", rows, "mode", cfg.mode()));
+          Map.of("path", cfg.get(Settings.OUTPUT), "format", "parquet", "rows", rows, "mode", cfg.get(Settings.MODE)));
       run.logArtifact(where, "output.json");
       logged.add("output.json");
       return logged;
@@ -80,10 +84,10 @@ final class RunReport {
 
   private static void sample(RunLogger run, Dataset<Row> out, JobConfig cfg, BatchScorer scorer, Path tmp) {
     List<String> cols = new ArrayList<>();
-    if (cfg.idColumn() != null) {
-      cols.add(cfg.idColumn());
+    if (cfg.get(Settings.ID_COLUMN) != null) {
+      cols.add(cfg.get(Settings.ID_COLUMN));
     }
-    cols.add(JobRunner.promptColumn(scorer));
+    cols.add(scorer.options().scoredColumn());
     cols.addAll(List.of(OutputSchema.RESPONSE, OutputSchema.FINISH_REASON, OutputSchema.PROMPT_TOKENS,
         OutputSchema.COMPLETION_TOKENS, OutputSchema.TOTAL_TOKENS, OutputSchema.LATENCY_MS, OutputSchema.ERROR));
     Dataset<Row> s = out.select(cols.stream().map(c -> functions.col(c)).toArray(org.apache.spark.sql.Column[]::new));
@@ -91,8 +95,8 @@ final class RunReport {
       String m = scorer.options().messagesColumn();
       s = s.withColumn(m, functions.to_json(functions.col(m)));
     }
-    if (cfg.idColumn() != null) {
-      s = s.orderBy(cfg.idColumn());
+    if (cfg.get(Settings.ID_COLUMN) != null) {
+      s = s.orderBy(cfg.get(Settings.ID_COLUMN));
     }
     run.logTable(cols, tableRows(s.limit(SAMPLE_ROWS)), TABLE, tmp);
   }

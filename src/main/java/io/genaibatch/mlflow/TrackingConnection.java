@@ -47,6 +47,12 @@ public final class TrackingConnection implements Closeable {
    *
    * @throws MlflowException when neither is set or the URI is not a tracking server
    */
+  /** The tracking URI given, else {@code MLFLOW_TRACKING_URI}; null when neither is set. */
+  public static String uriOrEnv(String trackingUri) {
+    String uri = trackingUri != null && !trackingUri.isBlank() ? trackingUri : System.getenv(TRACKING_URI_ENV);
+    return uri == null || uri.isBlank() ? null : uri;
+  }
+
   public static TrackingConnection connect(String trackingUri) {
     return connect(trackingUri, System.getenv());
   }

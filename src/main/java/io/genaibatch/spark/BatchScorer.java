@@ -1,7 +1,6 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.engine.GenAiConfig;
-import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.mlflow.MlModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
@@ -9,6 +8,9 @@ import io.genaibatch.mlflow.ModelResolver;
 import io.genaibatch.mlflow.ModelUri;
 import io.genaibatch.mlflow.ResolvedModel;
 import io.genaibatch.mlflow.TrackingConnection;
+import io.genaibatch.settings.Setting.Scope;
+import io.genaibatch.settings.SettingValues;
+import io.genaibatch.settings.Settings;
 import java.nio.file.Paths;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -31,74 +33,74 @@ import org.apache.spark.sql.types.StructType;
  * fails here, before any task starts.
  */
 public final class BatchScorer {
-  /** Spark conf prefix for options: {@code spark.genaibatch.max_new_tokens} and so on. */
-  public static final String CONF_PREFIX = "spark.genaibatch.";
-  public static final String CONF_CACHE_DIR = CONF_PREFIX + "cacheDir";
-
   private final SparkSession spark;
   private final ModelSpec spec;
   private final ModelFetcher.LocalModel local;
   private final ScoringOptions options;
+  private final SettingValues settings;
 
-  private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, ScoringOptions options) {
+  private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, ScoringOptions options,
+      SettingValues settings) {
     this.spark = spark;
     this.spec = spec;
     this.local = local;
     this.options = options;
+    this.settings = settings;
   }
 
   /**
-   * Resolves, fetches and inspects the model; settles options.
+   * Resolves, fetches and inspects the model; settles the options: {@code values} (flags, config,
+   * Spark conf, or the Transformer's params over Spark conf) over the MLmodel's {@code
+   * model_config}.
    *
-   * @param modelUri any model URI form of {@link ModelUri}
-   * @param trackingUri the tracking server, or null for {@code MLFLOW_TRACKING_URI}
-   * @param userSearch search options from flags and config, which win over Spark conf and the model
-   * @param options columns and batch size; its search options are replaced by the settled ones
-   * @param cacheDir the per-host model cache, or null for Spark conf / the default
+   * @param values the settings from every layer above the model's own; see {@link #withSparkConf}
    */
-  public static BatchScorer create(SparkSession spark, String modelUri, String trackingUri, SearchOptions userSearch,
-      ScoringOptions options, String cacheDir) {
+  public static BatchScorer create(SparkSession spark, SettingValues values) {
+    String modelUri = values.get(Settings.MODEL_URI);
+    if (modelUri == null) {
+      throw new IllegalArgumentException("No model: set " + Settings.MODEL_URI.key() + " (--model-uri, the"
+          + " Transformer's setModelUri, or " + Settings.MODEL_URI.confKey() + ")");
+    }
     ModelUri uri = ModelUri.parse(modelUri);
-    String tracking = trackingUri != null ? trackingUri : System.getenv(TrackingConnection.TRACKING_URI_ENV);
-    String cache = cacheDir != null ? cacheDir
-        : spark.conf().get(CONF_CACHE_DIR, ModelCache.defaultRoot().toString());
+    String tracking = TrackingConnection.uriOrEnv(values.get(Settings.TRACKING_URI));
+    String cache = values.get(Settings.CACHE_DIR) != null ? values.get(Settings.CACHE_DIR)
+        : ModelCache.defaultRoot().toString();
     ResolvedModel resolved;
     ModelFetcher.LocalModel local;
-    try (TrackingConnection conn = uri.needsTracking() || (tracking != null && !tracking.isBlank())
-        ? TrackingConnection.connect(tracking) : null) {
+    try (TrackingConnection conn = uri.needsTracking() || tracking != null ? TrackingConnection.connect(tracking) : null) {
       resolved = new ModelResolver(conn).resolve(uri);
       local = ModelFetcher.fetch(resolved, conn, new ModelCache(Paths.get(cache)));
     }
     GenAiConfig.read(local.genaiDir());
-    SearchOptions fromModel = local.mlModel() == null ? SearchOptions.DEFAULTS
-        : SearchOptions.fromMap(local.mlModel().modelConfig(), "model_config of " + modelUri);
-    SearchOptions fromConf = SearchOptions.fromMap(sparkConf(spark), "Spark conf " + CONF_PREFIX + "*");
-    SearchOptions search = fromModel.overriddenBy(fromConf)
-        .overriddenBy(userSearch == null ? SearchOptions.DEFAULTS : userSearch);
-    boolean chat = options.chat()
-        || (local.mlModel() != null && local.mlModel().signature().isChat());
+    SettingValues settled = local.mlModel() == null ? values
+        : values.below("model_config of " + modelUri, local.mlModel().modelConfig(), Scope.SEARCH, false);
+    boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();
     int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
-    ModelSpec spec = new ModelSpec(resolved, tracking == null || tracking.isBlank() ? null : tracking,
-        ModelSpec.driverMlflowEnv(), cache, threads);
-    ScoringOptions settled = new ScoringOptions(options.promptColumn(), options.messagesColumn(), options.idColumn(),
-        options.batchSize(), search, chat, options.lookaheadRows(), options.partitions(), options.batching());
-    return new BatchScorer(spark, spec, local, settled);
+    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads);
+    return new BatchScorer(spark, spec, local, ScoringOptions.from(settled, chatModel), settled);
   }
 
   /**
-   * {@code spark.genaibatch.*} from the session's runtime conf, which holds the startup conf too:
-   * a notebook's {@code spark.conf.set("spark.genaibatch.max_new_tokens", "32")} takes effect.
+   * {@code values} over {@code spark.genaibatch.*} from the session's runtime conf, which holds
+   * the startup conf too: a notebook's {@code spark.conf.set("spark.genaibatch.max_new_tokens",
+   * "32")} takes effect. A {@code spark.genaibatch.} key that names no setting is refused naming
+   * the nearest one.
    */
-  private static Map<String, Object> sparkConf(SparkSession spark) {
+  public static SettingValues withSparkConf(SparkSession spark, SettingValues values) {
     Map<String, Object> m = new LinkedHashMap<>();
     scala.collection.Iterator<scala.Tuple2<String, String>> it = spark.conf().getAll().iterator();
     while (it.hasNext()) {
       scala.Tuple2<String, String> kv = it.next();
-      if (kv._1().startsWith(CONF_PREFIX) && !kv._1().equals(CONF_CACHE_DIR)) {
-        m.put(kv._1().substring(CONF_PREFIX.length()), kv._2());
+      if (kv._1().startsWith(Settings.CONF_PREFIX)) {
+        m.put(kv._1().substring(Settings.CONF_PREFIX.length()), kv._2());
       }
     }
-    return m;
+    return values.below("Spark conf " + Settings.CONF_PREFIX + "*", m, Scope.JOB, true);
+  }
+
+  /** Every setting after precedence, the model's {@code model_config} included, with its source. */
+  public SettingValues settings() {
+    return settings;
   }
 
   public ModelSpec spec() {
@@ -213,8 +215,8 @@ public final class BatchScorer {
    */
   private Dataset<Row> spread(Dataset<Row> input) {
     int have = input.rdd().getNumPartitions();
-    int want = options.partitions() == ScoringOptions.PARTITIONS_INPUT ? have
-        : options.partitions() == ScoringOptions.PARTITIONS_AUTO ? autoPartitions(have, taskSlots())
+    int want = options.partitions() == Settings.PARTITIONS_INPUT ? have
+        : options.partitions() == Settings.PARTITIONS_AUTO ? autoPartitions(have, taskSlots())
         : options.partitions();
     partitionsUsed = want;
     return want == have ? input : input.repartition(want);

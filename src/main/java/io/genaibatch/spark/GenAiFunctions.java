@@ -2,6 +2,10 @@ package io.genaibatch.spark;
 
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.settings.Setting.Scope;
+import io.genaibatch.settings.SettingValues;
+import io.genaibatch.settings.Settings;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -44,10 +48,13 @@ public final class GenAiFunctions {
 
   /** Registers {@code genai_generate} on {@code spark}; the model is resolved and checked now. */
   public static void register(SparkSession spark, String modelUri, String trackingUri) {
-    BatchScorer scorer = BatchScorer.create(spark, modelUri, trackingUri, SearchOptions.DEFAULTS,
-        ScoringOptions.defaults(), null);
+    Map<String, Object> given = new LinkedHashMap<>();
+    given.put(Settings.MODEL_URI.key(), modelUri);
+    given.put(Settings.TRACKING_URI.key(), trackingUri);
+    BatchScorer scorer = BatchScorer.create(spark, BatchScorer.withSparkConf(spark,
+        SettingValues.defaults().above(NAME, given, Scope.SCORING, true)));
     ModelSpec spec = scorer.spec();
-    SearchOptions base = scorer.options().search();
+    SettingValues base = scorer.settings();
     UDF2<String, scala.collection.Map<String, String>, Row> impl = (prompt, options) -> generate(spec, base, prompt,
         options == null ? null : scala.jdk.javaapi.CollectionConverters.asJava(options));
     spark.udf().register(IMPL, functions.udf(impl, RESULT).asNondeterministic());
@@ -60,8 +67,9 @@ public final class GenAiFunctions {
   /** The Java UDF behind {@value #NAME}. */
   static final String IMPL = "genai_generate_impl";
 
-  private static Row generate(ModelSpec spec, SearchOptions base, String prompt, Map<String, String> options) {
-    SearchOptions opts = options == null ? base : base.overriddenBy(SearchOptions.fromMap(options, NAME + " options"));
+  private static Row generate(ModelSpec spec, SettingValues base, String prompt, Map<String, String> options) {
+    // The call's options over the registered settings; an unknown key fails the query naming the nearest.
+    SearchOptions opts = (options == null ? base : base.above(NAME + " options", options, Scope.SEARCH, true)).search();
     try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
       Generation g = lease.model().generateBatch(java.util.Arrays.asList(prompt), opts).get(0);
       if (!g.ok()) {

@@ -1,6 +1,13 @@
 package io.genaibatch.spark;
 
-import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.Setting.Scope;
+import io.genaibatch.settings.SettingValues;
+import io.genaibatch.settings.Settings;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import org.apache.spark.ml.Transformer;
 import org.apache.spark.ml.param.BooleanParam;
 import org.apache.spark.ml.param.DoubleParam;
@@ -8,9 +15,13 @@ import org.apache.spark.ml.param.IntParam;
 import org.apache.spark.ml.param.LongParam;
 import org.apache.spark.ml.param.Param;
 import org.apache.spark.ml.param.ParamMap;
+import org.apache.spark.ml.util.DefaultParamsReader;
+import org.apache.spark.ml.util.DefaultParamsWritable;
 import org.apache.spark.ml.util.Identifiable;
+import org.apache.spark.ml.util.MLReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
 /**
@@ -24,141 +35,68 @@ import org.apache.spark.sql.types.StructType;
  *
  * <p>Adds the job's output columns (DESIGN.md "Output rows"), with {@code response} renamed to
  * {@code outputCol}. Batches inside partitions and shares the executor-wide model cache with the
- * job and the SQL function. Unset search options fall back to Spark conf {@code
- * spark.genaibatch.*}, then the model's {@code model_config} and {@code genai_config.json}.
+ * job and the SQL function.
+ *
+ * <p>Its params are the scoring and search settings of {@link Settings}, each under its camelCase
+ * name ({@code batch_size} is {@code batchSize}; {@code setOption("batch_size", 4)} sets any of
+ * them by key), beside Spark ML's {@code inputCol} and {@code outputCol}. A param left unset falls
+ * back to Spark conf {@code spark.genaibatch.*}, then the model's {@code model_config}, then the
+ * setting's default, as in the job. Saved and loaded with a {@code Pipeline} ({@link #write},
+ * {@link #load}).
  */
-public final class GenAiTransformer extends Transformer {
+public final class GenAiTransformer extends Transformer implements DefaultParamsWritable {
   private static final long serialVersionUID = 1L;
 
   private final String uid;
-  private Param<String> modelUri;
-  private Param<String> trackingUri;
-  private Param<String> inputCol;
-  private Param<String> outputCol;
-  private BooleanParam chat;
-  private IntParam batchSize;
-  private IntParam lookaheadRows;
-  private Param<String> partitions;
-  private Param<String> batching;
-  private IntParam maxNewTokens;
-  private DoubleParam temperature;
-  private DoubleParam topP;
-  private IntParam topK;
-  private BooleanParam doSample;
-  private LongParam seed;
+  private final Param<String> inputCol;
+  private final Param<String> outputCol;
+  /** One param per setting, by setting key. */
+  private final Map<String, Param<?>> byKey = new LinkedHashMap<>();
+  private final Param<?>[] all;
 
   public GenAiTransformer() {
     this(Identifiable.randomUID("genaiTransformer"));
   }
 
   /**
-   * Needed by Spark ML's {@code copy}. Params are made here, after the uid they belong to (a
-   * Java field initializer would run before it is set), and exposed through methods, which is
-   * how Spark ML's {@code params} finds them.
+   * Needed by Spark ML's {@code copy} and {@code load}. Params are made here, after the uid they
+   * belong to, and listed by {@link #params}, which Spark ML's param lookup uses.
    */
   public GenAiTransformer(String uid) {
     this.uid = uid;
-    modelUri = new Param<>(uid, "modelUri", "MLflow model URI or model directory");
-    trackingUri = new Param<>(uid, "trackingUri", "MLflow tracking URI (else MLFLOW_TRACKING_URI)");
     inputCol = new Param<>(uid, "inputCol", "prompt column, or messages column in chat mode");
     outputCol = new Param<>(uid, "outputCol", "answer column");
-    chat = new BooleanParam(uid, "chat", "score chat messages with the model's chat template");
-    batchSize = new IntParam(uid, "batchSize", "prompts per generation call");
-    lookaheadRows = new IntParam(uid, "lookaheadRows", "rows a task reads ahead and sorts by prompt length");
-    partitions = new Param<>(uid, "partitions", "auto, input or a number of partitions");
-    batching = new Param<>(uid, "batching", "adaptive (batch sizes by measured cost) or fixed");
-    maxNewTokens = new IntParam(uid, "maxNewTokens", "most new tokens per prompt");
-    temperature = new DoubleParam(uid, "temperature", "sampling temperature");
-    topP = new DoubleParam(uid, "topP", "nucleus sampling mass");
-    topK = new IntParam(uid, "topK", "top-k sampling");
-    doSample = new BooleanParam(uid, "doSample", "sample instead of greedy search");
-    seed = new LongParam(uid, "seed", "random seed");
-    setDefault(inputCol, ScoringOptions.PROMPT_COLUMN_DEFAULT);
+    List<Param<?>> ps = new ArrayList<>(List.of(inputCol, outputCol));
+    for (Setting<?> s : Settings.within(Scope.SCORING)) {
+      if (s == Settings.PROMPT_COLUMN || s == Settings.MESSAGES_COLUMN) {
+        continue; // inputCol, in Spark ML's spelling
+      }
+      Param<?> p = param(uid, s);
+      byKey.put(s.key(), p);
+      ps.add(p);
+    }
+    all = ps.toArray(new Param<?>[0]);
+    setDefault(inputCol, Settings.PROMPT_COLUMN.defaultValue());
     setDefault(outputCol, OutputSchema.RESPONSE);
-    setDefault(chat, false);
-    setDefault(batchSize, ScoringOptions.BATCH_SIZE_DEFAULT);
-    setDefault(lookaheadRows, ScoringOptions.LOOKAHEAD_ROWS_DEFAULT);
-    setDefault(partitions, "auto");
-    setDefault(batching, "adaptive");
   }
 
-  public Param<String> modelUri() {
-    return modelUri;
+  private static Param<?> param(String uid, Setting<?> s) {
+    String name = s.paramName();
+    if (!s.type().plain()) {
+      return new Param<String>(uid, name, s.doc());
+    }
+    Class<?> t = s.type().javaType();
+    return t == Integer.class ? new IntParam(uid, name, s.doc())
+        : t == Double.class ? new DoubleParam(uid, name, s.doc())
+        : t == Long.class ? new LongParam(uid, name, s.doc())
+        : t == Boolean.class ? new BooleanParam(uid, name, s.doc())
+        : new Param<String>(uid, name, s.doc());
   }
 
-  public Param<String> trackingUri() {
-    return trackingUri;
-  }
-
-  public Param<String> inputCol() {
-    return inputCol;
-  }
-
-  public Param<String> outputCol() {
-    return outputCol;
-  }
-
-  public BooleanParam chat() {
-    return chat;
-  }
-
-  public IntParam batchSize() {
-    return batchSize;
-  }
-
-  public IntParam maxNewTokens() {
-    return maxNewTokens;
-  }
-
-  public IntParam lookaheadRows() {
-    return lookaheadRows;
-  }
-
-  public Param<String> partitions() {
-    return partitions;
-  }
-
-  public Param<String> batching() {
-    return batching;
-  }
-
-  /** {@code adaptive} (batch sizes up to the batch size, by measured cost) or {@code fixed}. */
-  public GenAiTransformer setBatching(String v) {
-    io.genaibatch.engine.Batching.parse(v);
-    set(batching, v);
-    return this;
-  }
-
-  public GenAiTransformer setLookaheadRows(int v) {
-    set(lookaheadRows, v);
-    return this;
-  }
-
-  /** {@code auto} (spread over the task slots), {@code input} (keep the input's) or a number. */
-  public GenAiTransformer setPartitions(String v) {
-    ScoringOptions.parsePartitions(v);
-    set(partitions, v);
-    return this;
-  }
-
-  public DoubleParam temperature() {
-    return temperature;
-  }
-
-  public DoubleParam topP() {
-    return topP;
-  }
-
-  public IntParam topK() {
-    return topK;
-  }
-
-  public BooleanParam doSample() {
-    return doSample;
-  }
-
-  public LongParam seed() {
-    return seed;
+  /** Every param: {@code inputCol}, {@code outputCol} and one per scoring or search setting. */
+  @Override
+  public Param<?>[] params() {
+    return all.clone();
   }
 
   @Override
@@ -166,14 +104,34 @@ public final class GenAiTransformer extends Transformer {
     return uid;
   }
 
-  public GenAiTransformer setModelUri(String v) {
-    set(modelUri, v);
+  /**
+   * Sets the setting {@code key} ({@code batch_size}, {@code max_new_tokens}, ...) to {@code value},
+   * checked as the job checks its flags.
+   *
+   * @throws IllegalArgumentException for an unknown key or a bad value, naming what is accepted
+   */
+  @SuppressWarnings("unchecked")
+  public GenAiTransformer setOption(String key, Object value) {
+    Setting<?> s = Settings.byKey(key).filter(x -> byKey.containsKey(x.key())).orElseThrow(() ->
+        new IllegalArgumentException("GenAiTransformer has no option '" + key + "'; did you mean '"
+            + Settings.nearest(key, List.copyOf(byKey.keySet())) + "'?"));
+    Object typed = s.parse(value, "GenAiTransformer");
+    Object v = s.type().plain() ? typed : String.valueOf(show(s, typed));
+    set((Param<Object>) byKey.get(s.key()), v);
     return this;
   }
 
+  @SuppressWarnings("unchecked")
+  private static <T> Object show(Setting<T> s, Object v) {
+    return s.show((T) v);
+  }
+
+  public GenAiTransformer setModelUri(String v) {
+    return setOption(Settings.MODEL_URI.key(), v);
+  }
+
   public GenAiTransformer setTrackingUri(String v) {
-    set(trackingUri, v);
-    return this;
+    return setOption(Settings.TRACKING_URI.key(), v);
   }
 
   public GenAiTransformer setInputCol(String v) {
@@ -187,89 +145,94 @@ public final class GenAiTransformer extends Transformer {
   }
 
   public GenAiTransformer setChat(boolean v) {
-    set(chat, v);
-    return this;
+    return setOption(Settings.CHAT.key(), v);
   }
 
   public GenAiTransformer setBatchSize(int v) {
-    set(batchSize, v);
-    return this;
+    return setOption(Settings.BATCH_SIZE.key(), v);
+  }
+
+  public GenAiTransformer setLookaheadRows(int v) {
+    return setOption(Settings.LOOKAHEAD_ROWS.key(), v);
+  }
+
+  /** {@code auto} (spread over the task slots), {@code input} (keep the input's) or a number. */
+  public GenAiTransformer setPartitions(String v) {
+    return setOption(Settings.PARTITIONS.key(), v);
+  }
+
+  /** {@code adaptive} (batch sizes up to the batch size, by measured cost) or {@code fixed}. */
+  public GenAiTransformer setBatching(String v) {
+    return setOption(Settings.BATCHING.key(), v);
   }
 
   public GenAiTransformer setMaxNewTokens(int v) {
-    set(maxNewTokens, v);
-    return this;
+    return setOption(Settings.MAX_NEW_TOKENS.key(), v);
+  }
+
+  public GenAiTransformer setMaxLength(int v) {
+    return setOption(Settings.MAX_LENGTH.key(), v);
   }
 
   public GenAiTransformer setTemperature(double v) {
-    set(temperature, v);
-    return this;
+    return setOption(Settings.TEMPERATURE.key(), v);
   }
 
   public GenAiTransformer setTopP(double v) {
-    set(topP, v);
-    return this;
+    return setOption(Settings.TOP_P.key(), v);
   }
 
   public GenAiTransformer setTopK(int v) {
-    set(topK, v);
-    return this;
+    return setOption(Settings.TOP_K.key(), v);
   }
 
   public GenAiTransformer setDoSample(boolean v) {
-    set(doSample, v);
-    return this;
+    return setOption(Settings.DO_SAMPLE.key(), v);
   }
 
   public GenAiTransformer setSeed(long v) {
-    set(seed, v);
-    return this;
+    return setOption(Settings.SEED.key(), v);
   }
 
-  private <T> T opt(Param<T> p) {
-    return isDefined(p) ? $(p) : null;
+  public GenAiTransformer setRepetitionPenalty(double v) {
+    return setOption(Settings.REPETITION_PENALTY.key(), v);
   }
 
-  SearchOptions search() {
-    return new SearchOptions(
-        isDefined(maxNewTokens) ? (Integer) $(maxNewTokens) : null, null,
-        isDefined(temperature) ? (Double) $(temperature) : null,
-        isDefined(topP) ? (Double) $(topP) : null,
-        isDefined(topK) ? (Integer) $(topK) : null,
-        isDefined(doSample) ? (Boolean) $(doSample) : null,
-        isDefined(seed) ? (Long) $(seed) : null, null);
-  }
-
-  private ScoringOptions scoring() {
-    boolean isChat = (Boolean) $(chat);
-    String in = $(inputCol);
-    return new ScoringOptions(isChat ? ScoringOptions.PROMPT_COLUMN_DEFAULT : in,
-        isChat ? in : ScoringOptions.MESSAGES_COLUMN_DEFAULT, null, (Integer) $(batchSize), SearchOptions.DEFAULTS, isChat,
-        (Integer) $(lookaheadRows), ScoringOptions.parsePartitions($(partitions)),
-        io.genaibatch.engine.Batching.parse($(batching)));
+  /** The params that are set, as a layer of settings; the input column by the chat mode. */
+  SettingValues settings() {
+    Map<String, Object> set = new LinkedHashMap<>();
+    byKey.forEach((key, p) -> {
+      if (isSet(p)) {
+        set.put(key, $(p));
+      }
+    });
+    boolean chat = Boolean.TRUE.equals(set.get(Settings.CHAT.key()));
+    set.put((chat ? Settings.MESSAGES_COLUMN : Settings.PROMPT_COLUMN).key(), $(inputCol));
+    return SettingValues.defaults().above("GenAiTransformer params", set, Scope.SCORING, true);
   }
 
   @Override
   public Dataset<Row> transform(Dataset<?> dataset) {
-    if (!isDefined(modelUri)) {
+    if (!isSet(byKey.get(Settings.MODEL_URI.key()))) {
       throw new IllegalArgumentException("GenAiTransformer needs a model: call setModelUri(\"models:/NAME@ALIAS\")");
     }
-    BatchScorer scorer = BatchScorer.create(dataset.sparkSession(), $(modelUri), opt(trackingUri), search(),
-        scoring(), null);
+    BatchScorer scorer = BatchScorer.create(dataset.sparkSession(),
+        BatchScorer.withSparkConf(dataset.sparkSession(), settings()));
     Dataset<Row> out = scorer.score(dataset.toDF(), null, null);
     return $(outputCol).equals(OutputSchema.RESPONSE) ? out : out.withColumnRenamed(OutputSchema.RESPONSE, $(outputCol));
   }
 
   @Override
   public StructType transformSchema(StructType schema) {
-    StructType out = OutputSchema.of(schema, (Boolean) $(chat));
+    Param<?> chat = byKey.get(Settings.CHAT.key());
+    StructType out = OutputSchema.of(schema, isSet(chat) && (Boolean) $(chat));
     if ($(outputCol).equals(OutputSchema.RESPONSE)) {
       return out;
     }
-    org.apache.spark.sql.types.StructField[] fs = out.fields().clone();
+    StructField[] fs = out.fields().clone();
     for (int i = 0; i < fs.length; i++) {
       if (fs[i].name().equals(OutputSchema.RESPONSE)) {
-        fs[i] = new org.apache.spark.sql.types.StructField($(outputCol), fs[i].dataType(), fs[i].nullable(), fs[i].metadata());
+        fs[i] = new StructField($(outputCol), fs[i].dataType(), fs[i].nullable(), fs[i].metadata());
       }
     }
     return new StructType(fs);
@@ -278,5 +241,14 @@ public final class GenAiTransformer extends Transformer {
   @Override
   public GenAiTransformer copy(ParamMap extra) {
     return defaultCopy(extra);
+  }
+
+  /** Reads a transformer saved with {@code write().save(path)}, or as a stage of a saved Pipeline. */
+  public static MLReader<GenAiTransformer> read() {
+    return new DefaultParamsReader<>();
+  }
+
+  public static GenAiTransformer load(String path) {
+    return read().load(path);
   }
 }

@@ -1,10 +1,7 @@
 package io.genaibatch.eval;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -52,38 +49,5 @@ class ThresholdsTest {
         .check(Map.of("eval_token_f1", 0.7), Map.of("eval_token_f1", 0.7), 0L))
         .containsExactly("eval_tokenf1 is not among this run's metrics [eval_token_f1], "
             + "so its allowed drop of 0.050 cannot be checked");
-  }
-
-  @Test
-  void readsTheLimitsFromYaml() throws Exception {
-    @SuppressWarnings("unchecked")
-    Map<String, Object> config = new ObjectMapper(new YAMLFactory()).readValue("""
-        output: /data/scored
-        max_metric_drop:
-          eval_token_f1: 0.05
-          eval_exact_match: 0
-        max_answers_changed: 10
-        """, Map.class);
-
-    Thresholds t = Thresholds.fromConfig(config, "nightly.yaml");
-
-    assertThat(t.maxMetricDrop()).containsExactly(Map.entry("eval_token_f1", 0.05), Map.entry("eval_exact_match", 0.0));
-    assertThat(t.maxAnswersChanged()).isEqualTo(10);
-    assertThat(Thresholds.fromConfig(Map.of("output", "/x"), "nightly.yaml")).isEqualTo(Thresholds.NONE);
-  }
-
-  @Test
-  void badLimitsAreRefusedWithTheKeyAndTheFix() {
-    assertThatThrownBy(() -> Thresholds.fromConfig(Map.of("max_metric_drop", Map.of("eval_token_f1", "a lot")), "c.yaml"))
-        .isInstanceOf(IllegalArgumentException.class)
-        .hasMessage("c.yaml: max_metric_drop.eval_token_f1 is 'a lot'; it must be a number "
-            + "(the most the metric may fall, e.g. 0.05)");
-    assertThatThrownBy(() -> Thresholds.fromConfig(Map.of("max_metric_drop", Map.of("eval_token_f1", -0.1)), "c.yaml"))
-        .hasMessage("c.yaml: max_metric_drop.eval_token_f1 is -0.1; it must be a number >= 0 "
-            + "(the most the metric may fall)");
-    assertThatThrownBy(() -> Thresholds.fromConfig(Map.of("max_answers_changed", 2.5), "c.yaml"))
-        .hasMessage("c.yaml: max_answers_changed is '2.5'; it must be a whole number of answers");
-    assertThatThrownBy(() -> Thresholds.fromConfig(Map.of("max_metric_drop", 0.05), "c.yaml"))
-        .hasMessageContaining("it must be a map of metric name to the most it may fall");
   }
 }

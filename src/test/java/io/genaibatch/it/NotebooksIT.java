@@ -128,7 +128,7 @@ class NotebooksIT {
         "--conf", "spark.ui.showConsoleProgress=false",
         "--conf", "spark.sql.catalogImplementation=in-memory",
         "--conf", "spark.sql.warehouse.dir=" + dir.resolve("warehouse"),
-        "--conf", "spark.genaibatch.cacheDir=" + dir.resolve("model-cache")));
+        "--conf", "spark.genaibatch.cache_dir=" + dir.resolve("model-cache")));
     assertThat(run.code).as(run.tail()).isZero();
     assertThat(run.output).as(run.tail())
         .contains(MARKER + ": 5 prompts scored")
@@ -154,7 +154,7 @@ class NotebooksIT {
         "-R-Dspark.ui.enabled=false",
         "-R-Dspark.ui.showConsoleProgress=false",
         "-R-Dspark.sql.warehouse.dir=" + dir.resolve("warehouse"),
-        "-R-Dspark.genaibatch.cacheDir=" + dir.resolve("model-cache")));
+        "-R-Dspark.genaibatch.cache_dir=" + dir.resolve("model-cache")));
     assertThat(run.code).as(run.tail()).isZero();
     assertThat(run.output).as(run.tail())
         .contains(MARKER + ": 5 prompts scored")

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.within;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.Settings;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
 import java.io.ByteArrayOutputStream;
@@ -121,7 +123,7 @@ class BatchScoringJobTest extends SparkTestBase {
     assertThat(new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile()).path("partitions").asInt())
         .isEqualTo(1);
     assertThat(run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
-        "--no-tracking", "--partitions", "many").err()).contains("partitions must be auto, input or a positive number");
+        "--no-tracking", "--partitions", "many").err()).contains("'partitions' must be auto, input or a whole number >= 1, got 'many'");
   }
 
   @Test
@@ -174,13 +176,38 @@ class BatchScoringJobTest extends SparkTestBase {
   }
 
   @Test
-  void helpListsEveryFlag() {
+  void helpListsEverySettingWithItsDefaultAndTheExitCodes() {
     Result r = run("--help");
     assertThat(r.code()).isZero();
-    for (String flag : List.of("--model-uri", "--input", "--input-format", "--output", "--mode", "--config",
-        "--experiment", "--tracking-uri", "--max-tokens", "--temperature", "--top-p", "--top-k", "--seed",
-        "--batch-size", "--prompt-column", "--id-column", "--max-error-rate", "Exit codes")) {
-      assertThat(r.out()).contains(flag);
+    assertThat(r.out()).contains("--config");
+    for (Setting<?> s : Settings.all()) {
+      assertThat(r.out()).contains(s.flags().get(0));
+    }
+    assertThat(r.out()).contains("--batch-size=N").contains("(default 8)").contains("(default adaptive)")
+        .contains("(default auto)");
+    for (ExitCode c : ExitCode.values()) {
+      assertThat(r.out()).contains(c.meaning());
+    }
+  }
+
+  @Test
+  void theSessionsSparkConfSitsBelowFlagsAndAnUnknownKeyIsRefused(@TempDir Path tmp) throws Exception {
+    String input = writePrompts(tmp, 4, false);
+    String output = tmp.resolve("out").toString();
+    spark.conf().set("spark.genaibatch.max_new_tokens", "2");
+    try {
+      Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+          "--no-tracking", "--do-sample", "false");
+      assertThat(r.code()).as(r.err()).isZero();
+      assertThat(spark.read().parquet(output).filter("completion_tokens > 2").count()).isZero();
+      spark.conf().set("spark.genaibatch.cacheDir", tmp.resolve("cache").toString());
+      Result bad = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+          "--no-tracking");
+      assertThat(bad.code()).isEqualTo(2);
+      assertThat(bad.err()).contains("unknown key 'cacheDir'; did you mean 'cache_dir'?");
+    } finally {
+      spark.conf().unset("spark.genaibatch.max_new_tokens");
+      spark.conf().unset("spark.genaibatch.cacheDir");
     }
   }
 

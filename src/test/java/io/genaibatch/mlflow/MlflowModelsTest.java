@@ -9,6 +9,8 @@ import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.SettingValues;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import java.io.IOException;
@@ -61,7 +63,8 @@ class MlflowModelsTest {
     assertThat(local.genaiDir()).startsWith(local.modelDir());
     assertThat(GenAiConfig.isModelFolder(local.genaiDir())).isTrue();
 
-    SearchOptions opts = SearchOptions.fromMap(local.mlModel().modelConfig(), "model_config");
+    SearchOptions opts = SettingValues.defaults().below("model_config", local.mlModel().modelConfig(),
+        Setting.Scope.SEARCH, false).search();
     List<Generation> java;
     try (LlmModel model = LlmModel.load(local.genaiDir())) {
       java = model.generate(prompts, opts);

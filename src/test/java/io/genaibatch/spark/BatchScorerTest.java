@@ -34,8 +34,14 @@ class BatchScorerTest extends SparkTestBase {
     return spark.createDataFrame(rows, SCHEMA).repartition(3);
   }
 
-  private BatchScorer scorer(ScoringOptions opts, SearchOptions search, Path cache) {
-    return BatchScorer.create(spark, Fixtures.tinyModel().toString(), null, search, opts, cache.toString());
+  /** A scorer of the tiny model with the settings given as key-value pairs, over the session's conf. */
+  private BatchScorer scorer(Path cache, Object... keyValues) {
+    Object[] kv = Arrays.copyOf(keyValues, keyValues.length + 4);
+    kv[keyValues.length] = "model_uri";
+    kv[keyValues.length + 1] = Fixtures.tinyModel().toString();
+    kv[keyValues.length + 2] = "cache_dir";
+    kv[keyValues.length + 3] = cache.toString();
+    return BatchScorer.create(spark, BatchScorer.withSparkConf(spark, Fixtures.settings(kv)));
   }
 
   @Test
@@ -47,7 +53,7 @@ class BatchScorerTest extends SparkTestBase {
     texts.set(3, null);
     texts.set(7, "");
     texts.set(11, "word ".repeat(5000));
-    BatchScorer scorer = scorer(ScoringOptions.defaults(), SearchOptions.greedy(6), tmp.resolve("cache"));
+    BatchScorer scorer = scorer(tmp.resolve("cache"), "max_new_tokens", 6, "do_sample", false);
     PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
     String out = tmp.resolve("out").toString();
     scorer.score(prompts(texts), "run-123", metrics).write().parquet(out);
@@ -115,8 +121,8 @@ class BatchScorerTest extends SparkTestBase {
       rows.add(RowFactory.create((long) i, ms));
     }
     // No chat flag: the model's llm/v1/chat signature puts the scorer in chat mode.
-    BatchScorer scorer = BatchScorer.create(spark, uri, server.uri(), SearchOptions.DEFAULTS, ScoringOptions.defaults(),
-        tmp.toString());
+    BatchScorer scorer = BatchScorer.create(spark, Fixtures.settings("model_uri", uri, "tracking_uri",
+        server.uri(), "cache_dir", tmp.toString()));
     assertThat(scorer.options().chat()).isTrue();
     assertThat(scorer.spec().model().version()).isEqualTo(logged.get("version").asText());
     List<Row> out = scorer.score(spark.createDataFrame(rows, schema), null, null).orderBy("id").collectAsList();
@@ -139,12 +145,12 @@ class BatchScorerTest extends SparkTestBase {
   void aSettingSetOnTheRunningSessionTakesEffect(@TempDir Path tmp) {
     spark.conf().set("spark.genaibatch.max_new_tokens", "2");
     try {
-      BatchScorer scorer = scorer(ScoringOptions.defaults(), SearchOptions.DEFAULTS, tmp.resolve("cache"));
+      BatchScorer scorer = scorer(tmp.resolve("cache"));
       assertThat(scorer.options().search().maxNewTokens()).isEqualTo(2);
       Row r = scorer.score(prompts(List.of("Tell me about the sea")), null, null).first();
       assertThat(r.<Integer>getAs("completion_tokens")).isEqualTo(2);
       // A flag (or config file) still wins over the session's conf.
-      assertThat(scorer(ScoringOptions.defaults(), SearchOptions.greedy(3), tmp.resolve("cache"))
+      assertThat(scorer(tmp.resolve("cache"), "max_new_tokens", 3)
           .options().search().maxNewTokens()).isEqualTo(3);
     } finally {
       spark.conf().unset("spark.genaibatch.max_new_tokens");
@@ -153,8 +159,8 @@ class BatchScorerTest extends SparkTestBase {
 
   @Test
   void aMissingColumnFailsOnTheDriverBeforeScoring(@TempDir Path tmp) {
-    BatchScorer scorer = scorer(new ScoringOptions("question", "messages", null, 4, SearchOptions.greedy(2), false),
-        SearchOptions.greedy(2), tmp);
+    BatchScorer scorer = scorer(tmp, "prompt_column", "question", "batch_size", 4,
+        "max_new_tokens", 2);
     long loads = ExecutorModelCache.loadsInThisJvm();
     assertThatThrownBy(() -> scorer.score(prompts(List.of("a", "b")), null, null))
         .isInstanceOf(IllegalArgumentException.class)
@@ -166,7 +172,7 @@ class BatchScorerTest extends SparkTestBase {
   @Test
   void aMistypedPromptColumnFailsOnTheDriverNamingTheType(@TempDir Path tmp) {
     Dataset<Row> ints = spark.range(3).withColumnRenamed("id", "prompt");
-    BatchScorer scorer = scorer(ScoringOptions.defaults(), SearchOptions.greedy(2), tmp);
+    BatchScorer scorer = scorer(tmp, "max_new_tokens", 2);
     assertThatThrownBy(() -> scorer.score(ints, null, null))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("Input column 'prompt' has type bigint").hasMessageContaining("string");
@@ -183,8 +189,7 @@ class BatchScorerTest extends SparkTestBase {
         RowFactory.create(3L, null),
         RowFactory.create(4L, List.of(RowFactory.create("user", null))));
     Dataset<Row> df = spark.createDataFrame(rows, schema);
-    ScoringOptions opts = new ScoringOptions("prompt", "messages", null, 4, SearchOptions.DEFAULTS, true);
-    BatchScorer scorer = scorer(opts, SearchOptions.greedy(5), tmp);
+    BatchScorer scorer = scorer(tmp, "batch_size", 4, "chat", true, "max_new_tokens", 5, "do_sample", false);
     List<Row> out = scorer.score(df, null, null).orderBy("id").collectAsList();
     assertThat(out).hasSize(4);
     Row first = out.get(0);

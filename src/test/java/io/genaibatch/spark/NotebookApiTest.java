@@ -4,15 +4,22 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.genaibatch.engine.LlmModel;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.Settings;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
+import java.nio.file.Path;
 import java.util.List;
+import org.apache.spark.ml.Pipeline;
+import org.apache.spark.ml.PipelineModel;
+import org.apache.spark.ml.PipelineStage;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The Transformer and the SQL function, as a notebook uses them. */
 class NotebookApiTest extends SparkTestBase {
@@ -44,7 +51,33 @@ class NotebookApiTest extends SparkTestBase {
     List<Row> spread = t.setPartitions("3").setLookaheadRows(1).transform(questions()).orderBy("id").collectAsList();
     assertThat(t.setPartitions("3").transform(questions()).rdd().getNumPartitions()).isEqualTo(3);
     assertThat(spread.get(0).<String>getAs("answer")).isEqualTo(rows.get(0).<String>getAs("answer"));
-    assertThatThrownBy(() -> t.setPartitions("many")).hasMessageContaining("auto, input or a positive number");
+    assertThatThrownBy(() -> t.setPartitions("many"))
+        .hasMessage("GenAiTransformer: 'partitions' must be auto, input or a whole number >= 1, got 'many'");
+  }
+
+  @Test
+  void transformerHasEveryScoringOptionOfTheJobAndSurvivesAPipelineSaveAndLoad(@TempDir Path tmp) throws Exception {
+    GenAiTransformer t = new GenAiTransformer();
+    for (Setting<?> s : Settings.within(Setting.Scope.SCORING)) {
+      if (s != Settings.PROMPT_COLUMN && s != Settings.MESSAGES_COLUMN) {
+        assertThat(t.hasParam(s.paramName())).as("param for %s", s.key()).isTrue();
+      }
+    }
+    assertThatThrownBy(() -> t.setOption("max_tokes", 3)).hasMessageContaining("did you mean 'max_new_tokens'?");
+
+    t.setModelUri(Fixtures.tinyModel().toString()).setInputCol("question").setOutputCol("answer")
+        .setOption("max_new_tokens", "4").setDoSample(false).setBatching("fixed").setRepetitionPenalty(1.0);
+    Pipeline pipeline = new Pipeline().setStages(new PipelineStage[] {t});
+    String path = tmp.resolve("pipeline").toString();
+    pipeline.fit(questions()).write().overwrite().save(path);
+    PipelineModel loaded = PipelineModel.load(path);
+    GenAiTransformer back = (GenAiTransformer) loaded.stages()[0];
+    assertThat(back.getOrDefault(back.getParam("maxNewTokens"))).isEqualTo(4);
+    assertThat(back.getOrDefault(back.getParam("batching"))).isEqualTo("fixed");
+    List<Row> before = t.transform(questions()).orderBy("id").collectAsList();
+    List<Row> after = loaded.transform(questions()).orderBy("id").collectAsList();
+    assertThat(after.get(0).<String>getAs("answer")).isEqualTo(before.get(0).<String>getAs("answer"));
+    assertThat(after.get(0).<Integer>getAs("completion_tokens")).isEqualTo(4);
   }
 
   @Test

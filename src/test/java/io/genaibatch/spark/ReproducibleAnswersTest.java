@@ -2,12 +2,11 @@ package io.genaibatch.spark;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.genaibatch.engine.Batching;
-import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ReproducibleAnswersTest extends SparkTestBase {
   static final StructType SCHEMA = new StructType().add("id", DataTypes.LongType).add("prompt", DataTypes.StringType);
-  static final SearchOptions GREEDY = SearchOptions.greedy(48);
+  static final int MAX_NEW_TOKENS = 48;
 
   private static List<String> promptSet() {
     List<String> out = new ArrayList<>();
@@ -41,10 +40,13 @@ class ReproducibleAnswersTest extends SparkTestBase {
     return out;
   }
 
-  private Map<Long, Row> score(List<Row> rows, int files, ScoringOptions opts, Path out) throws Exception {
+  private Map<Long, Row> score(List<Row> rows, int files, Path out, Object... settings) throws Exception {
     Dataset<Row> input = spark.createDataFrame(rows, SCHEMA).repartition(files);
-    BatchScorer scorer = BatchScorer.create(spark, Fixtures.kernelPathsModel().toString(), null, GREEDY, opts,
-        out.resolveSibling("cache").toString());
+    Object[] kv = Arrays.copyOf(settings, settings.length + 8);
+    System.arraycopy(new Object[] {"model_uri", Fixtures.kernelPathsModel().toString(), "cache_dir",
+        out.resolveSibling("cache").toString(), "max_new_tokens", MAX_NEW_TOKENS, "do_sample", false}, 0, kv,
+        settings.length, 8);
+    BatchScorer scorer = BatchScorer.create(spark, Fixtures.settings(kv));
     scorer.score(input, null, null).write().parquet(out.toString());
     Dataset<Row> back = spark.read().parquet(out.toString());
     assertThat(back.count()).as("rows out equal rows in").isEqualTo(rows.size());
@@ -68,11 +70,10 @@ class ReproducibleAnswersTest extends SparkTestBase {
     messy.add(9, RowFactory.create(102L, "word ".repeat(3000)));
     messy.add(RowFactory.create(103L, " "));
 
-    Map<Long, Row> one = score(clean, 1, new ScoringOptions("prompt", "messages", "id", 4, GREEDY, false,
-        ScoringOptions.LOOKAHEAD_ROWS_DEFAULT, ScoringOptions.PARTITIONS_AUTO, Batching.ADAPTIVE), tmp.resolve("one"));
+    Map<Long, Row> one = score(clean, 1, tmp.resolve("one"), "id_column", "id", "batch_size", 4);
     // Five files kept as five partitions, windows of three rows (some hold one good row), batches of three.
-    Map<Long, Row> many = score(messy, 5, new ScoringOptions("prompt", "messages", "id", 3, GREEDY, false, 3,
-        ScoringOptions.PARTITIONS_INPUT, Batching.ADAPTIVE), tmp.resolve("many"));
+    Map<Long, Row> many = score(messy, 5, tmp.resolve("many"), "id_column", "id", "batch_size", 3,
+        "lookahead_rows", 3, "partitions", "input");
 
     for (long id = 100; id <= 103; id++) {
       assertThat(many.get(id).<String>getAs("finish_reason")).as("bad row %d", id).isEqualTo("error");

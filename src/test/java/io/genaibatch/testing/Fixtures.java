@@ -107,4 +107,17 @@ public final class Fixtures {
     }
     return JSON.readTree(out);
   }
+
+  /**
+   * Settings as a caller gives them, from key-value pairs ({@code "batch_size", 4}); checked as the
+   * job checks its flags.
+   */
+  public static io.genaibatch.settings.SettingValues settings(Object... keyValues) {
+    java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < keyValues.length; i += 2) {
+      m.put((String) keyValues[i], keyValues[i + 1]);
+    }
+    return io.genaibatch.settings.SettingValues.defaults().above("test", m,
+        io.genaibatch.settings.Setting.Scope.JOB, true);
+  }
 }

@@ -1,0 +1,249 @@
+package io.genaibatch.settings;
+
+import io.genaibatch.engine.Batching;
+import io.genaibatch.settings.Setting.Scope;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Every setting of genai-batch, each declared once. The job's flags, {@code --help}, the YAML
+ * config's keys, Spark conf {@code spark.genaibatch.*}, the effective-config artifact, the
+ * Transformer's params and the SQL function's options all come from this list; {@link
+ * SettingValues} resolves them in one order (see there).
+ *
+ * <p>To add a setting: declare it here, read it where it is used with {@code values.get(SETTING)}.
+ */
+public final class Settings {
+  /** Spark conf prefix: {@code spark.genaibatch.max_new_tokens}. */
+  public static final String CONF_PREFIX = "spark.genaibatch.";
+  /** The YAML section that holds the search options. */
+  public static final String SEARCH_SECTION = "search";
+  public static final int PARTITIONS_AUTO = 0;
+  public static final int PARTITIONS_INPUT = -1;
+
+  private static final List<Setting<?>> ALL = new ArrayList<>();
+
+  // --- the model and the tracking server
+  public static final Setting<String> MODEL_URI = declare("model_uri", Scope.SCORING, ValueType.text(), null, "URI",
+      "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest, models:/m-ID, runs:/RUN_ID/PATH, or a local,"
+          + " file:, dbfs:, /Volumes/..., s3a:, abfss: or gs: model directory");
+  public static final Setting<String> TRACKING_URI = declare("tracking_uri", Scope.SCORING, ValueType.text(), null,
+      "URI", "MLflow tracking server (else MLFLOW_TRACKING_URI)");
+  public static final Setting<String> CACHE_DIR = declare("cache_dir", Scope.SCORING, ValueType.text(), null, "DIR",
+      "Per-host model cache folder (default $TMPDIR/genai-batch-models-$USER)");
+
+  // --- input and output of the job
+  public static final Setting<String> INPUT = declare("input", Scope.JOB, ValueType.text(), null, "PATH|TABLE",
+      "Input path, or table name with --input-format table");
+  public static final Setting<String> INPUT_FORMAT = declare("input_format", Scope.JOB,
+      ValueType.choice("parquet", "json", "csv", "table"), "parquet", "FMT", "parquet, json, csv (with header) or table");
+  public static final Setting<String> OUTPUT = declare("output", Scope.JOB, ValueType.text(), null, "PATH",
+      "Output Parquet path");
+  public static final Setting<String> MODE = declare("mode", Scope.JOB, ValueType.choice("overwrite", "append", "resume"),
+      "overwrite", "MODE", "overwrite, append or resume; resume scores only input rows whose id has no successful"
+          + " output row");
+  public static final Setting<String> ID_COLUMN = declare("id_column", Scope.JOB, ValueType.text(), null, "COL",
+      "Column identifying a row; needed by --mode resume");
+  public static final Setting<Integer> COMMIT_ROWS = declare("commit_rows", Scope.JOB,
+      ValueType.integer(1, Integer.MAX_VALUE), 10_000, "N", "With an id column, rows per committed wave, so a killed"
+          + " job keeps its finished waves for --mode resume");
+
+  // --- what is scored and how it is batched
+  public static final Setting<String> PROMPT_COLUMN = declare("prompt_column", Scope.SCORING, ValueType.text(),
+      "prompt", "COL", "Column holding the prompt (the signature's prompt input)");
+  public static final Setting<String> MESSAGES_COLUMN = declare("messages_column", Scope.SCORING, ValueType.text(),
+      "messages", "COL", "Column holding chat messages, array<struct<role,content>>");
+  public static final Setting<Boolean> CHAT = declare("chat", Scope.SCORING, ValueType.bool(), false, "BOOL",
+      "Score the messages column with the model's chat template (on by itself for an llm/v1/chat model)");
+  public static final Setting<Integer> BATCH_SIZE = declare("batch_size", Scope.SCORING,
+      ValueType.integer(1, 4096), 8, "N", "Prompts per generation call; 1 runs every prompt alone and gives the"
+          + " answers of a one-prompt-at-a-time reference such as the pyfunc wrapper");
+  public static final Setting<Integer> LOOKAHEAD_ROWS = declare("lookahead_rows", Scope.SCORING,
+      ValueType.integer(1, 1_000_000), 256, "N", "Rows a task reads ahead and sorts by prompt length before cutting"
+          + " batches, so batches pad little; a task holds this many rows");
+  public static final Setting<Integer> PARTITIONS = declare("partitions", Scope.SCORING, ValueType.partitions(),
+      PARTITIONS_AUTO, "auto|input|N", "auto: repartition to the task slots when the input has fewer partitions (one"
+          + " input file is one task on one core), or to whole waves of tasks when a few waves would end with a partial"
+          + " one; input: keep the input's partitions; N: exactly N");
+  public static final Setting<Batching> BATCHING = declare("batching", Scope.SCORING, ValueType.enumOf(Batching.class),
+      Batching.ADAPTIVE, "adaptive|fixed", "adaptive: batch sizes up to --batch-size chosen by the cost measured as the"
+          + " job runs; fixed: as few even batches of --batch-size as can be. Answers do not depend on the choice");
+
+  // --- search options (null: the model's model_config, then its genai_config.json, decides)
+  public static final Setting<Integer> MAX_NEW_TOKENS = new Builder<>("max_new_tokens", Scope.SEARCH,
+      ValueType.integer(1, Integer.MAX_VALUE), "N", "Most new tokens per prompt, the stop token included")
+      .flags("--max-tokens", "--max-new-tokens").aliases("max_tokens").add();
+  public static final Setting<Integer> MAX_LENGTH = declare("max_length", Scope.SEARCH,
+      ValueType.integer(1, Integer.MAX_VALUE), null, "N", "Most tokens per prompt, prompt and answer together");
+  public static final Setting<Double> TEMPERATURE = declare("temperature", Scope.SEARCH,
+      ValueType.decimal(0, true, Double.POSITIVE_INFINITY), null, "T",
+      "Sampling temperature (with --do-sample); 0 means greedy search");
+  public static final Setting<Double> TOP_P = declare("top_p", Scope.SEARCH, ValueType.decimal(0, false, 1), null, "P",
+      "Nucleus sampling mass (with --do-sample)");
+  public static final Setting<Integer> TOP_K = declare("top_k", Scope.SEARCH, ValueType.integer(1, Integer.MAX_VALUE),
+      null, "K", "Sample among the K most likely tokens (with --do-sample)");
+  public static final Setting<Boolean> DO_SAMPLE = declare("do_sample", Scope.SEARCH, ValueType.bool(), null, "BOOL",
+      "Sample instead of greedy search");
+  public static final Setting<Long> SEED = new Builder<>("seed", Scope.SEARCH, ValueType.longInteger(), "N",
+      "Random seed for sampling").aliases("random_seed").add();
+  public static final Setting<Double> REPETITION_PENALTY = declare("repetition_penalty", Scope.SEARCH,
+      ValueType.decimal(0, false, Double.POSITIVE_INFINITY), null, "R", "Penalty for repeated tokens (1.0: none)");
+
+  // --- tracking, error budget and nightly evaluation
+  public static final Setting<String> EXPERIMENT = declare("experiment", Scope.JOB, ValueType.text(), "genai-batch",
+      "NAME", "MLflow experiment");
+  public static final Setting<Boolean> TRACKING = new Builder<>("tracking", Scope.JOB, ValueType.bool(), "BOOL",
+      "Log the run to MLflow (--no-tracking: do not)").defaultValue(true).flags("--no-tracking").negated().add();
+  public static final Setting<Integer> TRACKING_RETRY_SECONDS = declare("tracking_retry_seconds", Scope.JOB,
+      ValueType.integer(0, Integer.MAX_VALUE), 120, "S", "How long a slow or down tracking server is retried with"
+          + " backoff; the output is written either way");
+  public static final Setting<Double> MAX_ERROR_RATE = declare("max_error_rate", Scope.JOB, ValueType.decimal(0, true, 1),
+      0.05, "F", "Largest share of error rows for exit code 0: a nightly run with more bad rows should page someone");
+  public static final Setting<Integer> PROGRESS_SECONDS = declare("progress_seconds", Scope.JOB,
+      ValueType.integer(1, Integer.MAX_VALUE), 30, "S", "Progress log interval");
+  public static final Setting<String> REFERENCE_COLUMN = declare("reference_column", Scope.JOB, ValueType.text(),
+      "expected", "COL", "Column with the expected answer; when present, exact match, token F1, ROUGE-L and answer"
+          + " length are logged");
+  public static final Setting<Boolean> COMPARE_PREVIOUS = new Builder<>("compare_previous", Scope.JOB, ValueType.bool(),
+      "BOOL", "Compare with the previous successful run of this prompt set (--no-compare: do not)").defaultValue(true)
+      .flags("--no-compare").negated().add();
+  public static final Setting<Integer> MAX_ANSWERS_CHANGED = declare("max_answers_changed", Scope.JOB,
+      ValueType.integer(0, Integer.MAX_VALUE), null, "N", "Fail the run (exit 5) when more answers changed since the"
+          + " previous run");
+  public static final Setting<Map<String, Double>> MAX_METRIC_DROP = declare("max_metric_drop", Scope.JOB,
+      ValueType.limits(), Map.of(), "METRIC=X", "Fail the run (exit 5) when the metric fell by more than X since the"
+          + " previous run, e.g. eval_token_f1=0.05; repeatable");
+
+  private Settings() {}
+
+  private static <T> Setting<T> declare(String key, Scope scope, ValueType<T> type, T dflt, String label, String doc) {
+    return new Builder<>(key, scope, type, label, doc).defaultValue(dflt).add();
+  }
+
+  /** Every setting, in declaration order (the order of {@code --help}). */
+  public static List<Setting<?>> all() {
+    return Collections.unmodifiableList(ALL);
+  }
+
+  /** Settings that apply at {@code widest} scope or wider ({@code SCORING}: scoring and search). */
+  public static List<Setting<?>> within(Scope widest) {
+    return ALL.stream().filter(s -> s.within(widest)).toList();
+  }
+
+  /** The setting for a key or one of its aliases. */
+  public static Optional<Setting<?>> byKey(String key) {
+    for (Setting<?> s : ALL) {
+      if (s.key().equals(key) || s.aliases().contains(key)) {
+        return Optional.of(s);
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * The known name closest to {@code unknown} among {@code known}, for "did you mean" messages:
+   * the same last segment first ({@code max_new_tokens} for {@code search.max_new_tokens}), then
+   * the smallest edit distance.
+   */
+  public static String nearest(String unknown, List<String> known) {
+    String tail = unknown.substring(unknown.lastIndexOf('.') + 1);
+    for (String k : known) {
+      if (k.substring(k.lastIndexOf('.') + 1).equals(tail)) {
+        return k;
+      }
+    }
+    String best = null;
+    int bestD = Integer.MAX_VALUE;
+    for (String k : known) {
+      int d = distance(unknown, k);
+      if (d < bestD) {
+        bestD = d;
+        best = k;
+      }
+    }
+    return best;
+  }
+
+  /** Levenshtein distance, case-insensitive; written here as no dependency of the job has one. */
+  static int distance(String a, String b) {
+    String x = a.toLowerCase(java.util.Locale.ROOT);
+    String y = b.toLowerCase(java.util.Locale.ROOT);
+    int[] prev = new int[y.length() + 1];
+    int[] cur = new int[y.length() + 1];
+    for (int j = 0; j <= y.length(); j++) {
+      prev[j] = j;
+    }
+    for (int i = 1; i <= x.length(); i++) {
+      cur[0] = i;
+      for (int j = 1; j <= y.length(); j++) {
+        int sub = prev[j - 1] + (x.charAt(i - 1) == y.charAt(j - 1) ? 0 : 1);
+        cur[j] = Math.min(sub, Math.min(prev[j] + 1, cur[j - 1] + 1));
+      }
+      int[] t = prev;
+      prev = cur;
+      cur = t;
+    }
+    return prev[y.length()];
+  }
+
+  /** The settings' documentation as a table: key, flag, default, meaning (for the README and tests). */
+  public static Map<String, String> docs() {
+    Map<String, String> m = new LinkedHashMap<>();
+    for (Setting<?> s : ALL) {
+      m.put(s.key(), s.doc());
+    }
+    return m;
+  }
+
+  /** Declares a setting with flags, aliases or a negated flag. */
+  private static final class Builder<T> {
+    private final String key;
+    private final Scope scope;
+    private final ValueType<T> type;
+    private final String label;
+    private final String doc;
+    private T dflt;
+    private List<String> flags;
+    private boolean negated;
+    private List<String> aliases = List.of();
+
+    Builder(String key, Scope scope, ValueType<T> type, String label, String doc) {
+      this.key = key;
+      this.scope = scope;
+      this.type = type;
+      this.label = label;
+      this.doc = doc;
+      this.flags = List.of("--" + key.replace('_', '-'));
+    }
+
+    Builder<T> defaultValue(T v) {
+      dflt = v;
+      return this;
+    }
+
+    Builder<T> flags(String... names) {
+      flags = List.of(names);
+      return this;
+    }
+
+    Builder<T> negated() {
+      negated = true;
+      return this;
+    }
+
+    Builder<T> aliases(String... names) {
+      aliases = List.of(names);
+      return this;
+    }
+
+    Setting<T> add() {
+      Setting<T> s = new Setting<>(key, scope, type, dflt, doc, label, flags, negated, aliases);
+      ALL.add(s);
+      return s;
+    }
+  }
+}
