@@ -92,6 +92,14 @@ public record SearchOptions(
   }
 
   /**
+   * These options with a temperature of 0 read as greedy search (no temperature, {@code doSample}
+   * false), as OpenAI-style clients mean it. Applied once, after every layer is merged.
+   */
+  public SearchOptions normalized() {
+    return temperature != null && temperature == 0.0 ? withTemperature(null).withDoSample(false) : this;
+  }
+
+  /**
    * Overlays {@code other}'s set fields on this one: {@code other} wins where it has a value.
    */
   public SearchOptions overriddenBy(SearchOptions other) {
