@@ -10,12 +10,15 @@ Two shapes, both loaded from the artifact ``phi3-mini-onnx`` (the folder that ho
   ``{"role", "content", "name"?}``) and optional ``temperature``, ``max_tokens``, ``stop``,
   ``n``, ``stream`` columns; output one ``chat.completion`` dict per row.
 
-Search options come from the logged model's ``model_config`` (``context.model_config``):
-``max_new_tokens``, ``max_length``, ``min_length``, ``temperature``, ``top_p``, ``top_k``,
-``do_sample``, ``repetition_penalty``, ``random_seed``. With none of them set, the tutorial's
-``max_length`` of 300 applies, with greedy search (``do_sample`` false). ``max_length`` counts
-prompt and answer together; ``max_new_tokens`` counts the generated tokens, the stop token
-included; with both, the tighter one wins. Both are capped at the model's context length.
+Search options come from the logged model's ``model_config`` (``context.model_config``), then a
+call's ``params``: ``max_new_tokens`` (or ``max_tokens``), ``max_length``, ``min_length``,
+``temperature``, ``top_p``, ``top_k``, ``do_sample``, ``repetition_penalty``, ``seed`` (or
+``random_seed``). With neither length set, the tutorial's ``max_length`` of 300 applies, and
+without ``do_sample``, greedy search. ``max_length`` counts prompt and answer together;
+``max_new_tokens`` counts the generated tokens, the stop token included; with both, the tighter
+one wins. Both are capped at the model's context length; temperature 0 means greedy. These rules
+are the Java engine's too (docs/search-options.md, held to the cases in
+src/test/resources/search-semantics.json).
 
 Generation runs one prompt at a time (batch size 1), the same way the Java engine's reference
 (src/test/python/reference_generate.py) does, so greedy answers match token for token.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from typing import Any, Iterable
@@ -37,7 +41,15 @@ import pandas as pd
 ARTIFACT_KEY = "phi3-mini-onnx"
 DEFAULT_MAX_LENGTH = 300
 
-# model_config keys passed to og.GeneratorParams.set_search_options as they are.
+# Search options under their canonical names, and the aliases read when the canonical key is
+# unset. The rules (docs/search-options.md) are the Java engine's too: both are tested against
+# the cases in src/test/resources/search-semantics.json. min_length is this wrapper's only.
+_ALIASES = {"max_new_tokens": "max_tokens", "seed": "random_seed"}
+_WHOLE_OPTIONS = ("max_new_tokens", "max_length", "top_k", "seed", "min_length")
+_NUMBER_OPTIONS = ("temperature", "top_p", "repetition_penalty")
+_BOOL_OPTIONS = ("do_sample",)
+# Passed to og.GeneratorParams.set_search_options (seed as random_seed); the lengths are not,
+# they make the budget.
 _PASSTHROUGH_OPTIONS = (
     "min_length",
     "temperature",
@@ -45,10 +57,8 @@ _PASSTHROUGH_OPTIONS = (
     "top_k",
     "do_sample",
     "repetition_penalty",
-    "random_seed",
+    "seed",
 )
-_INT_OPTIONS = {"max_length", "max_new_tokens", "min_length", "top_k", "random_seed"}
-_FLOAT_OPTIONS = {"temperature", "top_p", "repetition_penalty"}
 
 
 def _missing(v: Any) -> bool:
@@ -72,24 +82,126 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def normalize_search_config(config: dict | None) -> dict:
-    """The search keys of a model_config, typed; other keys are left out."""
+# A number written out as the Java engine reads one (Double.parseDouble, less its rarer forms):
+# no digit-group underscores, no non-ASCII digits, "NaN" and "Infinity" spelled Java's way.
+_NUMERIC = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|Infinity)|NaN")
+
+
+def _parse_number(v: str) -> float | int | None:
+    """A numeric string as an int (digits only) or a float; None when it is not one."""
+    v = v.strip()
+    if not _NUMERIC.fullmatch(v):
+        return None
+    return int(v) if v.lstrip("+-").isdigit() else float(v)
+
+
+def _whole(key: str, v: Any) -> int:
+    """An int, a float with no fraction, or a string of either; never a bool."""
+    n = _parse_number(v) if isinstance(v, str) else v
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n
+    if isinstance(n, float) and n.is_integer():
+        return int(n)
+    raise ValueError(f"{key} must be a whole number, got '{v}'")
+
+
+def _number(key: str, v: Any) -> float:
+    """An int, a float or a numeric string; never a bool."""
+    n = _parse_number(v) if isinstance(v, str) else v
+    if isinstance(n, (int, float)) and not isinstance(n, bool):
+        return float(n)
+    raise ValueError(f"{key} must be a number, got '{v}'")
+
+
+def _bool(key: str, v: Any) -> bool:
+    """A bool, or the string true or false in any case."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    raise ValueError(f"{key} must be true or false, got '{v}'")
+
+
+def _check_range(out: dict) -> None:
+    for key in ("max_new_tokens", "max_length", "top_k"):
+        if key in out and out[key] < 1:
+            raise ValueError(f"{key} must be >= 1, got {out[key]}")
+    if "min_length" in out and out["min_length"] < 0:
+        raise ValueError(f"min_length must be >= 0, got {out['min_length']}")
+    if "temperature" in out and not out["temperature"] >= 0:
+        raise ValueError(f"temperature must be >= 0, got {out['temperature']}")
+    if "top_p" in out and not 0 < out["top_p"] <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {out['top_p']}")
+    if "repetition_penalty" in out and not out["repetition_penalty"] > 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {out['repetition_penalty']}")
+
+
+def parse_search_options(config: dict | None) -> dict:
+    """The search options of one layer (a model_config, a request's params), typed, under their
+    canonical names; unset, null and unknown keys are left out. A bad value raises ValueError
+    naming the canonical key."""
+    config = config or {}
     out: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        if key not in _PASSTHROUGH_OPTIONS and key not in ("max_length", "max_new_tokens"):
+    for key in _WHOLE_OPTIONS + _NUMBER_OPTIONS + _BOOL_OPTIONS:
+        value = None
+        for name in (key, _ALIASES.get(key)):
+            if name is not None and name in config:
+                value = _plain(config[name])
+                if not _missing(value):
+                    break
+                value = None
+        if value is None:
             continue
-        value = _plain(value)
-        if _missing(value):
-            continue
-        if key == "do_sample":
-            if isinstance(value, str):
-                value = value.strip().lower() in ("1", "true", "yes")
-            out[key] = bool(value)
-        elif key in _INT_OPTIONS:
-            out[key] = int(value)
-        elif key in _FLOAT_OPTIONS:
-            out[key] = float(value)
+        if key in _WHOLE_OPTIONS:
+            out[key] = _whole(key, value)
+        elif key in _NUMBER_OPTIONS:
+            out[key] = _number(key, value)
+        else:
+            out[key] = _bool(key, value)
+    _check_range(out)
     return out
+
+
+def merge_search_options(*layers: dict | None) -> dict:
+    """Parsed layers, lowest precedence first, merged (a later layer's set value wins), then
+    normalized: a temperature of 0 means greedy search (no temperature, do_sample false)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out.update(layer or {})
+    if out.get("temperature") == 0.0:  # OpenAI's "temperature 0" means greedy
+        del out["temperature"]
+        out["do_sample"] = False
+    return out
+
+
+def token_budget(
+    prompt_len: int,
+    context_length: int,
+    max_length: int | None = None,
+    max_new_tokens: int | None = None,
+    default_max_length: int = DEFAULT_MAX_LENGTH,
+) -> tuple[int, int]:
+    """(max_length for the generator, most new tokens) for a prompt of prompt_len tokens, from the
+    merged options: the total limit is min(max_length, context) when max_length is set, else the
+    context when max_new_tokens is set, else min(default_max_length, context); max_new_tokens caps
+    the new tokens. A prompt that leaves no room raises ValueError."""
+    if max_length is not None:
+        limit = min(max_length, context_length)
+    elif max_new_tokens is not None:
+        limit = context_length
+    else:
+        limit = min(default_max_length, context_length)
+    if prompt_len >= limit:
+        raise ValueError(
+            f"The prompt has {prompt_len} tokens, which leaves no room to generate: the limit is "
+            f"{limit - 1} prompt tokens (context length {context_length}"
+            + (f", max_length {max_length}" if max_length is not None else "")
+            + ")"
+        )
+    new = limit - prompt_len
+    if max_new_tokens is not None:
+        new = min(new, max_new_tokens)
+    return prompt_len + new, new
 
 
 class _GenAiRunner:
@@ -104,6 +216,10 @@ class _GenAiRunner:
             genai_config = json.load(f)
         model_section = genai_config.get("model", {})
         self.context_length = int(model_section.get("context_length") or 0) or None
+        # The folder's own search.max_length is the default total length, as in the Java engine;
+        # without one, the tutorial's 300 (docs/search-options.md, "Token budget").
+        folder_max_length = genai_config.get("search", {}).get("max_length")
+        self.default_max_length = int(folder_max_length) if folder_max_length else DEFAULT_MAX_LENGTH
         eos = model_section.get("eos_token_id", [])
         self.eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos])}
         self.model = og.Model(model_dir)
@@ -112,28 +228,18 @@ class _GenAiRunner:
             self.eos_ids.update(int(e) for e in self.tokenizer.eos_token_ids)
         except Exception:  # noqa: BLE001 - genai_config.json's list is enough
             pass
-        self.search = normalize_search_config(model_config)
-        if "max_length" not in self.search and "max_new_tokens" not in self.search:
-            self.search["max_length"] = DEFAULT_MAX_LENGTH
+        self.search = parse_search_options(model_config)
 
     def budget(self, prompt_len: int, overrides: dict | None = None) -> tuple[int, int]:
         """(max_length for the generator, most new tokens) for a prompt of prompt_len tokens."""
-        opts = dict(self.search)
-        opts.update(overrides or {})
-        limit = self.context_length or 1 << 30
-        if opts.get("max_length") is not None:
-            limit = min(limit, int(opts["max_length"]))
-        new = limit - prompt_len
-        if opts.get("max_new_tokens") is not None:
-            new = min(new, int(opts["max_new_tokens"]))
-        if new < 1:
-            raise ValueError(
-                f"The prompt has {prompt_len} tokens, which leaves no room to generate: the limit is "
-                f"{limit - 1} prompt tokens (max_length {limit}"
-                + (f", context length {self.context_length}" if self.context_length else "")
-                + ")"
-            )
-        return prompt_len + new, new
+        opts = merge_search_options(self.search, overrides)
+        return token_budget(
+            prompt_len,
+            self.context_length or 1 << 30,
+            opts.get("max_length"),
+            opts.get("max_new_tokens"),
+            self.default_max_length,
+        )
 
     def generate(
         self,
@@ -152,12 +258,10 @@ class _GenAiRunner:
         ids = self.tokenizer.encode(prompt)
         prompt_len = len(ids)
         max_length, max_new = self.budget(prompt_len, overrides)
-        opts = dict(self.search)
-        opts.update(overrides or {})
-        search = {k: opts[k] for k in _PASSTHROUGH_OPTIONS if opts.get(k) is not None}
-        if search.get("temperature") == 0.0:  # OpenAI's "temperature 0" means greedy
-            search.pop("temperature")
-            search["do_sample"] = False
+        opts = merge_search_options(self.search, overrides)
+        search = {k: opts[k] for k in _PASSTHROUGH_OPTIONS if k in opts}
+        if "seed" in search:
+            search["random_seed"] = search.pop("seed")
         search.setdefault("do_sample", False)
         params = og.GeneratorParams(self.model)
         params.set_search_options(max_length=max_length, batch_size=1, **search)
@@ -233,7 +337,7 @@ class Phi3Model(mlflow.pyfunc.PythonModel):
         self.runner = _GenAiRunner(model_path, getattr(context, "model_config", None))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        overrides = normalize_search_config(params) if params else None
+        overrides = parse_search_options(params) if params else None
         return [self.runner.generate(p, overrides)["text"] for p in _prompts(model_input)]
 
 
@@ -299,11 +403,13 @@ class Phi3ChatModel(mlflow.pyfunc.PythonModel):
     def complete(self, request: dict, params: dict | None = None) -> dict:
         messages = _messages(request.get("messages"))
         prompt = self.chat_prompt(messages)
-        overrides = normalize_search_config(params) if params else {}
-        if request.get("max_tokens") is not None:
-            overrides["max_new_tokens"] = int(request["max_tokens"])
-        if request.get("temperature") is not None:
-            overrides["temperature"] = float(request["temperature"])
+        overrides = parse_search_options(params) if params else {}
+        # The request's own options, read by the same rules, win over the call's params.
+        overrides.update(
+            parse_search_options(
+                {"max_tokens": request.get("max_tokens"), "temperature": request.get("temperature")}
+            )
+        )
         stop = request.get("stop")
         if isinstance(stop, str):
             stop = [stop]

@@ -101,10 +101,17 @@ public record GenAiConfig(
         Collections.unmodifiableMap(search));
   }
 
-  /** The model's default total length ({@code search.max_length}), capped at its context. */
+  /** The total length when no length is set and the folder has no {@code search.max_length}. */
+  public static final int FALLBACK_MAX_LENGTH = 300;
+
+  /**
+   * The model's default total length: its {@code search.max_length}, else {@value
+   * #FALLBACK_MAX_LENGTH} (the MLflow Phi-3 tutorial's, as the Python wrapper), capped at the
+   * context (docs/search-options.md).
+   */
   public int defaultMaxLength() {
     Object v = searchDefaults.get("max_length");
-    int m = v instanceof Number n ? n.intValue() : contextLength;
-    return Math.min(m <= 0 ? contextLength : m, contextLength);
+    int m = v instanceof Number n && n.intValue() > 0 ? n.intValue() : FALLBACK_MAX_LENGTH;
+    return Math.min(m, contextLength);
   }
 }

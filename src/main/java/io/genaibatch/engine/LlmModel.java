@@ -281,8 +281,7 @@ public final class LlmModel implements AutoCloseable {
     int n = prompts.size();
     Generation[] out = new Generation[n];
     int context = config.contextLength();
-    int maxTotal = opts.maxLength() != null ? Math.min(opts.maxLength(), context)
-        : opts.maxNewTokens() != null ? context : config.defaultMaxLength();
+    int maxTotal = TokenBudget.totalLimit(context, opts.maxLength(), opts.maxNewTokens(), config.defaultMaxLength());
     List<Prepared> good = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       String p = prompts.get(i);
@@ -308,11 +307,7 @@ public final class LlmModel implements AutoCloseable {
             + context + (opts.maxLength() != null ? ", max_length " + opts.maxLength() : "") + ")");
         continue;
       }
-      int b = maxTotal - len;
-      if (opts.maxNewTokens() != null) {
-        b = Math.min(b, opts.maxNewTokens());
-      }
-      good.add(new Prepared(i, tokens, b));
+      good.add(new Prepared(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens())));
     }
     good.sort(java.util.Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
     SlotUsage slots = SlotUsage.NONE;

@@ -106,9 +106,9 @@ public final class SettingValues implements Serializable {
       if (e.getValue() == null || e.getValue() instanceof String str && str.isBlank()) {
         continue;
       }
-      if (typed.containsKey(s.key())) {
-        throw new IllegalArgumentException(name + ": '" + s.key() + "' is given twice (as " + s.key() + " and "
-            + String.join(", ", s.aliases()) + "); keep one");
+      boolean alias = !s.key().equals(e.getKey());
+      if (alias && raw.get(s.key()) != null) {
+        continue; // the key itself wins over its alias
       }
       typed.put(s.key(), s.parse(e.getValue(), name));
     }

@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.regex.Pattern;
 
 /**
  * How a setting's raw value (a flag's text, a YAML scalar, a Spark conf string, a JSON value in
@@ -14,6 +15,8 @@ import java.util.function.Function;
  * @param <T> the typed value
  */
 public final class ValueType<T> {
+  private static final Pattern DECIMAL = Pattern.compile("[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?");
+  private static final Pattern INFINITY = Pattern.compile("[+-]?(?i:inf|infinity)");
   private final Class<T> javaType;
   private final String describe;
   private final Function<Object, T> parse;
@@ -195,12 +198,12 @@ public final class ValueType<T> {
     if (raw instanceof Number n) {
       return n.doubleValue();
     }
-    try {
-      double d = Double.parseDouble(raw.toString().trim());
-      return Double.isNaN(d) ? null : d;
-    } catch (NumberFormatException e) {
-      return null;
-    }
+    // Decimal notation only: Java's parser also takes "32d", "0x1p3" and "NaN", which YAML, JSON
+    // and Python do not.
+    String t = raw.toString().trim();
+    return DECIMAL.matcher(t).matches() ? Double.valueOf(t)
+        : INFINITY.matcher(t).matches() ? (t.startsWith("-") ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY)
+        : null;
   }
 
   private static String wholeRange(int min, int max) {
