@@ -39,9 +39,7 @@ public final class ModelResolver {
         case LOCAL -> new ResolvedModel(uri, LocalArtifactDirectory.of(uri.path()).uri(), null, null, null, null);
       };
     } catch (MlflowException e) {
-      if (e.getMessage().startsWith("Cannot resolve model")) {
-        throw e;
-      }
+      // Every step below says what it did not find; the URI is named here, once.
       throw new MlflowException("Cannot resolve model " + uri + ": " + e.getMessage(), e);
     }
   }
@@ -51,7 +49,7 @@ public final class ModelResolver {
     try {
       mv = tracking.client().getModelVersion(name, version);
     } catch (RuntimeException e) {
-      throw new MlflowException("Cannot resolve model " + uri + ": registered model '" + name + "' has no version "
+      throw new MlflowException("registered model '" + name + "' has no version "
           + version + " at " + tracking.trackingUri() + " (" + TrackingConnection.rootMessage(e) + ")", e);
     }
     String download = tracking.get("model-versions/get-download-uri", "name", name, "version", version)
@@ -77,7 +75,7 @@ public final class ModelResolver {
       mv = tracking.get("registered-models/alias", "name", uri.name(), "alias", uri.ref()).path("model_version");
     } catch (TrackingConnection.MlflowHttpError e) {
       if (e.notFound()) {
-        throw new MlflowException("Cannot resolve model " + uri + ": registered model '" + uri.name()
+        throw new MlflowException("registered model '" + uri.name()
             + "' has no alias '" + uri.ref() + "' at " + tracking.trackingUri()
             + ". Set it with MlflowClient().set_registered_model_alias(name, alias, version).", e);
       }
@@ -94,7 +92,7 @@ public final class ModelResolver {
       best = Math.max(best, v.path("version").asLong(-1));
     }
     if (best < 0) {
-      throw new MlflowException("Cannot resolve model " + uri + ": registered model '" + uri.name()
+      throw new MlflowException("registered model '" + uri.name()
           + "' has no versions at " + tracking.trackingUri());
     }
     return version(uri, uri.name(), Long.toString(best));
@@ -106,14 +104,14 @@ public final class ModelResolver {
       info = tracking.get("logged-models/" + id).path("model").path("info");
     } catch (TrackingConnection.MlflowHttpError e) {
       if (e.notFound() || e.status() == 400) {
-        throw new MlflowException("Cannot resolve model " + uri + ": no logged model " + id + " at "
+        throw new MlflowException("no logged model " + id + " at "
             + tracking.trackingUri() + " (MLflow 3 logged models need an MLflow 3 server)", e);
       }
       throw e;
     }
     String artifact = info.path("artifact_uri").asText(null);
     if (artifact == null) {
-      throw new MlflowException("Cannot resolve model " + uri + ": logged model " + id + " has no artifact_uri");
+      throw new MlflowException("logged model " + id + " has no artifact_uri");
     }
     return new ResolvedModel(uri, artifact, null, null, id, info.path("source_run_id").asText(null));
   }
@@ -125,7 +123,7 @@ public final class ModelResolver {
       run = tracking.get("runs/get", "run_id", runId).path("run");
     } catch (TrackingConnection.MlflowHttpError e) {
       if (e.notFound()) {
-        throw new MlflowException("Cannot resolve model " + uri + ": no run " + runId + " at " + tracking.trackingUri(), e);
+        throw new MlflowException("no run " + runId + " at " + tracking.trackingUri(), e);
       }
       throw e;
     }
@@ -149,7 +147,7 @@ public final class ModelResolver {
       JsonNode info = models.get(0).path("info");
       return new ResolvedModel(uri, info.path("artifact_uri").asText(), null, null, info.path("model_id").asText(null), runId);
     }
-    throw new MlflowException("Cannot resolve model " + uri + ": run " + runId + " has no MLmodel under '" + path
+    throw new MlflowException("run " + runId + " has no MLmodel under '" + path
         + "' and no logged model named '" + path + "'");
   }
 }

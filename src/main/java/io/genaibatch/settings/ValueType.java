@@ -22,6 +22,7 @@ public final class ValueType<T> {
   private final Function<Object, T> parse;
   private final Function<T, Object> show;
   private boolean plain;
+  private boolean freeText;
 
   private ValueType(Class<T> javaType, String describe, Function<Object, T> parse, Function<T, Object> show) {
     this.javaType = javaType;
@@ -41,6 +42,11 @@ public final class ValueType<T> {
    */
   public boolean plain() {
     return plain;
+  }
+
+  /** Whether any text is a value (a path, a column, a URI), so blank text means "not given". */
+  public boolean freeText() {
+    return freeText;
   }
 
   private ValueType<T> asPlain() {
@@ -78,8 +84,10 @@ public final class ValueType<T> {
 
   /** Free text; blank text counts as unset. */
   public static ValueType<String> text() {
-    return new ValueType<>(String.class, "text", raw -> raw instanceof Map || raw instanceof List ? null : raw.toString(),
-        v -> v);
+    ValueType<String> t = new ValueType<>(String.class, "text",
+        raw -> raw instanceof Map || raw instanceof List ? null : raw.toString(), v -> v);
+    t.freeText = true;
+    return t;
   }
 
   /** One of {@code choices}, case-insensitive; parsed to its lower-case spelling. */
