@@ -2,6 +2,7 @@ package io.genaibatch.engine;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.genaibatch.common.ProcessMemory;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -113,7 +114,7 @@ public final class EngineBenchmark {
       out.put("workers", workers);
       out.put("threads", threads);
       out.put("new_tokens", newTokens);
-      out.put("peak_rss_kb", peakRssKb());
+      out.put("peak_rss_kb", ProcessMemory.peakRssKb());
       System.out.println(out);
     }
   }
@@ -179,19 +180,5 @@ public final class EngineBenchmark {
       throw new IllegalArgumentException("Missing " + flag);
     }
     return v;
-  }
-
-  /** This JVM's peak resident set (Linux VmHWM) in kB, or -1 elsewhere. */
-  static long peakRssKb() {
-    try {
-      for (String line : Files.readAllLines(Paths.get("/proc/self/status"))) {
-        if (line.startsWith("VmHWM:")) {
-          return Long.parseLong(line.replaceAll("[^0-9]", ""));
-        }
-      }
-    } catch (IOException | RuntimeException e) {
-      return -1;
-    }
-    return -1;
   }
 }

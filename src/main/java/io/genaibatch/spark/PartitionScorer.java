@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.engine.ChatMessage;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
@@ -271,7 +272,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
 
     /** Adds "EXECUTOR_ID PEAK_RSS_KB" of this JVM (Linux VmHWM), after a partition. */
     void recordExecutorMemory() {
-      long kb = peakRssKb();
+      long kb = ProcessMemory.peakRssKb();
       org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
       if (kb > 0 && env != null) {
         executorMemory.add(env.executorId() + " " + kb);
@@ -286,19 +287,6 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         m.merge(p[0], Long.parseLong(p[1]) / 1024.0, Math::max);
       }
       return m;
-    }
-
-    static long peakRssKb() {
-      try {
-        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/self/status"))) {
-          if (line.startsWith("VmHWM:")) {
-            return Long.parseLong(line.replaceAll("[^0-9]", ""));
-          }
-        }
-      } catch (java.io.IOException | RuntimeException e) {
-        return -1;
-      }
-      return -1;
     }
 
     void record(boolean ok, int prompt, int completion) {
