@@ -14,6 +14,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -218,10 +219,18 @@ public final class LlmModel implements AutoCloseable {
     List<Generation> out = generateBatch(prompts, options);
     for (Generation g : out) {
       if (!g.ok()) {
-        throw new EngineException(g.error());
+        throw new EngineException("Cannot generate for prompt " + g.index() + " of " + out.size() + ": " + g.error());
       }
     }
     return out;
+  }
+
+  /**
+   * Generates for one prompt (beside a stand-in copy of itself, see {@link #score}); a null, empty
+   * or over-long prompt comes back as an error {@link Generation}.
+   */
+  public Generation generateOne(String prompt, SearchOptions options) {
+    return generateBatch(Collections.singletonList(prompt), options).get(0);
   }
 
   /**
@@ -287,23 +296,23 @@ public final class LlmModel implements AutoCloseable {
     for (int i = 0; i < n; i++) {
       String p = prompts.get(i);
       if (p == null) {
-        out[i] = Generation.failed(i, 0, "prompt " + i + " is null");
+        out[i] = Generation.failed(i, 0, ErrorKind.NULL_PROMPT, "prompt is null");
         continue;
       }
       if (p.isBlank()) {
-        out[i] = Generation.failed(i, 0, "prompt " + i + " is empty");
+        out[i] = Generation.failed(i, 0, ErrorKind.EMPTY_PROMPT, "prompt is empty");
         continue;
       }
       int[] tokens;
       try {
         tokens = encodeTokens(p);
       } catch (GenAIException | EngineException e) {
-        out[i] = Generation.failed(i, 0, "prompt " + i + " cannot be tokenized: " + e.getMessage());
+        out[i] = Generation.failed(i, 0, ErrorKind.UNTOKENIZABLE, "prompt cannot be tokenized: " + e.getMessage());
         continue;
       }
       int len = tokens.length;
       if (len >= maxTotal) {
-        out[i] = Generation.failed(i, len, "prompt " + i + " has " + len + " tokens, which leaves no room to"
+        out[i] = Generation.failed(i, len, ErrorKind.TOO_LONG, "prompt has " + len + " tokens, which leaves no room to"
             + " generate: the limit is " + (maxTotal - 1) + " prompt tokens (model context length "
             + context + (opts.maxLength() != null ? ", max_length " + opts.maxLength() : "") + ")");
         continue;
@@ -330,7 +339,8 @@ public final class LlmModel implements AutoCloseable {
         slots = slots.plus(runBatch(batch, opts, context, batchSize > 1 && size == 1, out));
       } catch (GenAIException | RuntimeException e) {
         for (Prepared r : batch) {
-          out[r.index()] = Generation.failed(r.index(), r.tokens().length, "generation failed: " + e.getMessage());
+          out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
+              "generation failed: " + e.getMessage());
         }
       }
     }
@@ -454,7 +464,7 @@ public final class LlmModel implements AutoCloseable {
       double latency = count > 0 && count <= stepMillis.length && stepMillis[count - 1] > 0
           ? stepMillis[count - 1] : endMillis;
       out[r.index()] = new Generation(r.index(), decodeTokens(answer), generated, r.tokens().length, count,
-          stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null);
+          stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null, null);
     }
     return new SlotUsage((long) rows * longest, promptTokens, (long) rows * stepsRun, answerTokens);
   }

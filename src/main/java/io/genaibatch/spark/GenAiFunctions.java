@@ -62,14 +62,14 @@ public final class GenAiFunctions {
 
   private static Row generate(ModelSpec spec, SearchOptions base, String prompt, Map<String, String> options) {
     SearchOptions opts = options == null ? base : base.overriddenBy(SearchOptions.fromMap(options, NAME + " options"));
+    RowResult r;
     try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
-      Generation g = lease.model().generateBatch(java.util.Arrays.asList(prompt), opts).get(0);
-      if (!g.ok()) {
-        return RowFactory.create(null, "error", g.promptTokens(), 0, g.promptTokens(), g.error().replaceFirst("^prompt \\d+ ", "prompt "));
-      }
-      return RowFactory.create(g.text(), g.finishReason().wire(), g.promptTokens(), g.completionTokens(), g.totalTokens(), null);
+      Generation g = lease.model().generateOne(prompt, opts);
+      r = RowResult.of(g);
     } catch (RuntimeException e) {
-      return RowFactory.create(null, "error", 0, 0, 0, "generation failed: " + e.getMessage());
+      r = RowResult.generationFailed(e);
     }
+    return RowFactory.create(r.response(), r.finishReason(), r.promptTokens(), r.completionTokens(), r.totalTokens(),
+        r.error());
   }
 }

@@ -2,6 +2,7 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.engine.ChatMessage;
+import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
@@ -108,7 +109,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
 
   private void score(LlmModel model, List<Row> batch, int promptIdx, int messagesIdx, List<Row> out) {
     List<String> prompts = new ArrayList<>(batch.size());
-    String[] preErrors = new String[batch.size()];
+    Generation[] templateFailures = new Generation[batch.size()];
     for (int k = 0; k < batch.size(); k++) {
       Row r = batch.get(k);
       if (options.chat()) {
@@ -116,14 +117,14 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           prompts.add(model.applyChatTemplate(messages(r, messagesIdx), true));
         } catch (RuntimeException e) {
           prompts.add(null);
-          preErrors[k] = "messages: " + e.getMessage();
+          templateFailures[k] = Generation.failed(k, 0, ErrorKind.TEMPLATE, "messages: " + e.getMessage());
         }
       } else {
         prompts.add(r.isNullAt(promptIdx) ? null : r.getString(promptIdx));
       }
     }
     List<Generation> gens;
-    String batchError = null;
+    RowResult windowFailure = null;
     try {
       long startMs = System.currentTimeMillis();
       ScoredWindow scored = model.score(prompts, options.search(), options.batchSize(), options.batching());
@@ -136,15 +137,13 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       // The window failed as a whole (the model was closed under it): every row of it becomes an
       // error row, and the partition goes on with the next window.
       gens = null;
-      batchError = "generation failed: " + e.getMessage();
+      windowFailure = RowResult.generationFailed(e);
     }
     Timestamp now = new Timestamp(System.currentTimeMillis());
     Object scoredAt = java8Time ? now.toInstant() : now;
     for (int k = 0; k < batch.size(); k++) {
-      Generation g = gens == null ? null : gens.get(k);
-      String error = preErrors[k] != null ? preErrors[k] : batchError != null ? batchError
-          : g.ok() ? null : rowError(g.error());
-      boolean ok = error == null;
+      Generation g = templateFailures[k] != null ? templateFailures[k] : gens == null ? null : gens.get(k);
+      RowResult result = g == null ? windowFailure : RowResult.of(g);
       Row r = batch.get(k);
       int extra = OutputSchema.FIELDS.size() + (options.chat() ? 1 : 0);
       Object[] values = new Object[r.length() + extra];
@@ -152,32 +151,25 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         values[c] = r.get(c);
       }
       int i = r.length();
-      int promptTokens = g == null ? 0 : g.promptTokens();
-      int completion = ok ? g.completionTokens() : 0;
-      values[i++] = ok ? g.text() : null;
-      values[i++] = ok ? g.finishReason().wire() : "error";
-      values[i++] = promptTokens;
-      values[i++] = completion;
-      values[i++] = promptTokens + completion;
-      values[i++] = g == null ? 0.0 : g.latencyMs();
-      values[i++] = error;
+      values[i++] = result.response();
+      values[i++] = result.finishReason();
+      values[i++] = result.promptTokens();
+      values[i++] = result.completionTokens();
+      values[i++] = result.totalTokens();
+      values[i++] = result.latencyMs();
+      values[i++] = result.error();
       values[i++] = modelUri;
       values[i++] = modelVersion;
       values[i++] = runId;
       values[i++] = scoredAt;
       if (options.chat()) {
-        values[i] = ok ? chatCompletion(g, now.getTime() / 1000) : null;
+        values[i] = result.ok() ? chatCompletion(g, now.getTime() / 1000) : null;
       }
       if (metrics != null) {
-        metrics.record(ok, promptTokens, completion);
+        metrics.record(result.ok(), result.promptTokens(), result.completionTokens());
       }
       out.add(RowFactory.create(values));
     }
-  }
-
-  /** Engine messages name the index within the batch; a row error names the row instead. */
-  private static String rowError(String engineError) {
-    return engineError.replaceFirst("^prompt \\d+ ", "prompt ");
   }
 
   private static List<ChatMessage> messages(Row r, int idx) {
