@@ -67,11 +67,6 @@ public final class NativeLibraries {
 
   private NativeLibraries() {}
 
-  /** Where the native libraries came from; null before {@link #ensureLoaded()}. */
-  public static String loadedFrom() {
-    return loadedFrom;
-  }
-
   /**
    * Makes sure a working onnxruntime-genai native library is loaded, probing the candidates in
    * the documented order on the first call.

@@ -20,10 +20,6 @@ public final class Retry {
     this.budget = budget;
   }
 
-  public Duration budget() {
-    return budget;
-  }
-
   static boolean retryable(RuntimeException e) {
     if (e instanceof TrackingConnection.MlflowHttpError h) {
       return h.status() == 429 || h.status() >= 500;
