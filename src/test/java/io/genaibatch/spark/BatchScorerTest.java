@@ -94,6 +94,10 @@ class BatchScorerTest extends SparkTestBase {
     assertThat(back.filter("id = 11").first().<String>getAs("error")).startsWith("prompt has ").contains("context length 4096");
     assertThat(metrics.rowsOk().value()).isEqualTo(17);
     assertThat(metrics.rowsFailed().value()).isEqualTo(3);
+    // What the progress line reads: the same rows, before and after the job's live counts close.
+    assertThat(metrics.rows()).isEqualTo(20);
+    metrics.release();
+    assertThat(metrics.rows()).isEqualTo(20);
   }
 
   @Test
