@@ -1,6 +1,7 @@
 /**
  * What every other package shares and nothing else: the common base of the project's exceptions
- * ({@link io.genaibatch.common.GenAiBatchException}), the SHA-256 hex prefix ({@link
+ * ({@link io.genaibatch.common.GenAiBatchException}), the output's column names ({@link
+ * io.genaibatch.common.OutputColumns}), the SHA-256 hex prefix ({@link
  * io.genaibatch.common.Sha256}), write-temp-then-rename ({@link io.genaibatch.common.AtomicFiles})
  * and this process's peak memory ({@link io.genaibatch.common.ProcessMemory}).
  *

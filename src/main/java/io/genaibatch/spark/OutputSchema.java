@@ -1,26 +1,31 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.OutputColumns;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
-/** The output columns of DESIGN.md "Output rows", appended to the input's. */
+/**
+ * The output columns of DESIGN.md "Output rows", appended to the input's: their types and order.
+ * The names are {@link OutputColumns}'s, repeated here for the Spark layer's callers.
+ */
 public final class OutputSchema {
-  public static final String RESPONSE = "response";
-  public static final String FINISH_REASON = "finish_reason";
-  public static final String PROMPT_TOKENS = "prompt_tokens";
-  public static final String COMPLETION_TOKENS = "completion_tokens";
-  public static final String TOTAL_TOKENS = "total_tokens";
-  public static final String LATENCY_MS = "latency_ms";
-  public static final String ERROR = "error";
-  public static final String MODEL_URI = "model_uri";
-  public static final String MODEL_VERSION = "model_version";
-  public static final String RUN_ID = "run_id";
-  public static final String SCORED_AT = "scored_at";
-  public static final String CHAT_COMPLETION = "chat_completion";
+  public static final String RESPONSE = OutputColumns.RESPONSE;
+  public static final String FINISH_REASON = OutputColumns.FINISH_REASON;
+  public static final String PROMPT_TOKENS = OutputColumns.PROMPT_TOKENS;
+  public static final String COMPLETION_TOKENS = OutputColumns.COMPLETION_TOKENS;
+  public static final String TOTAL_TOKENS = OutputColumns.TOTAL_TOKENS;
+  public static final String LATENCY_MS = OutputColumns.LATENCY_MS;
+  public static final String ERROR = OutputColumns.ERROR;
+  public static final String MODEL_URI = OutputColumns.MODEL_URI;
+  public static final String MODEL_VERSION = OutputColumns.MODEL_VERSION;
+  public static final String RUN_ID = OutputColumns.RUN_ID;
+  public static final String SCORED_AT = OutputColumns.SCORED_AT;
+  public static final String CHAT_COMPLETION = OutputColumns.CHAT_COMPLETION;
 
   static final List<StructField> FIELDS = List.of(
       DataTypes.createStructField(RESPONSE, DataTypes.StringType, true),
@@ -58,7 +63,7 @@ public final class OutputSchema {
 
   /** Names the scorer adds; an input already holding one of them is refused on the driver. */
   public static Set<String> addedNames(boolean chat) {
-    Set<String> s = new java.util.LinkedHashSet<>();
+    Set<String> s = new LinkedHashSet<>();
     FIELDS.forEach(f -> s.add(f.name()));
     if (chat) {
       s.add(CHAT_COMPLETION);
