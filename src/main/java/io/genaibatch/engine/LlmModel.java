@@ -8,6 +8,7 @@ import ai.onnxruntime.genai.Model;
 import ai.onnxruntime.genai.Sequences;
 import ai.onnxruntime.genai.Tokenizer;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -15,6 +16,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -32,7 +34,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 public final class LlmModel implements AutoCloseable {
   /** ASCII-only JSON, so JNI's modified UTF-8 cannot alter it on the way in. */
   private static final ObjectMapper JSON = new ObjectMapper()
-      .configure(com.fasterxml.jackson.core.json.JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
+      .configure(JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
 
   private final GenAiConfig config;
   private final Model model;
@@ -44,11 +46,19 @@ public final class LlmModel implements AutoCloseable {
   private final BatchPlanner planner = new BatchPlanner();
   private boolean closed;
 
-  private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, double loadMillis) {
+  /** Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail. */
+  private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, Set<Integer> eosIds, Utf8Bridge bridge,
+      double loadMillis) {
     this.config = config;
     this.model = model;
     this.tokenizer = tokenizer;
+    this.eosIds = eosIds;
+    this.bridge = bridge;
     this.loadMillis = loadMillis;
+  }
+
+  /** The end-of-sequence ids of genai_config.json and of the tokenizer, where it says. */
+  private static Set<Integer> eosIds(GenAiConfig config, Tokenizer tokenizer) {
     Set<Integer> ids = new HashSet<>(config.eosTokenIds());
     try {
       for (int id : tokenizer.getEosTokenIds()) {
@@ -57,8 +67,7 @@ public final class LlmModel implements AutoCloseable {
     } catch (GenAIException e) {
       // genai_config.json's list is enough.
     }
-    this.eosIds = Set.copyOf(ids);
-    this.bridge = Utf8Bridge.read(config.folder());
+    return Set.copyOf(ids);
   }
 
   /** Loads with the runtime's default thread count. */
@@ -78,6 +87,7 @@ public final class LlmModel implements AutoCloseable {
     NativeLibraries.ensureLoaded();
     long t0 = System.nanoTime();
     Model model = null;
+    Tokenizer tok = null;
     try (Config c = new Config(folder.toString())) {
       if (intraOpThreads > 0) {
         c.overlay(
@@ -86,13 +96,26 @@ public final class LlmModel implements AutoCloseable {
                 + "}}}}");
       }
       model = new Model(c);
-      Tokenizer tok = new Tokenizer(model);
-      return new LlmModel(cfg, model, tok, (System.nanoTime() - t0) / 1e6);
+      tok = new Tokenizer(model);
+      Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
+      return new LlmModel(cfg, model, tok, eosIds(cfg, tok), bridge, (System.nanoTime() - t0) / 1e6);
     } catch (GenAIException | RuntimeException e) {
-      if (model != null) {
-        model.close();
-      }
-      throw new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
+      // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
+      EngineException failure = new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
+      closeAfterFailure(tok, failure);
+      closeAfterFailure(model, failure);
+      throw failure;
+    }
+  }
+
+  private static void closeAfterFailure(AutoCloseable handle, Exception failure) {
+    if (handle == null) {
+      return;
+    }
+    try {
+      handle.close();
+    } catch (Exception e) {
+      failure.addSuppressed(e);
     }
   }
 
@@ -323,7 +346,7 @@ public final class LlmModel implements AutoCloseable {
       }
       good.add(new Prepared(i, tokens, b));
     }
-    good.sort(java.util.Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
+    good.sort(Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
     SlotUsage slots = SlotUsage.NONE;
     int from = 0;
     int batches = 0;
