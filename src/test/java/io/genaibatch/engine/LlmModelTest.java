@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -196,8 +197,8 @@ class LlmModelTest {
   void concurrentCallsShareOneModel() throws Exception {
     List<Generation> alone = model.generate(PROMPTS.subList(0, 4), SearchOptions.greedy(6));
     List<Thread> threads = new ArrayList<>();
-    List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
-    List<List<Generation>> results = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<Throwable> failures = new CopyOnWriteArrayList<>();
+    List<List<Generation>> results = new CopyOnWriteArrayList<>();
     for (int t = 0; t < 4; t++) {
       Thread th = new Thread(() -> {
         try {

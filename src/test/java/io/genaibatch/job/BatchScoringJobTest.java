@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-
+import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
 import java.io.ByteArrayOutputStream;
@@ -93,7 +93,7 @@ class BatchScoringJobTest extends SparkTestBase {
     assertThat(m.path("slot_efficiency").asDouble()).isBetween(0.0, 1.0);
     int inputPartitions = spark.read().parquet(input).rdd().getNumPartitions();
     assertThat(m.path("partitions").asInt()).as("the input's partitions, at least the two task slots")
-        .isEqualTo(io.genaibatch.spark.BatchScorer.autoPartitions(inputPartitions, 2));
+        .isEqualTo(BatchScorer.autoPartitions(inputPartitions, 2));
     assertThat(m.path("task_slots").asInt()).isEqualTo(2);
     assertThat(m.path("threads_per_task").asInt()).isEqualTo(1);
     assertThat(r.out()).contains("slot efficiency").contains(" partitions on 2 task slots x 1 native threads");

@@ -8,6 +8,7 @@ import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
 import java.awt.image.BufferedImage;
 import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -20,6 +21,7 @@ import javax.imageio.ImageIO;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.functions;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -63,7 +65,7 @@ class TrackingTest extends SparkTestBase {
       assertThat(m.has(k)).as(k).isTrue();
     }
     double p95 = out.filter("error is null").stat().approxQuantile("latency_ms", new double[] {0.95}, 0.0)[0];
-    assertThat(m.path("latency_p95_ms").asDouble()).isCloseTo(p95, org.assertj.core.data.Offset.offset(p95 * 0.05 + 1));
+    assertThat(m.path("latency_p95_ms").asDouble()).isCloseTo(p95, Offset.offset(p95 * 0.05 + 1));
 
     JsonNode params = run.path("params");
     assertThat(params.path("model_uri").asText()).isEqualTo(Fixtures.tinyModel().toString());
@@ -192,7 +194,7 @@ class TrackingTest extends SparkTestBase {
       assertThat(run.toString()).doesNotContain(secret);
       try (Stream<Path> files = Files.walk(tmp.resolve("dl"))) {
         for (Path f : files.filter(Files::isRegularFile).toList()) {
-          assertThat(new String(Files.readAllBytes(f), java.nio.charset.StandardCharsets.ISO_8859_1)).as(f.toString())
+          assertThat(new String(Files.readAllBytes(f), StandardCharsets.ISO_8859_1)).as(f.toString())
               .doesNotContain(secret);
         }
       }
