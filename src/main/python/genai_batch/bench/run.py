@@ -9,7 +9,7 @@ Systems of the uniform workload, each a fresh process per run:
     ``--no-tracking`` (one native thread per task, as ``spark.task.cpus`` = 1 gives),
 (b) PySpark ``mlflow.pyfunc.spark_udf`` over the seed-style pyfunc wrapper
     (:mod:`genai_batch.bench.udf_runner`; batch 1, one native thread per Python worker),
-(c) the engine alone, no Spark (``io.genaibatch.engine.EngineBenchmark``): C threads, each
+(c) the engine alone, no Spark (``io.genaibatch.bench.EngineBenchmark`` in the test sources): C threads, each
     scoring one input slice in batches of B with one native thread, as (a)'s tasks do.
 
 The input is C Parquet files (C partitions) of ``--rows`` prompts without a final full stop, so
@@ -56,7 +56,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -77,7 +76,6 @@ JAR = os.path.join(ROOT, "target", "genai-batch.jar")
 SCALING_MIN_ROWS_PER_PARTITION = 4
 RUN_TIMEOUT_S = 1800
 
-LOADED_RE = re.compile(r"Loaded model .* in (\d+) ms \(fetch (\d+) ms\)")
 METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
 MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,c"}
@@ -87,7 +85,6 @@ GENERATED = {
     "phi3-mini": (["--size", "phi3-mini"], "phi3-mini", "about 80 s, 2.7 GB"),
     "phi3-mini-4l": (["--size", "phi3-mini-4l", "--stop-rate", "0.03"], "phi3-mini-4l-r03", "0.7 GB"),
 }
-WROTE_RE = re.compile(r"genai-batch: wrote (\d+) rows .* in ([0-9.]+) s")
 
 # Short prompts, so prefill stays small next to generation: with the fixture tokenizer (the same
 # for every size) each of the first 40 is 6 tokens (no BOS is added), the next 30 are 7.
@@ -239,18 +236,16 @@ def _save(dest: str, python_model, artifact_key: str, onnx_dir: str, pkg: str, n
     )
 
 
-def spark_jars() -> str:
-    import pyspark
-
-    return os.path.join(os.path.dirname(pyspark.__file__), "jars")
-
-
 def engine_classpath() -> str:
-    jars = spark_jars()
-    names = ["jackson-core-*.jar", "jackson-databind-*.jar", "jackson-annotations-*.jar", "slf4j-api-*.jar",
-             "log4j-slf4j2-impl-*.jar", "log4j-api-*.jar", "log4j-core-*.jar"]
-    found = [sorted(glob.glob(os.path.join(jars, n)))[0] for n in names]
-    return ":".join([JAR] + found)
+    """(c)'s class path: the test classes (where EngineBenchmark lives, outside the job jar), the main
+    classes and the runtime dependencies as Maven resolves them; compiles what is stale first."""
+    cp_file = os.path.join(ROOT, "target", "bench-classpath.txt")
+    log("compiling the test classes and resolving the runtime class path for (c)")
+    subprocess.run(["mvn", "-B", "-q", "-Dstyle.color=never", "test-compile", "dependency:build-classpath", "-Dmdep.includeScope=runtime",
+                    f"-Dmdep.outputFile={cp_file}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    with open(cp_file, encoding="utf-8") as f:
+        deps = f.read().strip()
+    return ":".join([os.path.join(ROOT, "target", "test-classes"), os.path.join(ROOT, "target", "classes"), deps])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,9 +286,6 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
         w = procwatch.run(cmd, env=env, cwd=ROOT, stdout=so, stderr=se, timeout=RUN_TIMEOUT_S)
     if w.returncode != 0:
         _fail("genai-batch (a)", run_dir, w)
-    stderr, stdout = _read(run_dir, "stderr.txt"), _read(run_dir, "stdout.txt")
-    loads = LOADED_RE.findall(stderr)
-    wrote = WROTE_RE.search(stdout)
     tbl = pq.read_table(out_dir)
     unit = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[tbl.schema.field("scored_at").type.unit]
     t = tbl.select(["completion_tokens", "prompt_tokens", "latency_ms", "error"]).to_pandas()
@@ -335,9 +327,11 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
         "wall_s": w.wall_s,
         "cpu_s": w.cpu_s,
         "others_cores": w.others_cores,
-        "job_reported_s": float(wrote.group(2)) if wrote else None,
-        "load_ms": float(loads[0][0]) if loads else None,
-        "loads": len(loads),
+        # From the job's metrics file, never its log: wall time, and the model load time per load (fetch
+        # included; the benchmark's model is a local folder, so that is the native load).
+        "job_reported_s": metrics.get("wall_time_s") if metrics else None,
+        "load_ms": metrics["model_load_ms"] / metrics["model_loads"] if metrics and metrics.get("model_loads") else None,
+        "loads": int(metrics["model_loads"]) if metrics and metrics.get("model_loads") is not None else None,
         "holder_rss_mb": max(p.hwm_kb for p in jvm) / 1024 if jvm else None,
         "tree_rss_mb": max(w.tree_peak_rss_kb, *(p.hwm_kb for p in jvm)) / 1024,
         "job_metrics": metrics,
@@ -411,16 +405,18 @@ def run_udf(ctx: dict, input_dir: str, run_dir: str, keep_answers: bool = False)
 def run_engine(ctx: dict, prompts_file: str, batch: int, run_dir: str, model_dir: str | None = None,
                new_tokens: int | None = None) -> dict:
     """(c): the engine alone, from Java (model_dir and new_tokens default to the context's)."""
+    result_file = os.path.join(run_dir, "engine-result.json")
     cmd = ["java", "-Xmx1g", "-cp", ctx["classpath"], f"-Dlog4j2.configurationFile={ROOT}/conf/log4j2.properties",
-           "io.genaibatch.engine.EngineBenchmark", "--model", model_dir or ctx["model_dir"], "--prompts", prompts_file,
-           "--new-tokens", str(new_tokens or ctx["new_tokens"]), "--batch-size", str(batch), "--workers",
-           str(ctx["cores"]), "--threads", "1"]
+           "io.genaibatch.bench.EngineBenchmark", "--model", model_dir or ctx["model_dir"], "--prompts", prompts_file,
+           "--out", result_file, "--new-tokens", str(new_tokens or ctx["new_tokens"]), "--batch-size", str(batch),
+           "--workers", str(ctx["cores"]), "--threads", "1"]
     so, se = _files(run_dir)
     with so, se:
         w = procwatch.run(cmd, cwd=ROOT, stdout=so, stderr=se, timeout=RUN_TIMEOUT_S)
     if w.returncode != 0:
         _fail("engine (c)", run_dir, w)
-    r = json.loads(_read(run_dir, "stdout.txt").strip().splitlines()[-1])
+    with open(result_file, encoding="utf-8") as f:
+        r = json.load(f)
     jvm = w.find("java", "EngineBenchmark")
     gen_cpu, others = w.window(r["gen_start_ms"] / 1e3, r["gen_end_ms"] / 1e3)
     return {
@@ -731,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not os.path.isfile(JAR):
         raise SystemExit(f"No {JAR}: run jobs/setup.sh")
-    ctx["classpath"] = engine_classpath()
+    if "c" in systems:
+        ctx["classpath"] = engine_classpath()
     if args.workload == "mixed":
         return main_mixed(args, ctx, systems, t_start)
     texts = prompts(args.rows)

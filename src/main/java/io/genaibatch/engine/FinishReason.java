@@ -1,5 +1,7 @@
 package io.genaibatch.engine;
 
+import java.util.Locale;
+
 /** Why generation of one prompt ended; {@link #wire()} is the output column's value. */
 public enum FinishReason {
   /** The model produced one of its end-of-sequence tokens. */
@@ -10,6 +12,6 @@ public enum FinishReason {
   ERROR;
 
   public String wire() {
-    return name().toLowerCase(java.util.Locale.ROOT);
+    return name().toLowerCase(Locale.ROOT);
   }
 }

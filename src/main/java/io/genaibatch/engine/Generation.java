@@ -10,7 +10,9 @@ package io.genaibatch.engine;
  * @param completionTokens generated tokens, the stop token included
  * @param finishReason stop, length or error
  * @param latencyMs milliseconds from the start of the batch call until this prompt was done
- * @param error what went wrong, naming the prompt index and the limit; null when ok
+ * @param errorKind why the prompt has no answer; null when ok
+ * @param error what went wrong and the limit it broke, for users, without the prompt's index
+ *     (that is {@code index}); null when ok
  */
 public record Generation(
     int index,
@@ -20,6 +22,7 @@ public record Generation(
     int completionTokens,
     FinishReason finishReason,
     double latencyMs,
+    ErrorKind errorKind,
     String error) {
 
   public int totalTokens() {
@@ -27,10 +30,11 @@ public record Generation(
   }
 
   public boolean ok() {
-    return error == null;
+    return errorKind == null;
   }
 
-  static Generation failed(int index, int promptTokens, String error) {
-    return new Generation(index, null, new int[0], promptTokens, 0, FinishReason.ERROR, 0.0, error);
+  /** An error outcome: no answer, no completion tokens, finish reason {@link FinishReason#ERROR}. */
+  public static Generation failed(int index, int promptTokens, ErrorKind kind, String error) {
+    return new Generation(index, null, new int[0], promptTokens, 0, FinishReason.ERROR, 0.0, kind, error);
   }
 }

@@ -8,12 +8,15 @@ import ai.onnxruntime.genai.Model;
 import ai.onnxruntime.genai.Sequences;
 import ai.onnxruntime.genai.Tokenizer;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -31,7 +34,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 public final class LlmModel implements AutoCloseable {
   /** ASCII-only JSON, so JNI's modified UTF-8 cannot alter it on the way in. */
   private static final ObjectMapper JSON = new ObjectMapper()
-      .configure(com.fasterxml.jackson.core.json.JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
+      .configure(JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
 
   private final GenAiConfig config;
   private final Model model;
@@ -43,11 +46,19 @@ public final class LlmModel implements AutoCloseable {
   private final BatchPlanner planner = new BatchPlanner();
   private boolean closed;
 
-  private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, double loadMillis) {
+  /** Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail. */
+  private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, Set<Integer> eosIds, Utf8Bridge bridge,
+      double loadMillis) {
     this.config = config;
     this.model = model;
     this.tokenizer = tokenizer;
+    this.eosIds = eosIds;
+    this.bridge = bridge;
     this.loadMillis = loadMillis;
+  }
+
+  /** The end-of-sequence ids of genai_config.json and of the tokenizer, where it says. */
+  private static Set<Integer> eosIds(GenAiConfig config, Tokenizer tokenizer) {
     Set<Integer> ids = new HashSet<>(config.eosTokenIds());
     try {
       for (int id : tokenizer.getEosTokenIds()) {
@@ -56,8 +67,7 @@ public final class LlmModel implements AutoCloseable {
     } catch (GenAIException e) {
       // genai_config.json's list is enough.
     }
-    this.eosIds = Set.copyOf(ids);
-    this.bridge = Utf8Bridge.read(config.folder());
+    return Set.copyOf(ids);
   }
 
   /** Loads with the runtime's default thread count. */
@@ -77,6 +87,7 @@ public final class LlmModel implements AutoCloseable {
     NativeLibraries.ensureLoaded();
     long t0 = System.nanoTime();
     Model model = null;
+    Tokenizer tok = null;
     try (Config c = new Config(folder.toString())) {
       if (intraOpThreads > 0) {
         c.overlay(
@@ -85,13 +96,26 @@ public final class LlmModel implements AutoCloseable {
                 + "}}}}");
       }
       model = new Model(c);
-      Tokenizer tok = new Tokenizer(model);
-      return new LlmModel(cfg, model, tok, (System.nanoTime() - t0) / 1e6);
+      tok = new Tokenizer(model);
+      Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
+      return new LlmModel(cfg, model, tok, eosIds(cfg, tok), bridge, (System.nanoTime() - t0) / 1e6);
     } catch (GenAIException | RuntimeException e) {
-      if (model != null) {
-        model.close();
-      }
-      throw new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
+      // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
+      EngineException failure = new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
+      closeAfterFailure(tok, failure);
+      closeAfterFailure(model, failure);
+      throw failure;
+    }
+  }
+
+  private static void closeAfterFailure(AutoCloseable handle, Exception failure) {
+    if (handle == null) {
+      return;
+    }
+    try {
+      handle.close();
+    } catch (Exception e) {
+      failure.addSuppressed(e);
     }
   }
 
@@ -218,10 +242,18 @@ public final class LlmModel implements AutoCloseable {
     List<Generation> out = generateBatch(prompts, options);
     for (Generation g : out) {
       if (!g.ok()) {
-        throw new EngineException(g.error());
+        throw new EngineException("Cannot generate for prompt " + g.index() + " of " + out.size() + ": " + g.error());
       }
     }
     return out;
+  }
+
+  /**
+   * Generates for one prompt (beside a stand-in copy of itself, see {@link #score}); a null, empty
+   * or over-long prompt comes back as an error {@link Generation}.
+   */
+  public Generation generateOne(String prompt, SearchOptions options) {
+    return generateBatch(Collections.singletonList(prompt), options).get(0);
   }
 
   /**
@@ -286,30 +318,30 @@ public final class LlmModel implements AutoCloseable {
     for (int i = 0; i < n; i++) {
       String p = prompts.get(i);
       if (p == null) {
-        out[i] = Generation.failed(i, 0, "prompt " + i + " is null");
+        out[i] = Generation.failed(i, 0, ErrorKind.NULL_PROMPT, "prompt is null");
         continue;
       }
       if (p.isBlank()) {
-        out[i] = Generation.failed(i, 0, "prompt " + i + " is empty");
+        out[i] = Generation.failed(i, 0, ErrorKind.EMPTY_PROMPT, "prompt is empty");
         continue;
       }
       int[] tokens;
       try {
         tokens = encodeTokens(p);
       } catch (GenAIException | EngineException e) {
-        out[i] = Generation.failed(i, 0, "prompt " + i + " cannot be tokenized: " + e.getMessage());
+        out[i] = Generation.failed(i, 0, ErrorKind.UNTOKENIZABLE, "prompt cannot be tokenized: " + e.getMessage());
         continue;
       }
       int len = tokens.length;
       if (len >= maxTotal) {
-        out[i] = Generation.failed(i, len, "prompt " + i + " has " + len + " tokens, which leaves no room to"
+        out[i] = Generation.failed(i, len, ErrorKind.TOO_LONG, "prompt has " + len + " tokens, which leaves no room to"
             + " generate: the limit is " + (maxTotal - 1) + " prompt tokens (model context length "
             + context + (opts.maxLength() != null ? ", max_length " + opts.maxLength() : "") + ")");
         continue;
       }
       good.add(new Prepared(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens())));
     }
-    good.sort(java.util.Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
+    good.sort(Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
     SlotUsage slots = SlotUsage.NONE;
     int from = 0;
     int batches = 0;
@@ -325,7 +357,8 @@ public final class LlmModel implements AutoCloseable {
         slots = slots.plus(runBatch(batch, opts, context, batchSize > 1 && size == 1, out));
       } catch (GenAIException | RuntimeException e) {
         for (Prepared r : batch) {
-          out[r.index()] = Generation.failed(r.index(), r.tokens().length, "generation failed: " + e.getMessage());
+          out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
+              "generation failed: " + e.getMessage());
         }
       }
     }
@@ -449,7 +482,7 @@ public final class LlmModel implements AutoCloseable {
       double latency = count > 0 && count <= stepMillis.length && stepMillis[count - 1] > 0
           ? stepMillis[count - 1] : endMillis;
       out[r.index()] = new Generation(r.index(), decodeTokens(answer), generated, r.tokens().length, count,
-          stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null);
+          stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null, null);
     }
     return new SlotUsage((long) rows * longest, promptTokens, (long) rows * stepsRun, answerTokens);
   }

@@ -1,17 +1,15 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.common.AtomicFiles;
+import io.genaibatch.common.Sha256;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -68,11 +66,6 @@ public final class NativeLibraries {
   private static volatile String loadedFrom;
 
   private NativeLibraries() {}
-
-  /** Where the native libraries came from; null before {@link #ensureLoaded()}. */
-  public static String loadedFrom() {
-    return loadedFrom;
-  }
 
   /**
    * Makes sure a working onnxruntime-genai native library is loaded, probing the candidates in
@@ -198,7 +191,7 @@ public final class NativeLibraries {
 
   private static Path stagingDir(String key) throws IOException {
     Path dir = Paths.get(System.getProperty("java.io.tmpdir"),
-        "genai-batch-native-" + System.getProperty("user.name", "user"), "pair-" + sha(key.getBytes()));
+        "genai-batch-native-" + System.getProperty("user.name", "user"), "pair-" + Sha256.hexPrefix(key, 16));
     Files.createDirectories(dir);
     return dir;
   }
@@ -213,26 +206,13 @@ public final class NativeLibraries {
     if (Files.isRegularFile(link) && Files.size(link) == Files.size(abs)) {
       return link;
     }
-    Path tmp = link.resolveSibling(".part-" + System.nanoTime() + "-" + Thread.currentThread().getId());
-    try {
+    return AtomicFiles.write(link, tmp -> {
       try {
         Files.createLink(tmp, abs);
       } catch (IOException | UnsupportedOperationException e) {
         Files.copy(abs, tmp, StandardCopyOption.REPLACE_EXISTING);
       }
-      Files.move(tmp, link, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
-    return link;
-  }
-
-  private static String sha(byte[] bytes) {
-    try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes)).substring(0, 16);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    });
   }
 
   /** Runs the binding's static initialiser (which loads the JNI layer) and reports errors. */
@@ -370,7 +350,7 @@ public final class NativeLibraries {
       }
       bytes = in.readAllBytes();
     }
-    String hash = sha(bytes);
+    String hash = Sha256.hexPrefix(bytes, 16);
     Path dir =
         Paths.get(
             System.getProperty("java.io.tmpdir"),
@@ -381,17 +361,6 @@ public final class NativeLibraries {
     if (Files.isRegularFile(target) && Files.size(target) == bytes.length) {
       return target;
     }
-    Path tmp = Files.createTempFile(dir, ".part-", ".tmp");
-    try {
-      Files.write(tmp, bytes);
-      try {
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      } catch (AtomicMoveNotSupportedException e) {
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-      }
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
-    return target;
+    return AtomicFiles.write(target, tmp -> Files.write(tmp, bytes));
   }
 }

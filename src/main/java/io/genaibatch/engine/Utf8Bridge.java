@@ -1,15 +1,17 @@
 package io.genaibatch.engine;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.core.JsonFactory;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Carries text with characters outside the Basic Multilingual Plane (emoji, rare CJK) across
@@ -36,9 +38,9 @@ final class Utf8Bridge {
   /** Byte value of each byte token id (-1 elsewhere), for ids up to the largest byte token. */
   private final int[] tokenByte;
   /** Vocabulary pieces that contain a supplementary character; such characters cannot be bridged. */
-  private final java.util.Set<Integer> codePointsInVocab;
+  private final Set<Integer> codePointsInVocab;
 
-  private Utf8Bridge(int[] byteToken, java.util.Set<Integer> codePointsInVocab) {
+  private Utf8Bridge(int[] byteToken, Set<Integer> codePointsInVocab) {
     this.byteToken = byteToken;
     this.codePointsInVocab = codePointsInVocab;
     int max = -1;
@@ -61,7 +63,7 @@ final class Utf8Bridge {
     Path file = modelDir.resolve("tokenizer.json");
     int[] bytes = new int[256];
     Arrays.fill(bytes, -1);
-    java.util.Set<Integer> supp = new java.util.HashSet<>();
+    Set<Integer> supp = new HashSet<>();
     if (Files.isRegularFile(file)) {
       try (JsonParser p = new JsonFactory().createParser(file.toFile())) {
         // Walk to model.vocab without building the whole (large) tree.

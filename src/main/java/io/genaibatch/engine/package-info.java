@@ -4,6 +4,7 @@
  * io.genaibatch.engine.LlmModel}), batched generation with search options, chat templates, token
  * counts and stop reasons.
  *
- * <p>May import {@code ai.onnxruntime.genai}, Jackson and SLF4J. Never Spark, never MLflow.
+ * <p>May import {@code ai.onnxruntime.genai}, Jackson, SLF4J and {@code io.genaibatch.common}. Never
+ * Spark, never MLflow.
  */
 package io.genaibatch.engine;

@@ -6,7 +6,7 @@ import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.when;
 
-import io.genaibatch.spark.OutputSchema;
+import io.genaibatch.common.OutputColumns;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -103,7 +103,7 @@ public final class Evaluation {
   public static Result evaluate(Dataset<Row> scored, String idColumn, String referenceColumn) {
     StructType schema = scored.schema();
     List<String> names = Arrays.asList(scored.columns());
-    require("Scored output", names, OutputSchema.RESPONSE, "the model's answers");
+    require("Scored output", names, OutputColumns.RESPONSE, "the model's answers");
     require("Scored output", names, referenceColumn, "the expected answers; pass the column that holds them");
     if (idColumn != null) {
       require("Scored output", names, idColumn, "the id column");
@@ -114,9 +114,9 @@ public final class Evaluation {
           + "; evaluation needs one expected answer per row, as a string");
     }
 
-    Column response = column(OutputSchema.RESPONSE);
-    Column prediction = names.contains(OutputSchema.ERROR)
-        ? when(column(OutputSchema.ERROR).isNull(), response) : response;
+    Column response = column(OutputColumns.RESPONSE);
+    Column prediction = names.contains(OutputColumns.ERROR)
+        ? when(column(OutputColumns.ERROR).isNull(), response) : response;
     Column reference = column(referenceColumn).cast(DataTypes.StringType);
 
     List<Column> keep = new ArrayList<>();

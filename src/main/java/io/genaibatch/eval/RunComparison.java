@@ -9,7 +9,7 @@ import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.not;
 import static org.apache.spark.sql.functions.when;
 
-import io.genaibatch.spark.OutputSchema;
+import io.genaibatch.common.OutputColumns;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -118,16 +118,16 @@ public final class RunComparison {
     if (promptColumn != null) {
       out.add(coalesce(col(CUR + PROMPT_IN), col(PREV + PROMPT_IN)).as(PROMPT));
     }
-    out.add(col(PREV + OutputSchema.RESPONSE).as(PREVIOUS_RESPONSE));
-    out.add(col(CUR + OutputSchema.RESPONSE).as(CURRENT_RESPONSE));
-    out.add(when(inBoth, not(col(PREV + OutputSchema.RESPONSE).eqNullSafe(col(CUR + OutputSchema.RESPONSE))))
+    out.add(col(PREV + OutputColumns.RESPONSE).as(PREVIOUS_RESPONSE));
+    out.add(col(CUR + OutputColumns.RESPONSE).as(CURRENT_RESPONSE));
+    out.add(when(inBoth, not(col(PREV + OutputColumns.RESPONSE).eqNullSafe(col(CUR + OutputColumns.RESPONSE))))
         .as(CHANGED));
     out.add(col(CUR + TOKENS).minus(col(PREV + TOKENS)).as(COMPLETION_TOKENS_DELTA));
     out.add(col(CUR + LATENCY).minus(col(PREV + LATENCY)).as(LATENCY_MS_DELTA));
     Dataset<Row> prompts = joined.select(out.toArray(Column[]::new));
 
     Row agg = joined.agg(
-        count(when(inBoth.and(not(col(PREV + OutputSchema.RESPONSE).eqNullSafe(col(CUR + OutputSchema.RESPONSE)))),
+        count(when(inBoth.and(not(col(PREV + OutputColumns.RESPONSE).eqNullSafe(col(CUR + OutputColumns.RESPONSE)))),
             lit(1))),
         count(when(inBoth, lit(1))),
         count(when(col(PREV + PRESENT).isNull(), lit(1))),
@@ -166,18 +166,18 @@ public final class RunComparison {
       String promptColumn) {
     List<String> names = Arrays.asList(run.columns());
     require(frame, names, idColumn, "the id column");
-    require(frame, names, OutputSchema.RESPONSE, "the model's answers");
-    require(frame, names, OutputSchema.COMPLETION_TOKENS, "tokens generated per row");
-    require(frame, names, OutputSchema.LATENCY_MS, "latency per row");
+    require(frame, names, OutputColumns.RESPONSE, "the model's answers");
+    require(frame, names, OutputColumns.COMPLETION_TOKENS, "tokens generated per row");
+    require(frame, names, OutputColumns.LATENCY_MS, "latency per row");
     List<Column> cols = new ArrayList<>();
     cols.add(column(idColumn).as(prefix + ID));
     if (promptColumn != null) {
       require(frame, names, promptColumn, "the prompt column");
       cols.add(column(promptColumn).as(prefix + PROMPT_IN));
     }
-    cols.add(column(OutputSchema.RESPONSE).as(prefix + OutputSchema.RESPONSE));
-    cols.add(column(OutputSchema.COMPLETION_TOKENS).as(prefix + TOKENS));
-    cols.add(column(OutputSchema.LATENCY_MS).as(prefix + LATENCY));
+    cols.add(column(OutputColumns.RESPONSE).as(prefix + OutputColumns.RESPONSE));
+    cols.add(column(OutputColumns.COMPLETION_TOKENS).as(prefix + TOKENS));
+    cols.add(column(OutputColumns.LATENCY_MS).as(prefix + LATENCY));
     cols.add(lit(true).as(prefix + PRESENT));
     return run.select(cols.toArray(Column[]::new));
   }

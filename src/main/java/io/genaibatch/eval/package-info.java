@@ -7,8 +7,8 @@
  *
  * <p>The metrics are written here because no library on the job's classpath provides them.
  *
- * <p>Stands beside {@code io.genaibatch.spark}: may import Spark and the column names of {@link
- * io.genaibatch.spark.OutputSchema}, nothing else of this project. {@code io.genaibatch.job} wires
- * it in.
+ * <p>Stands beside {@code io.genaibatch.spark}: may import Spark and {@code io.genaibatch.common}
+ * (the output's column names, {@link io.genaibatch.common.OutputColumns}), nothing else of this
+ * project. {@code io.genaibatch.job} wires it in.
  */
 package io.genaibatch.eval;

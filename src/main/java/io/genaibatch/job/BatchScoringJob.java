@@ -1,13 +1,14 @@
 package io.genaibatch.job;
 
+import io.genaibatch.common.OutputColumns;
 import io.genaibatch.mlflow.RunLogger;
-import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Setting.Scope;
+import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
-import io.genaibatch.spark.OutputSchema;
 import io.genaibatch.spark.PartitionScorer;
+import java.io.PrintWriter;
 import java.nio.file.Paths;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -18,10 +19,10 @@ import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.ParseResult;
+import picocli.CommandLine;
 
 /**
  * {@code spark-submit --class io.genaibatch.job.BatchScoringJob genai-batch.jar [flags]}: scores
@@ -32,6 +33,11 @@ import picocli.CommandLine.ParseResult;
  */
 public final class BatchScoringJob {
   public static final String VERSION = "0.1.0";
+  /**
+   * The file in the output folder that holds the run's metrics, written with or without tracking;
+   * Spark's readers skip names starting with '_'.
+   */
+  public static final String METRICS_FILE = "_genai_batch_metrics.json";
   private static final String CONFIG_FLAG = "--config";
 
   private static final Logger LOG = LoggerFactory.getLogger(BatchScoringJob.class);
@@ -52,7 +58,7 @@ public final class BatchScoringJob {
     return cl.execute(args);
   }
 
-  private static int run(ParseResult parsed, java.io.PrintWriter err) {
+  private static int run(ParseResult parsed, PrintWriter err) {
     try {
       SettingValues values = settle(parsed);
       SparkSession.Builder b = SparkSession.builder().appName("genai-batch " + values.get(Settings.MODEL_URI));
@@ -221,6 +227,6 @@ public final class BatchScoringJob {
   }
 
   static Dataset<Row> okIds(Dataset<Row> out, String id) {
-    return out.filter(functions.col(OutputSchema.ERROR).isNull()).select(id).distinct();
+    return out.filter(functions.col(OutputColumns.ERROR).isNull()).select(id).distinct();
   }
 }

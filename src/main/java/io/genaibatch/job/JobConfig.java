@@ -3,6 +3,7 @@ package io.genaibatch.job;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.genaibatch.eval.Thresholds;
+import io.genaibatch.mlflow.TrackingConnection;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
@@ -47,12 +48,7 @@ public final class JobConfig {
 
   /** The tracking server: the setting, else {@code MLFLOW_TRACKING_URI}; null when neither. */
   public String trackingUri() {
-    String t = get(Settings.TRACKING_URI);
-    return t != null ? t : blankToNull(System.getenv(io.genaibatch.mlflow.TrackingConnection.TRACKING_URI_ENV));
-  }
-
-  private static String blankToNull(String s) {
-    return s == null || s.isBlank() ? null : s;
+    return TrackingConnection.uriOrEnv(get(Settings.TRACKING_URI));
   }
 
   private void require(Setting<String> s) {

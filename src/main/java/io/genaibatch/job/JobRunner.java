@@ -1,6 +1,11 @@
 package io.genaibatch.job;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.common.OutputColumns;
+import io.genaibatch.common.Sha256;
 import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.mlflow.MlflowException;
 import io.genaibatch.mlflow.Retry;
 import io.genaibatch.mlflow.RunLogger;
@@ -9,14 +14,15 @@ import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
-import io.genaibatch.spark.OutputSchema;
 import io.genaibatch.spark.PartitionScorer;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -29,7 +35,10 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.expressions.Window;
+import org.apache.spark.sql.expressions.WindowSpec;
 import org.apache.spark.sql.functions;
+import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.StructField;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -205,9 +214,9 @@ final class JobRunner {
     Dataset<Row> out = spark.read().parquet(output);
     Row agg = out.agg(
         functions.count(functions.lit(1)).as("rows"),
-        functions.sum(functions.when(functions.col(OutputSchema.ERROR).isNull(), 1).otherwise(0)).as("ok"),
-        functions.sum(OutputSchema.PROMPT_TOKENS).as("pt"),
-        functions.sum(OutputSchema.COMPLETION_TOKENS).as("ct"),
+        functions.sum(functions.when(functions.col(OutputColumns.ERROR).isNull(), 1).otherwise(0)).as("ok"),
+        functions.sum(OutputColumns.PROMPT_TOKENS).as("pt"),
+        functions.sum(OutputColumns.COMPLETION_TOKENS).as("ct"),
         percentile(0.5, "p50"), percentile(0.95, "p95"), percentile(0.99, "p99"))
         .first();
     long rows = agg.getLong(0);
@@ -233,7 +242,7 @@ final class JobRunner {
   }
 
   private static Column percentile(double p, String name) {
-    return functions.percentile_approx(functions.col(OutputSchema.LATENCY_MS), functions.lit(p), functions.lit(10000))
+    return functions.percentile_approx(functions.col(OutputColumns.LATENCY_MS), functions.lit(p), functions.lit(10000))
         .as(name);
   }
 
@@ -332,9 +341,9 @@ final class JobRunner {
     boolean table = cfg.get(Settings.INPUT_FORMAT).equals("table");
     String source;
     try {
-      source = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(
+      source = new ObjectMapper().writeValueAsString(
           table ? Map.of("table_name", cfg.get(Settings.INPUT)) : Map.of("uri", cfg.get(Settings.INPUT)));
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+    } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
     String name = table ? cfg.get(Settings.INPUT) : new Path(cfg.get(Settings.INPUT)).getName();
@@ -350,21 +359,16 @@ final class JobRunner {
    * file holds them.
    */
   private static PromptSet promptSet(Dataset<Row> input) {
-    org.apache.spark.sql.Column[] cols = java.util.Arrays.stream(input.columns()).map(functions::col)
-        .toArray(org.apache.spark.sql.Column[]::new);
+    Column[] cols = Arrays.stream(input.columns()).map(functions::col)
+        .toArray(Column[]::new);
     Row agg = input.agg(functions.count(functions.lit(1)),
         functions.sum(functions.xxhash64(cols).cast("decimal(38,0)"))).first();
     long rows = agg.getLong(0);
     String fingerprint = input.schema().json() + "|" + rows + "|" + (agg.isNullAt(1) ? "0" : agg.get(1));
-    try {
-      return new PromptSet(rows, java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
-          .digest(fingerprint.getBytes(java.nio.charset.StandardCharsets.UTF_8))).substring(0, 12));
-    } catch (java.security.NoSuchAlgorithmException e) {
-      throw new IllegalStateException(e);
-    }
+    return new PromptSet(rows, Sha256.hexPrefix(fingerprint, 12));
   }
 
-  private static String mlflowType(org.apache.spark.sql.types.DataType t) {
+  private static String mlflowType(DataType t) {
     String s = t.typeName();
     return switch (s) {
       case "string" -> "string";
@@ -433,7 +437,7 @@ final class JobRunner {
    * tokens per second per core over the scoring stage (from the start of scoring to the output
    * written; the tokens are the finished tasks' own counts).
    */
-  static Map<String, Double> schedulingMetrics(BatchScorer scorer, io.genaibatch.engine.SlotUsage slots,
+  static Map<String, Double> schedulingMetrics(BatchScorer scorer, SlotUsage slots,
       double scoreSeconds, long[] span) {
     Map<String, Double> m = new LinkedHashMap<>();
     m.put("prefill_slots", (double) slots.prefillSlots());
@@ -460,16 +464,13 @@ final class JobRunner {
     return m;
   }
 
-  /** The file in the output folder that holds the run's metrics; Spark's readers skip names starting with '_'. */
-  public static final String METRICS_FILE = "_genai_batch_metrics.json";
-
   /** Writes the metrics beside the output, so a run without tracking keeps them too. */
   private void writeMetricsFile(Map<String, Double> m) {
-    Path file = new Path(cfg.get(Settings.OUTPUT), METRICS_FILE);
+    Path file = new Path(cfg.get(Settings.OUTPUT), BatchScoringJob.METRICS_FILE);
     try {
       FileSystem fs = file.getFileSystem(spark.sparkContext().hadoopConfiguration());
-      try (java.io.OutputStream os = fs.create(file, true)) {
-        new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(os, m);
+      try (OutputStream os = fs.create(file, true)) {
+        new ObjectMapper().writerWithDefaultPrettyPrinter().writeValue(os, m);
       }
     } catch (IOException e) {
       LOG.warn("Could not write {}: {}", file, e.getMessage());
@@ -529,8 +530,8 @@ final class JobRunner {
     if (rows == ids) {
       return;
     }
-    org.apache.spark.sql.expressions.WindowSpec w = org.apache.spark.sql.expressions.Window.partitionBy(id)
-        .orderBy(functions.col(OutputSchema.ERROR).isNull().desc(), functions.col(OutputSchema.SCORED_AT).desc());
+    WindowSpec w = Window.partitionBy(id)
+        .orderBy(functions.col(OutputColumns.ERROR).isNull().desc(), functions.col(OutputColumns.SCORED_AT).desc());
     Dataset<Row> latest = out.withColumn("__rn", functions.row_number().over(w)).filter("__rn = 1").drop("__rn");
     String next = cfg.get(Settings.OUTPUT).replaceAll("/+$", "") + ".compacting";
     latest.write().mode(SaveMode.Overwrite).parquet(next);

@@ -2,19 +2,21 @@ package io.genaibatch.job;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.genaibatch.common.OutputColumns;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
-import io.genaibatch.spark.OutputSchema;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.spark.api.java.JavaDoubleRDD;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
@@ -26,6 +28,7 @@ import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.data.statistics.SimpleHistogramBin;
 import org.jfree.data.statistics.SimpleHistogramDataset;
 import scala.Tuple2;
+import scala.collection.Seq;
 
 /**
  * The run's artifacts, made from the written output: a results sample in MLflow's table format,
@@ -47,9 +50,9 @@ final class RunReport {
       sample(run, out, cfg, scorer, tmp);
       logged.add(TABLE);
       for (String[] plot : new String[][] {
-          {OutputSchema.LATENCY_MS, "Latency per row (ms)", "plots/latency_ms.png"},
-          {OutputSchema.COMPLETION_TOKENS, "Completion tokens per row", "plots/completion_tokens.png"},
-          {OutputSchema.PROMPT_TOKENS, "Prompt tokens per row", "plots/prompt_tokens.png"}}) {
+          {OutputColumns.LATENCY_MS, "Latency per row (ms)", "plots/latency_ms.png"},
+          {OutputColumns.COMPLETION_TOKENS, "Completion tokens per row", "plots/completion_tokens.png"},
+          {OutputColumns.PROMPT_TOKENS, "Prompt tokens per row", "plots/prompt_tokens.png"}}) {
         if (histogram(out, plot[0], plot[1], tmp.resolve(plot[2].replace('/', '_')))) {
           run.logArtifact(tmp.resolve(plot[2].replace('/', '_')), plot[2]);
           logged.add(plot[2]);
@@ -77,7 +80,7 @@ final class RunReport {
       return logged;
     } finally {
       try (var s = Files.walk(tmp)) {
-        s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
       }
     }
   }
@@ -88,9 +91,9 @@ final class RunReport {
       cols.add(cfg.get(Settings.ID_COLUMN));
     }
     cols.add(scorer.options().scoredColumn());
-    cols.addAll(List.of(OutputSchema.RESPONSE, OutputSchema.FINISH_REASON, OutputSchema.PROMPT_TOKENS,
-        OutputSchema.COMPLETION_TOKENS, OutputSchema.TOTAL_TOKENS, OutputSchema.LATENCY_MS, OutputSchema.ERROR));
-    Dataset<Row> s = out.select(cols.stream().map(c -> functions.col(c)).toArray(org.apache.spark.sql.Column[]::new));
+    cols.addAll(List.of(OutputColumns.RESPONSE, OutputColumns.FINISH_REASON, OutputColumns.PROMPT_TOKENS,
+        OutputColumns.COMPLETION_TOKENS, OutputColumns.TOTAL_TOKENS, OutputColumns.LATENCY_MS, OutputColumns.ERROR));
+    Dataset<Row> s = out.select(cols.stream().map(c -> functions.col(c)).toArray(Column[]::new));
     if (scorer.options().chat()) {
       String m = scorer.options().messagesColumn();
       s = s.withColumn(m, functions.to_json(functions.col(m)));
@@ -108,7 +111,7 @@ final class RunReport {
       List<Object> vals = new ArrayList<>();
       for (int i = 0; i < r.length(); i++) {
         Object v = r.get(i);
-        vals.add(v instanceof Row || v instanceof scala.collection.Seq<?> ? String.valueOf(v) : v);
+        vals.add(v instanceof Row || v instanceof Seq<?> ? String.valueOf(v) : v);
       }
       out.add(vals);
     }
@@ -117,7 +120,7 @@ final class RunReport {
 
   /** A 20-bucket histogram of a numeric column over the ok rows; false when there is none. */
   private static boolean histogram(Dataset<Row> out, String column, String title, Path png) {
-    JavaDoubleRDD values = out.filter(functions.col(OutputSchema.ERROR).isNull())
+    JavaDoubleRDD values = out.filter(functions.col(OutputColumns.ERROR).isNull())
         .select(functions.col(column).cast("double")).as(Encoders.DOUBLE()).javaRDD().mapToDouble(Double::doubleValue);
     if (values.isEmpty()) {
       return false;

@@ -3,7 +3,6 @@ package io.genaibatch.mlflow;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.genaibatch.engine.GenAiConfig;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Files;
@@ -35,6 +34,8 @@ public record MlModel(
 
   public static final String FILE_NAME = "MLmodel";
   public static final String ONNX_ARTIFACT_KEY = "phi3-mini-onnx";
+  /** The file that marks an onnxruntime-genai model folder among a model's artifacts. */
+  public static final String GENAI_CONFIG_FILE = "genai_config.json";
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -140,6 +141,14 @@ public record MlModel(
     return Collections.unmodifiableList(out);
   }
 
+  /**
+   * True when {@code dir} holds the file that marks an onnxruntime-genai model folder ({@value
+   * #GENAI_CONFIG_FILE}). Only the name: reading and checking the folder is the engine's work.
+   */
+  public static boolean isGenaiFolder(Path dir) {
+    return dir != null && Files.isRegularFile(dir.resolve(GENAI_CONFIG_FILE));
+  }
+
   public boolean hasFlavor(String name) {
     return flavors.containsKey(name);
   }
@@ -157,13 +166,13 @@ public record MlModel(
     keys.sort((a, b) -> Boolean.compare(!a.equals(ONNX_ARTIFACT_KEY), !b.equals(ONNX_ARTIFACT_KEY)));
     for (String k : keys) {
       Path p = modelDir.resolve(artifacts.get(k)).normalize();
-      if (p.startsWith(modelDir) && GenAiConfig.isModelFolder(p)) {
+      if (p.startsWith(modelDir) && isGenaiFolder(p)) {
         return p;
       }
     }
     try (Stream<Path> s = Files.walk(modelDir, 6)) {
       Optional<Path> found = s.filter(p -> p.getFileName() != null
-          && p.getFileName().toString().equals(GenAiConfig.FILE_NAME)).map(Path::getParent).sorted().findFirst();
+          && p.getFileName().toString().equals(GENAI_CONFIG_FILE)).map(Path::getParent).sorted().findFirst();
       if (found.isPresent()) {
         return found.get();
       }
@@ -178,7 +187,7 @@ public record MlModel(
           + " --register NAME` (src/main/python); (3) pass the new models:/NAME/VERSION URI.");
     }
     throw new MlflowException("Model at " + modelDir + " holds no onnxruntime-genai folder (no "
-        + GenAiConfig.FILE_NAME + " in its artifacts " + artifacts.keySet() + "). Log the ONNX folder as the pyfunc"
+        + GENAI_CONFIG_FILE + " in its artifacts " + artifacts.keySet() + "). Log the ONNX folder as the pyfunc"
         + " artifact '" + ONNX_ARTIFACT_KEY + "' (python -m genai_batch.log_model --model-dir DIR).");
   }
 }

@@ -1,6 +1,8 @@
 package io.genaibatch.mlflow;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.common.AtomicFiles;
+import io.genaibatch.common.Sha256;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -9,11 +11,8 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -118,7 +117,7 @@ public final class ModelCache {
       }
       Files.writeString(tmp.resolve(COMPLETE), JSON.writeValueAsString(Map.of(
           "source", source.uri(), "files", files.size(), "bytes", bytes)), StandardCharsets.UTF_8);
-      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+      AtomicFiles.publish(tmp, target);
       done = true;
       DOWNLOADS.incrementAndGet();
       LOG.info("Fetched model {} ({} files, {} bytes) into {}", source.uri(), files.size(), bytes, target);
@@ -155,11 +154,6 @@ public final class ModelCache {
 
   /** The cache folder name for a model identity. */
   public static String key(String identity) {
-    try {
-      byte[] d = MessageDigest.getInstance("SHA-256").digest(identity.getBytes(StandardCharsets.UTF_8));
-      return HexFormat.of().formatHex(d).substring(0, 24);
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
+    return Sha256.hexPrefix(identity, 24);
   }
 }

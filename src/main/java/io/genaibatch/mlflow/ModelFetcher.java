@@ -1,6 +1,5 @@
 package io.genaibatch.mlflow;
 
-import io.genaibatch.engine.GenAiConfig;
 import java.io.Serializable;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,10 +48,10 @@ public final class ModelFetcher {
       MlModel ml = MlModel.read(local);
       return new LocalModel(local, ml.findGenaiFolder(local), ml, downloaded, millis);
     }
-    if (GenAiConfig.isModelFolder(local)) {
+    if (MlModel.isGenaiFolder(local)) {
       return new LocalModel(local, local, null, downloaded, millis);
     }
     throw new MlflowException("Model " + model.uri() + " at " + local + " has neither an MLmodel file nor a "
-        + GenAiConfig.FILE_NAME + ": pass an MLflow model (models:/..., runs:/...) or an onnxruntime-genai folder");
+        + MlModel.GENAI_CONFIG_FILE + ": pass an MLflow model (models:/..., runs:/...) or an onnxruntime-genai folder");
   }
 }

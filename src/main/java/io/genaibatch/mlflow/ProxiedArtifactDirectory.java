@@ -3,6 +3,7 @@ package io.genaibatch.mlflow;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.net.ConnectException;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -184,7 +185,7 @@ final class ProxiedArtifactDirectory implements ArtifactDirectory {
         throw new MlflowException("Cannot " + what + ": HTTP " + r.statusCode() + " " + r.body().strip());
       }
       return r.body();
-    } catch (java.net.ConnectException e) {
+    } catch (ConnectException e) {
       throw new MlflowException("Cannot " + what + ": the tracking server at " + base + " refused the connection", e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();

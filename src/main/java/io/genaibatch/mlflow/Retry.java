@@ -2,6 +2,8 @@ package io.genaibatch.mlflow;
 
 import java.time.Duration;
 import java.util.function.Supplier;
+import org.mlflow.tracking.MlflowClientException;
+import org.mlflow.tracking.MlflowHttpException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -20,18 +22,14 @@ public final class Retry {
     this.budget = budget;
   }
 
-  public Duration budget() {
-    return budget;
-  }
-
   static boolean retryable(RuntimeException e) {
     if (e instanceof TrackingConnection.MlflowHttpError h) {
       return h.status() == 429 || h.status() >= 500;
     }
-    if (e instanceof org.mlflow.tracking.MlflowHttpException h) {
+    if (e instanceof MlflowHttpException h) {
       return h.getStatusCode() == 429 || h.getStatusCode() >= 500;
     }
-    return e instanceof MlflowException || e instanceof org.mlflow.tracking.MlflowClientException;
+    return e instanceof MlflowException || e instanceof MlflowClientException;
   }
 
   public <T> T call(String what, Supplier<T> call) {

@@ -1,6 +1,12 @@
 package io.genaibatch.mlflow;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.mlflow.api.proto.Service.CreateRun;
@@ -17,7 +23,7 @@ public final class RunLogger {
   private static final int PARAM_MAX = 6000;
   private static final int TAG_MAX = 8000;
 
-  private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final TrackingConnection tracking;
   private final String runId;
@@ -109,7 +115,7 @@ public final class RunLogger {
     logMetrics(metrics, step, NO_RETRY);
   }
 
-  private static final Retry NO_RETRY = new Retry(java.time.Duration.ZERO);
+  private static final Retry NO_RETRY = new Retry(Duration.ZERO);
 
   private void logMetrics(Map<String, Double> metrics, long step, Retry how) {
     long now = System.currentTimeMillis();
@@ -140,11 +146,11 @@ public final class RunLogger {
   }
 
   /** Uploads a local file to {@code relativePath} under the run's artifacts, in Java. */
-  public void logArtifact(java.nio.file.Path file, String relativePath) {
+  public void logArtifact(Path file, String relativePath) {
     retry.run("Uploading artifact " + relativePath, () -> {
       try {
         ArtifactDirectory.open(artifactUri(), tracking).upload(file, relativePath);
-      } catch (java.io.IOException e) {
+      } catch (IOException e) {
         throw new MlflowException("Cannot upload " + relativePath + " to " + artifactUri() + ": " + e.getMessage(), e);
       }
     });
@@ -155,34 +161,34 @@ public final class RunLogger {
    * {@code data}, and the run tag {@code mlflow.loggedArtifacts} that the UI and {@code
    * mlflow.load_table} read.
    */
-  public void logTable(List<String> columns, List<List<Object>> rows, String artifactFile, java.nio.file.Path tmpDir) {
+  public void logTable(List<String> columns, List<List<Object>> rows, String artifactFile, Path tmpDir) {
     try {
-      java.nio.file.Path f = tmpDir.resolve(artifactFile.replace('/', '_'));
-      java.util.Map<String, Object> table = new java.util.LinkedHashMap<>();
+      Path f = tmpDir.resolve(artifactFile.replace('/', '_'));
+      Map<String, Object> table = new LinkedHashMap<>();
       table.put("columns", columns);
       table.put("data", rows);
       JSON.writeValue(f.toFile(), table);
       logArtifact(f, artifactFile);
-    } catch (java.io.IOException e) {
+    } catch (IOException e) {
       throw new MlflowException("Cannot write table " + artifactFile + ": " + e.getMessage(), e);
     }
     tableArtifacts.add(artifactFile);
-    java.util.List<java.util.Map<String, String>> tag = new java.util.ArrayList<>();
+    List<Map<String, String>> tag = new ArrayList<>();
     for (String t : tableArtifacts) {
       // "path" before "type": mlflow.load_table finds tables with a LIKE on this exact order.
-      java.util.Map<String, String> entry = new java.util.LinkedHashMap<>();
+      Map<String, String> entry = new LinkedHashMap<>();
       entry.put("path", t);
       entry.put("type", "table");
       tag.add(entry);
     }
     try {
       setTags(Map.of("mlflow.loggedArtifacts", JSON.writeValueAsString(tag)));
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+    } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
   }
 
-  private final java.util.List<String> tableArtifacts = new java.util.ArrayList<>();
+  private final List<String> tableArtifacts = new ArrayList<>();
 
   /**
    * Logs the input as an MLflow dataset ({@code runs/log-inputs}).
@@ -193,7 +199,7 @@ public final class RunLogger {
   public void logInput(String name, String digest, String sourceType, String source,
       List<Map<String, Object>> schema, long rows, String context) {
     try {
-      Map<String, Object> dataset = new java.util.LinkedHashMap<>();
+      Map<String, Object> dataset = new LinkedHashMap<>();
       dataset.put("name", name);
       dataset.put("digest", digest);
       dataset.put("source_type", sourceType);
@@ -203,7 +209,7 @@ public final class RunLogger {
       Map<String, Object> body = Map.of("run_id", runId, "datasets", List.of(Map.of(
           "tags", List.of(Map.of("key", "mlflow.data.context", "value", context)), "dataset", dataset)));
       retry.call("Logging the input dataset", () -> tracking.post("runs/log-inputs", body));
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+    } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
   }

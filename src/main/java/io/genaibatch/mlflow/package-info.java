@@ -4,6 +4,8 @@
  * {@code MLmodel} and signature parsing, and the tracking client.
  *
  * <p>May import the MLflow Java client, Jackson, Hadoop's FileSystem API and {@code
- * io.genaibatch.engine}. Never Spark.
+ * io.genaibatch.common}. Never Spark, never {@code io.genaibatch.engine}: it finds the model's
+ * onnxruntime-genai folder by its {@code genai_config.json} alone, and the Spark layer hands that
+ * folder to the engine.
  */
 package io.genaibatch.mlflow;

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 
@@ -170,8 +171,8 @@ public final class Settings {
 
   /** Levenshtein distance, case-insensitive; written here as no dependency of the job has one. */
   static int distance(String a, String b) {
-    String x = a.toLowerCase(java.util.Locale.ROOT);
-    String y = b.toLowerCase(java.util.Locale.ROOT);
+    String x = a.toLowerCase(Locale.ROOT);
+    String y = b.toLowerCase(Locale.ROOT);
     int[] prev = new int[y.length() + 1];
     int[] cur = new int[y.length() + 1];
     for (int j = 0; j <= y.length(); j++) {

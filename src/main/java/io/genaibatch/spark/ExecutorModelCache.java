@@ -39,13 +39,11 @@ public final class ExecutorModelCache {
 
   private static final class Entry {
     final LlmModel model;
-    final ModelFetcher.LocalModel local;
     final double fetchMillis;
     int holders;
 
-    Entry(LlmModel model, ModelFetcher.LocalModel local, double fetchMillis) {
+    Entry(LlmModel model, double fetchMillis) {
       this.model = model;
-      this.local = local;
       this.fetchMillis = fetchMillis;
     }
   }
@@ -67,10 +65,6 @@ public final class ExecutorModelCache {
 
     public LlmModel model() {
       return entry.model;
-    }
-
-    public ModelFetcher.LocalModel local() {
-      return entry.local;
     }
 
     /** Whether this acquire loaded the model (false: another task had already). */
@@ -123,7 +117,7 @@ public final class ExecutorModelCache {
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
     LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads());
     LOADS.incrementAndGet();
-    e = new Entry(model, local, fetchMillis);
+    e = new Entry(model, fetchMillis);
     e.holders = 1;
     MODELS.put(key, e);
     LOG.info("Loaded model {} from {} in {} ms (fetch {} ms)", spec.model().uri(), local.genaiDir(),

@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.OutputColumns;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.Setting.Scope;
@@ -32,12 +33,12 @@ public final class GenAiFunctions {
   public static final String NAME = "genai_generate";
 
   public static final StructType RESULT = new StructType()
-      .add(OutputSchema.RESPONSE, DataTypes.StringType, true)
-      .add(OutputSchema.FINISH_REASON, DataTypes.StringType, false)
-      .add(OutputSchema.PROMPT_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputSchema.COMPLETION_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputSchema.TOTAL_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputSchema.ERROR, DataTypes.StringType, true);
+      .add(OutputColumns.RESPONSE, DataTypes.StringType, true)
+      .add(OutputColumns.FINISH_REASON, DataTypes.StringType, false)
+      .add(OutputColumns.PROMPT_TOKENS, DataTypes.IntegerType, false)
+      .add(OutputColumns.COMPLETION_TOKENS, DataTypes.IntegerType, false)
+      .add(OutputColumns.TOTAL_TOKENS, DataTypes.IntegerType, false)
+      .add(OutputColumns.ERROR, DataTypes.StringType, true);
 
   private GenAiFunctions() {}
 
@@ -70,14 +71,14 @@ public final class GenAiFunctions {
   private static Row generate(ModelSpec spec, SettingValues base, String prompt, Map<String, String> options) {
     // The call's options over the registered settings; an unknown key fails the query naming the nearest.
     SearchOptions opts = (options == null ? base : base.above(NAME + " options", options, Scope.SEARCH, true)).search();
+    RowResult r;
     try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
-      Generation g = lease.model().generateBatch(java.util.Arrays.asList(prompt), opts).get(0);
-      if (!g.ok()) {
-        return RowFactory.create(null, "error", g.promptTokens(), 0, g.promptTokens(), g.error().replaceFirst("^prompt \\d+ ", "prompt "));
-      }
-      return RowFactory.create(g.text(), g.finishReason().wire(), g.promptTokens(), g.completionTokens(), g.totalTokens(), null);
+      Generation g = lease.model().generateOne(prompt, opts);
+      r = RowResult.of(g);
     } catch (RuntimeException e) {
-      return RowFactory.create(null, "error", 0, 0, 0, "generation failed: " + e.getMessage());
+      r = RowResult.generationFailed(e);
     }
+    return RowFactory.create(r.response(), r.finishReason(), r.promptTokens(), r.completionTokens(), r.totalTokens(),
+        r.error());
   }
 }

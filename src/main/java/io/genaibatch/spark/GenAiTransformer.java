@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.OutputColumns;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Setting.Scope;
 import io.genaibatch.settings.SettingValues;
@@ -77,7 +78,7 @@ public final class GenAiTransformer extends Transformer implements DefaultParams
     }
     all = ps.toArray(new Param<?>[0]);
     setDefault(inputCol, Settings.PROMPT_COLUMN.defaultValue());
-    setDefault(outputCol, OutputSchema.RESPONSE);
+    setDefault(outputCol, OutputColumns.RESPONSE);
   }
 
   private static Param<?> param(String uid, Setting<?> s) {
@@ -219,19 +220,19 @@ public final class GenAiTransformer extends Transformer implements DefaultParams
     BatchScorer scorer = BatchScorer.create(dataset.sparkSession(),
         BatchScorer.withSparkConf(dataset.sparkSession(), settings()));
     Dataset<Row> out = scorer.score(dataset.toDF(), null, null);
-    return $(outputCol).equals(OutputSchema.RESPONSE) ? out : out.withColumnRenamed(OutputSchema.RESPONSE, $(outputCol));
+    return $(outputCol).equals(OutputColumns.RESPONSE) ? out : out.withColumnRenamed(OutputColumns.RESPONSE, $(outputCol));
   }
 
   @Override
   public StructType transformSchema(StructType schema) {
     Param<?> chat = byKey.get(Settings.CHAT.key());
     StructType out = OutputSchema.of(schema, isSet(chat) && (Boolean) $(chat));
-    if ($(outputCol).equals(OutputSchema.RESPONSE)) {
+    if ($(outputCol).equals(OutputColumns.RESPONSE)) {
       return out;
     }
     StructField[] fs = out.fields().clone();
     for (int i = 0; i < fs.length; i++) {
-      if (fs[i].name().equals(OutputSchema.RESPONSE)) {
+      if (fs[i].name().equals(OutputColumns.RESPONSE)) {
         fs[i] = new StructField($(outputCol), fs[i].dataType(), fs[i].nullable(), fs[i].metadata());
       }
     }

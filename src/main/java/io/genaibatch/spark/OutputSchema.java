@@ -1,39 +1,32 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.OutputColumns;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
-/** The output columns of DESIGN.md "Output rows", appended to the input's. */
+/**
+ * The output columns of DESIGN.md "Output rows", appended to the input's: their types and order.
+ * The names are {@link OutputColumns}'s.
+ */
 public final class OutputSchema {
-  public static final String RESPONSE = "response";
-  public static final String FINISH_REASON = "finish_reason";
-  public static final String PROMPT_TOKENS = "prompt_tokens";
-  public static final String COMPLETION_TOKENS = "completion_tokens";
-  public static final String TOTAL_TOKENS = "total_tokens";
-  public static final String LATENCY_MS = "latency_ms";
-  public static final String ERROR = "error";
-  public static final String MODEL_URI = "model_uri";
-  public static final String MODEL_VERSION = "model_version";
-  public static final String RUN_ID = "run_id";
-  public static final String SCORED_AT = "scored_at";
-  public static final String CHAT_COMPLETION = "chat_completion";
 
   static final List<StructField> FIELDS = List.of(
-      DataTypes.createStructField(RESPONSE, DataTypes.StringType, true),
-      DataTypes.createStructField(FINISH_REASON, DataTypes.StringType, false),
-      DataTypes.createStructField(PROMPT_TOKENS, DataTypes.IntegerType, false),
-      DataTypes.createStructField(COMPLETION_TOKENS, DataTypes.IntegerType, false),
-      DataTypes.createStructField(TOTAL_TOKENS, DataTypes.IntegerType, false),
-      DataTypes.createStructField(LATENCY_MS, DataTypes.DoubleType, false),
-      DataTypes.createStructField(ERROR, DataTypes.StringType, true),
-      DataTypes.createStructField(MODEL_URI, DataTypes.StringType, false),
-      DataTypes.createStructField(MODEL_VERSION, DataTypes.StringType, true),
-      DataTypes.createStructField(RUN_ID, DataTypes.StringType, true),
-      DataTypes.createStructField(SCORED_AT, DataTypes.TimestampType, false));
+      DataTypes.createStructField(OutputColumns.RESPONSE, DataTypes.StringType, true),
+      DataTypes.createStructField(OutputColumns.FINISH_REASON, DataTypes.StringType, false),
+      DataTypes.createStructField(OutputColumns.PROMPT_TOKENS, DataTypes.IntegerType, false),
+      DataTypes.createStructField(OutputColumns.COMPLETION_TOKENS, DataTypes.IntegerType, false),
+      DataTypes.createStructField(OutputColumns.TOTAL_TOKENS, DataTypes.IntegerType, false),
+      DataTypes.createStructField(OutputColumns.LATENCY_MS, DataTypes.DoubleType, false),
+      DataTypes.createStructField(OutputColumns.ERROR, DataTypes.StringType, true),
+      DataTypes.createStructField(OutputColumns.MODEL_URI, DataTypes.StringType, false),
+      DataTypes.createStructField(OutputColumns.MODEL_VERSION, DataTypes.StringType, true),
+      DataTypes.createStructField(OutputColumns.RUN_ID, DataTypes.StringType, true),
+      DataTypes.createStructField(OutputColumns.SCORED_AT, DataTypes.TimestampType, false));
 
   private static final StructType MESSAGE = new StructType()
       .add("role", DataTypes.StringType, false)
@@ -58,10 +51,10 @@ public final class OutputSchema {
 
   /** Names the scorer adds; an input already holding one of them is refused on the driver. */
   public static Set<String> addedNames(boolean chat) {
-    Set<String> s = new java.util.LinkedHashSet<>();
+    Set<String> s = new LinkedHashSet<>();
     FIELDS.forEach(f -> s.add(f.name()));
     if (chat) {
-      s.add(CHAT_COMPLETION);
+      s.add(OutputColumns.CHAT_COMPLETION);
     }
     return s;
   }
@@ -70,7 +63,7 @@ public final class OutputSchema {
     List<StructField> all = new ArrayList<>(List.of(input.fields()));
     all.addAll(FIELDS);
     if (chat) {
-      all.add(DataTypes.createStructField(CHAT_COMPLETION, CHAT_COMPLETION_TYPE, true));
+      all.add(DataTypes.createStructField(OutputColumns.CHAT_COMPLETION, CHAT_COMPLETION_TYPE, true));
     }
     return DataTypes.createStructType(all);
   }

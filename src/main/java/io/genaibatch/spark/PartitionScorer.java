@@ -1,16 +1,23 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.engine.ChatMessage;
+import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SlotUsage;
+import java.io.Serializable;
 import java.sql.Timestamp;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.NoSuchElementException;
+import java.util.TreeMap;
 import java.util.UUID;
+import org.apache.spark.SparkContext;
+import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
@@ -18,6 +25,8 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
+import org.apache.spark.util.TaskCompletionListener;
+import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * Scores one partition: takes a lease on the executor's model, pulls rows in windows of {@code
@@ -58,7 +67,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec);
     TaskContext ctx = TaskContext.get();
     if (ctx != null) {
-      ctx.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) c -> lease.close());
+      ctx.addTaskCompletionListener((TaskCompletionListener) c -> lease.close());
     }
     if (metrics != null && lease.loadedNow()) {
       metrics.loads().add(1);
@@ -107,7 +116,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
 
   private void score(LlmModel model, List<Row> batch, int promptIdx, int messagesIdx, List<Row> out) {
     List<String> prompts = new ArrayList<>(batch.size());
-    String[] preErrors = new String[batch.size()];
+    Generation[] templateFailures = new Generation[batch.size()];
     for (int k = 0; k < batch.size(); k++) {
       Row r = batch.get(k);
       if (options.chat()) {
@@ -115,14 +124,14 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           prompts.add(model.applyChatTemplate(messages(r, messagesIdx), true));
         } catch (RuntimeException e) {
           prompts.add(null);
-          preErrors[k] = "messages: " + e.getMessage();
+          templateFailures[k] = Generation.failed(k, 0, ErrorKind.TEMPLATE, "messages: " + e.getMessage());
         }
       } else {
         prompts.add(r.isNullAt(promptIdx) ? null : r.getString(promptIdx));
       }
     }
     List<Generation> gens;
-    String batchError = null;
+    RowResult windowFailure = null;
     try {
       long startMs = System.currentTimeMillis();
       ScoredWindow scored = model.score(prompts, options.search(), options.batchSize(), options.batching());
@@ -135,15 +144,13 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       // The window failed as a whole (the model was closed under it): every row of it becomes an
       // error row, and the partition goes on with the next window.
       gens = null;
-      batchError = "generation failed: " + e.getMessage();
+      windowFailure = RowResult.generationFailed(e);
     }
     Timestamp now = new Timestamp(System.currentTimeMillis());
     Object scoredAt = java8Time ? now.toInstant() : now;
     for (int k = 0; k < batch.size(); k++) {
-      Generation g = gens == null ? null : gens.get(k);
-      String error = preErrors[k] != null ? preErrors[k] : batchError != null ? batchError
-          : g.ok() ? null : rowError(g.error());
-      boolean ok = error == null;
+      Generation g = templateFailures[k] != null ? templateFailures[k] : gens == null ? null : gens.get(k);
+      RowResult result = g == null ? windowFailure : RowResult.of(g);
       Row r = batch.get(k);
       int extra = OutputSchema.FIELDS.size() + (options.chat() ? 1 : 0);
       Object[] values = new Object[r.length() + extra];
@@ -151,32 +158,25 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         values[c] = r.get(c);
       }
       int i = r.length();
-      int promptTokens = g == null ? 0 : g.promptTokens();
-      int completion = ok ? g.completionTokens() : 0;
-      values[i++] = ok ? g.text() : null;
-      values[i++] = ok ? g.finishReason().wire() : "error";
-      values[i++] = promptTokens;
-      values[i++] = completion;
-      values[i++] = promptTokens + completion;
-      values[i++] = g == null ? 0.0 : g.latencyMs();
-      values[i++] = error;
+      values[i++] = result.response();
+      values[i++] = result.finishReason();
+      values[i++] = result.promptTokens();
+      values[i++] = result.completionTokens();
+      values[i++] = result.totalTokens();
+      values[i++] = result.latencyMs();
+      values[i++] = result.error();
       values[i++] = modelUri;
       values[i++] = modelVersion;
       values[i++] = runId;
       values[i++] = scoredAt;
       if (options.chat()) {
-        values[i] = ok ? chatCompletion(g, now.getTime() / 1000) : null;
+        values[i] = result.ok() ? chatCompletion(g, now.getTime() / 1000) : null;
       }
       if (metrics != null) {
-        metrics.record(ok, promptTokens, completion);
+        metrics.record(result.ok(), result.promptTokens(), result.completionTokens());
       }
       out.add(RowFactory.create(values));
     }
-  }
-
-  /** Engine messages name the index within the batch; a row error names the row instead. */
-  private static String rowError(String engineError) {
-    return engineError.replaceFirst("^prompt \\d+ ", "prompt ");
   }
 
   private static List<ChatMessage> messages(Row r, int idx) {
@@ -208,7 +208,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     Row choice = RowFactory.create(0L, message, g.finishReason().wire());
     Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
     return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", created, modelUri,
-        scala.jdk.javaapi.CollectionConverters.asScala(List.of(choice)).toSeq(), usage);
+        CollectionConverters.asScala(List.of(choice)).toSeq(), usage);
   }
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
@@ -217,17 +217,12 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
       LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
       CollectionAccumulator<long[]> windows, String liveKey)
-      implements java.io.Serializable {
+      implements Serializable {
 
-    /**
-     * Rows and completion tokens scored so far in this JVM, per job, updated after every batch.
-     * Accumulators reach the driver only when a task ends; in local mode (driver and executor in
-     * one JVM) these give the progress log batch-by-batch counts instead.
-     */
-    private static final java.util.Map<String, java.util.concurrent.atomic.AtomicLongArray> LIVE =
-        new java.util.concurrent.ConcurrentHashMap<>();
-
-    public static ScoringMetrics register(org.apache.spark.SparkContext sc) {
+    /** Registers the accumulators on the driver and opens this job's {@link LiveCounts}. */
+    public static ScoringMetrics register(SparkContext sc) {
+      String liveKey = UUID.randomUUID().toString();
+      LiveCounts.open(liveKey);
       return new ScoringMetrics(sc.longAccumulator("genai-batch model loads"),
           sc.longAccumulator("genai-batch model load ms"), sc.longAccumulator("genai-batch rows ok"),
           sc.longAccumulator("genai-batch rows failed"), sc.longAccumulator("genai-batch prompt tokens"),
@@ -235,7 +230,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.longAccumulator("genai-batch prefill slots"), sc.longAccumulator("genai-batch prefill useful"),
           sc.longAccumulator("genai-batch decode slots"), sc.longAccumulator("genai-batch decode useful"),
           sc.collectionAccumulator("genai-batch executor peak RSS"),
-          sc.collectionAccumulator("genai-batch generation windows"), UUID.randomUUID().toString());
+          sc.collectionAccumulator("genai-batch generation windows"), liveKey);
     }
 
     /** A window's generation, wall clock: start and end, epoch milliseconds. */
@@ -271,16 +266,16 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
 
     /** Adds "EXECUTOR_ID PEAK_RSS_KB" of this JVM (Linux VmHWM), after a partition. */
     void recordExecutorMemory() {
-      long kb = peakRssKb();
-      org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+      long kb = ProcessMemory.peakRssKb();
+      SparkEnv env = SparkEnv.get();
       if (kb > 0 && env != null) {
         executorMemory.add(env.executorId() + " " + kb);
       }
     }
 
     /** Peak resident memory per executor id, in MB, from what the tasks reported. */
-    public java.util.Map<String, Double> peakRssMbByExecutor() {
-      java.util.Map<String, Double> m = new java.util.TreeMap<>();
+    public Map<String, Double> peakRssMbByExecutor() {
+      Map<String, Double> m = new TreeMap<>();
       for (String s : executorMemory.value()) {
         String[] p = s.split(" ");
         m.merge(p[0], Long.parseLong(p[1]) / 1024.0, Math::max);
@@ -288,44 +283,26 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       return m;
     }
 
-    static long peakRssKb() {
-      try {
-        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/self/status"))) {
-          if (line.startsWith("VmHWM:")) {
-            return Long.parseLong(line.replaceAll("[^0-9]", ""));
-          }
-        }
-      } catch (java.io.IOException | RuntimeException e) {
-        return -1;
-      }
-      return -1;
-    }
-
     void record(boolean ok, int prompt, int completion) {
       (ok ? rowsOk : rowsFailed).add(1);
       promptTokens.add(prompt);
       completionTokens.add(completion);
-      java.util.concurrent.atomic.AtomicLongArray live =
-          LIVE.computeIfAbsent(liveKey, k -> new java.util.concurrent.atomic.AtomicLongArray(2));
-      live.incrementAndGet(0);
-      live.addAndGet(1, completion);
+      LiveCounts.addRow(liveKey, completion);
     }
 
-    /** Rows scored so far: finished tasks', or this JVM's batch-by-batch count when larger. */
+    /** Rows scored so far: finished tasks', or this JVM's window-by-window count when larger. */
     public long rows() {
-      java.util.concurrent.atomic.AtomicLongArray live = LIVE.get(liveKey);
-      return Math.max(rowsOk.value() + rowsFailed.value(), live == null ? 0 : live.get(0));
+      return Math.max(rowsOk.value() + rowsFailed.value(), LiveCounts.rows(liveKey));
     }
 
     /** Completion tokens so far, on the same terms as {@link #rows()}. */
     public long generatedTokens() {
-      java.util.concurrent.atomic.AtomicLongArray live = LIVE.get(liveKey);
-      return Math.max(completionTokens.value(), live == null ? 0 : live.get(1));
+      return Math.max(completionTokens.value(), LiveCounts.completionTokens(liveKey));
     }
 
-    /** Forgets this job's live counts (the accumulators stay). */
+    /** Closes this job's live counts (the accumulators stay). */
     public void release() {
-      LIVE.remove(liveKey);
+      LiveCounts.close(liveKey);
     }
   }
 }

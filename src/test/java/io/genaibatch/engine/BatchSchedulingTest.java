@@ -7,7 +7,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -120,7 +122,7 @@ class BatchSchedulingTest {
       }
       // What the stand-in prevents: on the CPUs seen so far, some answers of a row generated truly
       // alone drift from its batched answer. Where none does, the check above holds trivially.
-      org.junit.jupiter.api.Assumptions.assumeTrue(aloneDiffers > 0,
+      Assumptions.assumeTrue(aloneDiffers > 0,
           "this CPU's int4 kernels give a lone row the batched answers: the stand-in is not exercised");
     }
   }
@@ -203,9 +205,9 @@ class BatchSchedulingTest {
       p.observeAnswer(i < 50 ? 10 : 30);
     }
     double[] e = p.expectedLongest(4, 100);
-    assertThat(e[1]).isCloseTo(20.0, org.assertj.core.api.Assertions.within(1e-9));
+    assertThat(e[1]).isCloseTo(20.0, Assertions.within(1e-9));
     // Two rows: the longest is 10 only when both are short (1/4).
-    assertThat(e[2]).isCloseTo(25.0, org.assertj.core.api.Assertions.within(1e-9));
-    assertThat(p.expectedLongest(4, 15)[4]).isCloseTo(15 - 5 / 16.0, org.assertj.core.api.Assertions.within(1e-9));
+    assertThat(e[2]).isCloseTo(25.0, Assertions.within(1e-9));
+    assertThat(p.expectedLongest(4, 15)[4]).isCloseTo(15 - 5 / 16.0, Assertions.within(1e-9));
   }
 }

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -131,18 +132,25 @@ class LlmModelTest {
   }
 
   @Test
-  void badPromptsBecomeErrorsNamingTheIndexAndTheRestIsScored() {
+  void badPromptsBecomeTypedErrorsAtTheirIndexAndTheRestIsScored() {
     String tooLong = "word ".repeat(5000);
     List<String> prompts = new ArrayList<>(Arrays.asList("Hello world", null, "", tooLong, "ok"));
     List<Generation> out = model.generateBatch(prompts, SearchOptions.greedy(3));
     assertThat(out).extracting(Generation::ok).containsExactly(true, false, false, false, true);
-    assertThat(out.get(1).error()).isEqualTo("prompt 1 is null");
-    assertThat(out.get(2).error()).isEqualTo("prompt 2 is empty");
-    assertThat(out.get(3).error()).contains("prompt 3 has").contains("context length 4096").contains("limit is 4095");
+    assertThat(out).extracting(Generation::index).containsExactly(0, 1, 2, 3, 4);
+    assertThat(out).extracting(Generation::errorKind)
+        .containsExactly(null, ErrorKind.NULL_PROMPT, ErrorKind.EMPTY_PROMPT, ErrorKind.TOO_LONG, null);
+    // The message is for a row of output: it names no index within the batch.
+    assertThat(out.get(1).error()).isEqualTo("prompt is null");
+    assertThat(out.get(2).error()).isEqualTo("prompt is empty");
+    assertThat(out.get(3).error()).startsWith("prompt has ").contains("context length 4096").contains("limit is 4095");
     assertThat(out.get(3).finishReason()).isEqualTo(FinishReason.ERROR);
     assertThat(out.get(4).completionTokens()).isEqualTo(3);
+    assertThat(model.generateOne(null, SearchOptions.greedy(3)).errorKind()).isEqualTo(ErrorKind.NULL_PROMPT);
+    assertThat(model.generateOne("Hello world", SearchOptions.greedy(3)).text()).isEqualTo(out.get(0).text());
+    // The exception of the all-or-nothing call names the index.
     assertThatThrownBy(() -> model.generate(List.of("fine", tooLong), SearchOptions.greedy(3)))
-        .isInstanceOf(EngineException.class).hasMessageContaining("prompt 1 has");
+        .isInstanceOf(EngineException.class).hasMessageContaining("prompt 1 of 2: prompt has");
   }
 
   @Test
@@ -189,8 +197,8 @@ class LlmModelTest {
   void concurrentCallsShareOneModel() throws Exception {
     List<Generation> alone = model.generate(PROMPTS.subList(0, 4), SearchOptions.greedy(6));
     List<Thread> threads = new ArrayList<>();
-    List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
-    List<List<Generation>> results = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<Throwable> failures = new CopyOnWriteArrayList<>();
+    List<List<Generation>> results = new CopyOnWriteArrayList<>();
     for (int t = 0; t < 4; t++) {
       Thread th = new Thread(() -> {
         try {

@@ -3,7 +3,11 @@ package io.genaibatch.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.genaibatch.testing.Fixtures;
+import java.io.File;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -12,9 +16,9 @@ import org.junit.jupiter.api.io.TempDir;
 class NativeLibrariesTest {
 
   private static String probe(Path workDir, String classPath, String path, String... props) throws Exception {
-    java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
+    List<String> cmd = new ArrayList<>(List.of(
         Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp", classPath));
-    cmd.addAll(java.util.List.of(props));
+    cmd.addAll(List.of(props));
     cmd.add(NativeProbeMain.class.getName());
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(workDir.toFile()).redirectErrorStream(true);
     pb.environment().remove("VIRTUAL_ENV");
@@ -40,21 +44,21 @@ class NativeLibrariesTest {
   void namesEveryPlaceItTriedAndTheFixWhenNothingLoads(@TempDir Path elsewhere) throws Exception {
     // The project's classes copied away from the project, so no .venv is near them either.
     String[] entries = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"))
-        .split(java.io.File.pathSeparator);
+        .split(File.pathSeparator);
     StringBuilder cp = new StringBuilder();
     int n = 0;
     for (String e : entries) {
       Path p = Path.of(e);
-      if (java.nio.file.Files.isDirectory(p) && p.startsWith(Fixtures.projectDir())) {
+      if (Files.isDirectory(p) && p.startsWith(Fixtures.projectDir())) {
         Path copy = elsewhere.resolve("classes-" + n++);
-        try (var walk = java.nio.file.Files.walk(p)) {
+        try (var walk = Files.walk(p)) {
           for (Path f : walk.toList()) {
-            java.nio.file.Files.copy(f, copy.resolve(p.relativize(f).toString()));
+            Files.copy(f, copy.resolve(p.relativize(f).toString()));
           }
         }
         e = copy.toString();
       }
-      cp.append(cp.length() == 0 ? "" : java.io.File.pathSeparator).append(e);
+      cp.append(cp.length() == 0 ? "" : File.pathSeparator).append(e);
     }
     String out = probe(elsewhere, cp.toString(), "/nonexistent", "-Dgenaibatch.native.dir=" + elsewhere.resolve("nothing-here"));
     if (out.contains("loaded from the onnxruntime-genai jar")) {

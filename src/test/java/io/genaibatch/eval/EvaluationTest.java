@@ -15,10 +15,11 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 class EvaluationTest extends SparkTestBase {
-  private static final org.assertj.core.data.Offset<Double> CLOSE = within(1e-9);
+  private static final Offset<Double> CLOSE = within(1e-9);
 
   /** The job's output columns that evaluation reads, plus a reference column of the given type. */
   private static Dataset<Row> scored(DataType referenceType, Row... rows) {

@@ -4,10 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import java.util.List;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 
 class TextMetricsTest {
-  private static final org.assertj.core.data.Offset<Double> CLOSE = within(1e-9);
+  private static final Offset<Double> CLOSE = within(1e-9);
 
   @Test
   void caseArticlesAndPunctuationDoNotMatter() {

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.common.OutputColumns;
+import io.genaibatch.job.BatchScoringJob;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import java.net.URI;
@@ -13,10 +15,10 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -77,11 +79,15 @@ class ClusterIT {
     assertThat(p.waitFor(540, TimeUnit.SECONDS)).isTrue();
     String log = Files.readString(dir.resolve("cluster-" + partitions + ".log"));
     assertThat(p.exitValue()).as(log).isZero();
-    assertThat(log).contains("wrote " + ROWS + " rows (" + ROWS + " ok, 0 errors)");
-    Matcher m = Pattern.compile("MLflow run ([0-9a-f]+)").matcher(log);
-    assertThat(m.find()).as(log).isTrue();
+    // The numbers come from the job's metrics file and its output, never from its log.
+    JsonNode written = JSON.readTree(out.resolve(BatchScoringJob.METRICS_FILE).toFile());
+    assertThat(written.path("rows_total").asInt()).isEqualTo(ROWS);
+    assertThat(written.path("rows_ok").asInt()).isEqualTo(ROWS);
+    assertThat(written.path("rows_failed").asInt()).isZero();
+    Set<String> runIds = new HashSet<>(column(out, OutputColumns.RUN_ID).values());
+    assertThat(runIds).as("run ids of the output").hasSize(1).doesNotContainNull();
     HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + m.group(1))).build(),
+        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + runIds.iterator().next())).build(),
         HttpResponse.BodyHandlers.ofString());
     Map<String, Double> metrics = new HashMap<>();
     for (JsonNode n : JSON.readTree(r.body()).path("run").path("data").path("metrics")) {
@@ -103,14 +109,16 @@ class ClusterIT {
     Process p = pb.start();
     assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).as(Files.readString(dir.resolve("local1.log"))).isZero();
-    return answers(out);
+    return column(out, OutputColumns.RESPONSE);
   }
 
-  /** id -> response of a job's Parquet output, read back with Python's pyarrow. */
-  private static Map<Long, String> answers(Path out) throws Exception {
-    JsonNode rows = Fixtures.runPython("src/test/python/read_answers.py", Map.of("output", out.toString()));
+  /** id -> the string column {@code name} of a job's Parquet output, read back with Python's pyarrow. */
+  private static Map<Long, String> column(Path out, String name) throws Exception {
+    JsonNode rows = Fixtures.runPython("src/test/python/read_answers.py", Map.of("output", out.toString(),
+        "column", name));
     Map<Long, String> m = new HashMap<>();
-    rows.fields().forEachRemaining(e -> m.put(Long.parseLong(e.getKey()), e.getValue().asText()));
+    rows.fields().forEachRemaining(e -> m.put(Long.parseLong(e.getKey()), e.getValue().isNull() ? null
+        : e.getValue().asText()));
     return m;
   }
 
@@ -118,7 +126,7 @@ class ClusterIT {
   void twoExecutorJvmsLoadTheModelTwiceAndMemoryStaysFlatAsPartitionsGrow(@TempDir Path dir) throws Exception {
     JsonNode eight = runOnCluster(dir, 8);
     // The same prompt set as one file on local[1]: one task, other batches, the same answers.
-    Map<Long, String> cluster = answers(dir.resolve("out-8"));
+    Map<Long, String> cluster = column(dir.resolve("out-8"), OutputColumns.RESPONSE);
     assertThat(cluster).hasSize(ROWS);
     assertThat(runLocalOne(dir)).isEqualTo(cluster);
     assertThat(eight.path("executors_used").asInt()).isEqualTo(2);

@@ -5,9 +5,9 @@ import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
+import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
 import java.io.ByteArrayOutputStream;
@@ -84,7 +84,7 @@ class BatchScoringJobTest extends SparkTestBase {
     assertThat(back.filter("error is null and completion_tokens > 4").count()).isZero();
 
     // The run's scheduling metrics, beside the output: useful slots are the ok rows' own tokens.
-    JsonNode m = new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile());
+    JsonNode m = new ObjectMapper().readTree(Paths.get(output, BatchScoringJob.METRICS_FILE).toFile());
     Row ok = back.filter("error is null").agg(functions.sum("prompt_tokens"), functions.sum("completion_tokens")).first();
     double prefillSlots = m.path("prefill_slots").asDouble();
     double decodeSlots = m.path("decode_slots").asDouble();
@@ -95,7 +95,7 @@ class BatchScoringJobTest extends SparkTestBase {
     assertThat(m.path("slot_efficiency").asDouble()).isBetween(0.0, 1.0);
     int inputPartitions = spark.read().parquet(input).rdd().getNumPartitions();
     assertThat(m.path("partitions").asInt()).as("the input's partitions, at least the two task slots")
-        .isEqualTo(io.genaibatch.spark.BatchScorer.autoPartitions(inputPartitions, 2));
+        .isEqualTo(BatchScorer.autoPartitions(inputPartitions, 2));
     assertThat(m.path("task_slots").asInt()).isEqualTo(2);
     assertThat(m.path("threads_per_task").asInt()).isEqualTo(1);
     assertThat(r.out()).contains("slot efficiency").contains(" partitions on 2 task slots x 1 native threads");
@@ -113,14 +113,14 @@ class BatchScoringJobTest extends SparkTestBase {
     Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
         "--no-tracking", "--max-tokens", "3");
     assertThat(r.code()).as(r.err()).isZero();
-    JsonNode m = new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile());
+    JsonNode m = new ObjectMapper().readTree(Paths.get(output, BatchScoringJob.METRICS_FILE).toFile());
     assertThat(m.path("partitions").asInt()).isEqualTo(2);
     assertThat(spark.read().parquet(output).count()).isEqualTo(12);
 
     Result kept = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
         "--no-tracking", "--max-tokens", "3", "--partitions", "input");
     assertThat(kept.code()).as(kept.err()).isZero();
-    assertThat(new ObjectMapper().readTree(Paths.get(output, JobRunner.METRICS_FILE).toFile()).path("partitions").asInt())
+    assertThat(new ObjectMapper().readTree(Paths.get(output, BatchScoringJob.METRICS_FILE).toFile()).path("partitions").asInt())
         .isEqualTo(1);
     assertThat(run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
         "--no-tracking", "--partitions", "many").err()).contains("'partitions' must be auto, input or a whole number >= 1, got 'many'");

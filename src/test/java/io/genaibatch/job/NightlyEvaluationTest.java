@@ -9,6 +9,7 @@ import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -51,8 +52,8 @@ class NightlyEvaluationTest extends SparkTestBase {
     BatchScoringJobTest.Result night2 = BatchScoringJobTest.run(concat(common, "--output", tmp.resolve("d2").toString(),
         "--max-tokens", "6"));
     assertThat(night2.code()).as(night2.err()).isZero();
-    String run1 = TrackingTest.runId(night1.out());
-    String run2 = TrackingTest.runId(night2.out());
+    String run1 = TrackingTest.runId(tmp.resolve("d1").toString());
+    String run2 = TrackingTest.runId(tmp.resolve("d2").toString());
     assertThat(night2.out()).contains("compared with run " + run1 + ": 8 answers changed");
 
     JsonNode r2 = Fixtures.runPython("src/test/python/read_run.py", Map.of("MLFLOW_TRACKING_URI", server.uri()),
@@ -87,14 +88,14 @@ class NightlyEvaluationTest extends SparkTestBase {
     assertThat(night3.code()).isEqualTo(5);
     assertThat(night3.err()).contains("8 answers changed, more than the allowed 0");
     JsonNode r3 = Fixtures.runPython("src/test/python/read_run.py", Map.of("MLFLOW_TRACKING_URI", server.uri()),
-        Map.of("run_id", TrackingTest.runId(night3.out()), "download_dir", tmp.resolve("dl3").toString()));
+        Map.of("run_id", TrackingTest.runId(tmp.resolve("d3").toString()), "download_dir", tmp.resolve("dl3").toString()));
     assertThat(r3.path("status").asText()).isEqualTo("FAILED");
     assertThat(r3.path("tags").path("genai_batch.threshold_breaches").asText()).contains("8 answers changed");
     assertThat(r3.path("tags").path("genai_batch.compared_with").asText()).isEqualTo(run2);
   }
 
   private static String[] concat(String[] a, String... b) {
-    String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    String[] out = Arrays.copyOf(a, a.length + b.length);
     System.arraycopy(b, 0, out, a.length, b.length);
     return out;
   }

@@ -3,33 +3,38 @@ package io.genaibatch.job;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.genaibatch.common.OutputColumns;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
 import java.awt.image.BufferedImage;
 import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import javax.imageio.ImageIO;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.functions;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Every scoring run is a complete MLflow run: read back with MLflow's Python client. */
 class TrackingTest extends SparkTestBase {
 
-  static String runId(String out) {
-    Matcher m = Pattern.compile("MLflow run ([0-9a-f]{32})").matcher(out);
-    assertThat(m.find()).as(out).isTrue();
-    return m.group(1);
+  /** The run id the job wrote into its output's run_id column: one run, on every row. */
+  static String runId(String output) {
+    List<Row> ids = SparkSession.active().read().parquet(output).select(OutputColumns.RUN_ID).distinct().collectAsList();
+    assertThat(ids).hasSize(1);
+    assertThat(ids.get(0).getString(0)).matches("[0-9a-f]{32}");
+    return ids.get(0).getString(0);
   }
 
   @Test
@@ -41,7 +46,7 @@ class TrackingTest extends SparkTestBase {
         "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "tracking-test",
         "--id-column", "id", "--max-tokens", "6", "--max-error-rate", "0.2", "--progress-seconds", "1");
     assertThat(r.code()).as(r.err()).isZero();
-    String runId = runId(r.out());
+    String runId = runId(output);
 
     JsonNode run = Fixtures.runPython("src/test/python/read_run.py", Map.of("MLFLOW_TRACKING_URI", server.uri()),
         Map.of("run_id", runId, "download_dir", tmp.resolve("dl").toString()));
@@ -63,7 +68,7 @@ class TrackingTest extends SparkTestBase {
       assertThat(m.has(k)).as(k).isTrue();
     }
     double p95 = out.filter("error is null").stat().approxQuantile("latency_ms", new double[] {0.95}, 0.0)[0];
-    assertThat(m.path("latency_p95_ms").asDouble()).isCloseTo(p95, org.assertj.core.data.Offset.offset(p95 * 0.05 + 1));
+    assertThat(m.path("latency_p95_ms").asDouble()).isCloseTo(p95, Offset.offset(p95 * 0.05 + 1));
 
     JsonNode params = run.path("params");
     assertThat(params.path("model_uri").asText()).isEqualTo(Fixtures.tinyModel().toString());
@@ -86,7 +91,8 @@ class TrackingTest extends SparkTestBase {
     assertThat(run.path("table_columns").toString()).contains("response").contains("completion_tokens").contains("error");
     assertThat(run.path("artifacts").toString()).contains("effective_config.yaml").contains("output.json")
         .contains("plots/latency_ms.png").contains("plots/completion_tokens.png");
-    assertThat(run.path("texts").path("effective_config.yaml").asText()).contains("max_new_tokens: 6");
+    assertThat(run.path("texts").path("effective_config.yaml").asText()).contains("max_new_tokens: 6")
+        .as("every setting names its source").contains("flag --max-tokens").contains("source: \"default\"");
     assertThat(run.path("texts").path("output.json").asText()).contains(output);
     for (JsonNode local : run.path("plots")) {
       BufferedImage img = ImageIO.read(Path.of(local.asText()).toFile());
@@ -172,7 +178,7 @@ class TrackingTest extends SparkTestBase {
       Fixtures.ChildRun ok = Fixtures.runJob(tmp, good, "--model-uri", Fixtures.tinyModel().toString(), "--input", input,
           "--output", tmp.resolve("out-ok").toString(), "--max-tokens", "3", "--experiment", "auth");
       assertThat(ok.code()).as(ok.output()).isZero();
-      String runId = runId(ok.output());
+      String runId = runId(tmp.resolve("out-ok").toString());
 
       Map<String, String> bad = Map.of("MLFLOW_TRACKING_URI", auth.uri(), "MLFLOW_TRACKING_USERNAME", "admin",
           "MLFLOW_TRACKING_PASSWORD", secret + "-wrong");
@@ -192,7 +198,7 @@ class TrackingTest extends SparkTestBase {
       assertThat(run.toString()).doesNotContain(secret);
       try (Stream<Path> files = Files.walk(tmp.resolve("dl"))) {
         for (Path f : files.filter(Files::isRegularFile).toList()) {
-          assertThat(new String(Files.readAllBytes(f), java.nio.charset.StandardCharsets.ISO_8859_1)).as(f.toString())
+          assertThat(new String(Files.readAllBytes(f), StandardCharsets.ISO_8859_1)).as(f.toString())
               .doesNotContain(secret);
         }
       }

@@ -15,6 +15,10 @@ import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import java.io.IOException;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -244,12 +248,12 @@ class MlflowModelsTest {
     JsonNode second = server.python("log_model", null, "--model-dir", Fixtures.tinyModel().toString(),
         "--register", NAME + "-deleted", "--experiment", "java-resolution");
     String v = second.get("version").asText();
-    java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
-            java.net.URI.create(server.uri() + "/api/2.0/mlflow/model-versions/delete"))
+    HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+            URI.create(server.uri() + "/api/2.0/mlflow/model-versions/delete"))
         .header("Content-Type", "application/json")
-        .method("DELETE", java.net.http.HttpRequest.BodyPublishers.ofString(
+        .method("DELETE", HttpRequest.BodyPublishers.ofString(
             "{\"name\":\"" + NAME + "-deleted\",\"version\":\"" + v + "\"}")).build(),
-        java.net.http.HttpResponse.BodyHandlers.ofString());
+        HttpResponse.BodyHandlers.ofString());
     String uri = "models:/" + NAME + "-deleted/" + v;
     try (TrackingConnection t = tracking()) {
       assertThatThrownBy(() -> new ModelResolver(t).resolve(ModelUri.parse(uri)))

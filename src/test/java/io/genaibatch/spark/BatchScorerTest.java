@@ -3,9 +3,13 @@ package io.genaibatch.spark;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.engine.ChatMessage;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -97,15 +101,19 @@ class BatchScorerTest extends SparkTestBase {
     Row row3 = back.filter("id = 3").first();
     assertThat(row3.<String>getAs("error")).isEqualTo("prompt is null");
     assertThat(back.filter("id = 7").first().<String>getAs("error")).isEqualTo("prompt is empty");
-    assertThat(back.filter("id = 11").first().<String>getAs("error")).contains("context length 4096");
+    assertThat(back.filter("id = 11").first().<String>getAs("error")).startsWith("prompt has ").contains("context length 4096");
     assertThat(metrics.rowsOk().value()).isEqualTo(17);
     assertThat(metrics.rowsFailed().value()).isEqualTo(3);
+    // What the progress line reads: the same rows, before and after the job's live counts close.
+    assertThat(metrics.rows()).isEqualTo(20);
+    metrics.release();
+    assertThat(metrics.rows()).isEqualTo(20);
   }
 
   @Test
   void aChatModelLoggedByPythonIsScoredInChatModeAndAnswersLikeItsPyfunc(@TempDir Path tmp) throws Exception {
-    io.genaibatch.testing.MlflowServer server = io.genaibatch.testing.MlflowServer.shared();
-    com.fasterxml.jackson.databind.JsonNode logged = server.python("log_model", null, "--model-dir",
+    MlflowServer server = MlflowServer.shared();
+    JsonNode logged = server.python("log_model", null, "--model-dir",
         Fixtures.tinyModel().toString(), "--chat", "--register", "tiny-chat", "--alias", "champion",
         "--experiment", "chat-models", "--max-new-tokens", "7");
     String uri = "models:/tiny-chat@champion";
@@ -126,11 +134,11 @@ class BatchScorerTest extends SparkTestBase {
     assertThat(scorer.options().chat()).isTrue();
     assertThat(scorer.spec().model().version()).isEqualTo(logged.get("version").asText());
     List<Row> out = scorer.score(spark.createDataFrame(rows, schema), null, null).orderBy("id").collectAsList();
-    com.fasterxml.jackson.databind.JsonNode py = server.python("predict_reference",
-        new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(Map.of("model_uri", uri, "messages", chats)));
+    JsonNode py = server.python("predict_reference",
+        new ObjectMapper().writeValueAsString(Map.of("model_uri", uri, "messages", chats)));
     for (int i = 0; i < chats.size(); i++) {
       Row cc = out.get(i).getAs("chat_completion");
-      com.fasterxml.jackson.databind.JsonNode ref = py.get(i);
+      JsonNode ref = py.get(i);
       Row choice = cc.<Row>getList(cc.fieldIndex("choices")).get(0);
       assertThat(choice.<Row>getAs("message").<String>getAs("content"))
           .isEqualTo(ref.path("choices").get(0).path("message").path("content").asText());
@@ -200,7 +208,7 @@ class BatchScorerTest extends SparkTestBase {
     Row usage = cc.getAs("usage");
     assertThat(usage.<Long>getAs("total_tokens")).isEqualTo((long) first.<Integer>getAs("total_tokens"));
     try (LlmModel model = LlmModel.load(Fixtures.tinyModel())) {
-      String templated = model.applyChatTemplate(List.of(new io.genaibatch.engine.ChatMessage("user", "What is the capital of Spain?")), true);
+      String templated = model.applyChatTemplate(List.of(new ChatMessage("user", "What is the capital of Spain?")), true);
       assertThat(first.<Integer>getAs("prompt_tokens")).isEqualTo(model.countTokens(templated));
     }
     assertThat(out.get(2).<String>getAs("error")).contains("messages").contains("null");

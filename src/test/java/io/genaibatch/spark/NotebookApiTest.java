@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.genaibatch.engine.LlmModel;
+import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.testing.Fixtures;
@@ -39,7 +40,7 @@ class NotebookApiTest extends SparkTestBase {
     List<Row> rows = out.orderBy("id").collectAsList();
     assertThat(rows).hasSize(3);
     try (LlmModel model = LlmModel.load(Fixtures.tinyModel())) {
-      var ref = model.generate(List.of("Hello world"), io.genaibatch.engine.SearchOptions.greedy(5)).get(0);
+      var ref = model.generate(List.of("Hello world"), SearchOptions.greedy(5)).get(0);
       assertThat(rows.get(0).<String>getAs("answer")).isEqualTo(ref.text());
       assertThat(rows.get(0).<Integer>getAs("completion_tokens")).isEqualTo(5);
     }

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Where the project's fixtures live, and the project's Python (.venv) for reference runs. */
@@ -59,7 +60,7 @@ public final class Fixtures {
    * Runs the job's main class in a child JVM (the test class path, Spark's module flags) with
    * extra environment variables; returns exit code and combined output.
    */
-  public static ChildRun runJob(Path workDir, java.util.Map<String, String> env, String... args)
+  public static ChildRun runJob(Path workDir, Map<String, String> env, String... args)
       throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of(Paths.get(System.getProperty("java.home"), "bin", "java").toString()));
     for (String opt : System.getProperty("genaibatch.test.jvmargs", "").split(" ")) {
@@ -88,11 +89,11 @@ public final class Fixtures {
   /** Runs a Python script of the project with a JSON request on stdin; returns its JSON. */
   public static JsonNode runPython(String script, Object request, String... args)
       throws IOException, InterruptedException {
-    return runPython(script, java.util.Map.of(), request, args);
+    return runPython(script, Map.of(), request, args);
   }
 
   /** As {@link #runPython(String, Object, String...)}, with extra environment variables. */
-  public static JsonNode runPython(String script, java.util.Map<String, String> env, Object request, String... args)
+  public static JsonNode runPython(String script, Map<String, String> env, Object request, String... args)
       throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of(python().toString(), projectDir().resolve(script).toString()));
     cmd.addAll(List.of(args));

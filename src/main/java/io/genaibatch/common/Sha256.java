@@ -1,0 +1,33 @@
+package io.genaibatch.common;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/** SHA-256 digests as lower-case hex prefixes: short, stable names for contents and identities. */
+public final class Sha256 {
+  private Sha256() {}
+
+  /**
+   * The first {@code chars} hex digits of the SHA-256 of {@code bytes}.
+   *
+   * @param chars 1 to 64
+   */
+  public static String hexPrefix(byte[] bytes, int chars) {
+    if (chars < 1 || chars > 64) {
+      throw new IllegalArgumentException("A SHA-256 hex prefix has 1 to 64 digits, asked for " + chars);
+    }
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes)).substring(0, chars);
+    } catch (NoSuchAlgorithmException e) {
+      // Every Java platform must provide SHA-256.
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** The first {@code chars} hex digits of the SHA-256 of {@code text}'s UTF-8 bytes. */
+  public static String hexPrefix(String text, int chars) {
+    return hexPrefix(text.getBytes(StandardCharsets.UTF_8), chars);
+  }
+}

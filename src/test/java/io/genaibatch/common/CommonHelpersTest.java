@@ -1,0 +1,60 @@
+package io.genaibatch.common;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The helpers every package shares, on real files and this real process. */
+class CommonHelpersTest {
+
+  @Test
+  void sha256PrefixIsTheStandardDigest() {
+    // SHA-256("abc"), FIPS 180-2 appendix B.1.
+    assertThat(Sha256.hexPrefix("abc", 64))
+        .isEqualTo("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assertThat(Sha256.hexPrefix("abc".getBytes(), 12)).isEqualTo("ba7816bf8f01");
+    assertThatThrownBy(() -> Sha256.hexPrefix("abc", 65)).hasMessageContaining("1 to 64");
+  }
+
+  @Test
+  void atomicWriteReplacesTheTargetAndLeavesNoTemporaryFile(@TempDir Path dir) throws IOException {
+    Path target = dir.resolve("out.txt");
+    Files.writeString(target, "old");
+    AtomicFiles.write(target, tmp -> Files.writeString(tmp, "new"));
+    assertThat(Files.readString(target)).isEqualTo("new");
+    try (Stream<Path> s = Files.list(dir)) {
+      assertThat(s).containsExactly(target);
+    }
+  }
+
+  @Test
+  void aFailedAtomicWriteKeepsTheOldFileAndNoHalfWrittenOne(@TempDir Path dir) throws IOException {
+    Path target = dir.resolve("out.txt");
+    Files.writeString(target, "old");
+    assertThatThrownBy(() -> AtomicFiles.write(target, tmp -> {
+      Files.writeString(tmp, "half");
+      throw new IOException("disk full");
+    })).hasMessage("disk full");
+    assertThat(Files.readString(target)).isEqualTo("old");
+    try (Stream<Path> s = Files.list(dir)) {
+      assertThat(s).containsExactly(target);
+    }
+  }
+
+  @Test
+  void peakRssOfThisJvmIsReadOnLinux() {
+    long kb = ProcessMemory.peakRssKb();
+    if (Files.isReadable(Path.of("/proc/self/status"))) {
+      // A running JVM holds well over a megabyte.
+      assertThat(kb).isGreaterThan(1024);
+    } else {
+      assertThat(kb).isEqualTo(-1);
+    }
+  }
+}
