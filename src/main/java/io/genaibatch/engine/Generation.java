@@ -14,6 +14,7 @@ package io.genaibatch.engine;
  * @param error what went wrong and the limit it broke, for users, without the prompt's index
  *     (that is {@code index}); null when ok
  */
+@SuppressWarnings("ArrayRecordComponent") // token ids are read, never compared
 public record Generation(
     int index,
     String text,

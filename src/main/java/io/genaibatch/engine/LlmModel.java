@@ -306,6 +306,7 @@ public final class LlmModel implements AutoCloseable {
   }
 
   /** A good prompt: its position in the window, tokens and budget of new tokens. */
+  @SuppressWarnings("ArrayRecordComponent") // read, never compared
   private record Prepared(int index, int[] tokens, int budget) {}
 
   private ScoredWindow doScore(List<String> prompts, SearchOptions opts, int batchSize, Batching batching)

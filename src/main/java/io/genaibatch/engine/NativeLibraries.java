@@ -5,6 +5,7 @@ import io.genaibatch.common.Sha256;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.DirectoryStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -59,7 +60,6 @@ public final class NativeLibraries {
   public static final String PROJECT_DIR_PROPERTY = "genaibatch.project.dir";
 
   private static final String GENAI = "onnxruntime-genai";
-  private static final String GENAI_JNI = "onnxruntime-genai-jni";
   private static final String ORT = "onnxruntime";
   private static final String GENAI_FILE = "libonnxruntime-genai.so";
 
@@ -312,7 +312,7 @@ public final class NativeLibraries {
         tried.add(python + ": did not answer in 20 s");
         return Optional.empty();
       }
-      String out = new String(p.getInputStream().readAllBytes()).trim();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
       if (p.exitValue() == 0 && !out.isEmpty()) {
         return Optional.of(Paths.get(out).normalize());
       }
@@ -332,7 +332,7 @@ public final class NativeLibraries {
         return Optional.empty();
       }
       Path p = Paths.get(src.getLocation().toURI());
-      return Optional.ofNullable(Files.isDirectory(p) ? p.getParent() : p.getParent());
+      return Optional.ofNullable(p.getParent());
     } catch (Exception e) {
       return Optional.empty();
     }

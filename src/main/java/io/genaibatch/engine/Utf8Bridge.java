@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -124,7 +125,7 @@ final class Utf8Bridge {
     }
     int[] bad = text.codePoints().filter(c -> Character.isSupplementaryCodePoint(c) && codePointsInVocab.contains(c)).toArray();
     if (bad.length > 0) {
-      return "its character U+" + Integer.toHexString(bad[0]).toUpperCase() + " is in the tokenizer's vocabulary and"
+      return "its character U+" + Integer.toHexString(bad[0]).toUpperCase(Locale.ROOT) + " is in the tokenizer's vocabulary and"
           + " cannot be passed through the onnxruntime-genai 0.12 Java binding exactly";
     }
     if (text.codePoints().filter(Character::isSupplementaryCodePoint).count() > SENTINEL_LIMIT - SENTINEL_BASE) {
@@ -134,6 +135,7 @@ final class Utf8Bridge {
   }
 
   /** A text with each supplementary character replaced by a sentinel, and the characters. */
+  @SuppressWarnings("ArrayRecordComponent") // read, never compared
   record Swapped(String text, int[] codePoints, char sentinel) {}
 
   /** Swaps supplementary characters for one sentinel absent from {@code text}. */

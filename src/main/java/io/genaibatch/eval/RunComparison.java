@@ -61,7 +61,7 @@ public final class RunComparison {
   /**
    * The per-prompt comparison and its summary.
    *
-   * @param prompts one row per id found in either run: the id column, {@code prompt} (the
+   * @param prompts one row per id found in either run: the id column, the prompt (the
    *     current run's, else the previous run's; absent when no prompt column was given), {@code
    *     previous_response}, {@code current_response}, {@code changed}, {@code
    *     completion_tokens_delta} and {@code latency_ms_delta} (current minus previous). For an id

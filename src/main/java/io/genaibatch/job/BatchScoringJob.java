@@ -109,7 +109,7 @@ public final class BatchScoringJob {
   }
 
   private static OptionSpec option(Setting<?> s) {
-    String dflt = s.defaultValue() == null || s.defaultValue() instanceof Map<?, ?> m && m.isEmpty() ? ""
+    String dflt = s.defaultValue() == null || (s.defaultValue() instanceof Map<?, ?> m && m.isEmpty()) ? ""
         : " (default " + shownDefault(s) + ")";
     OptionSpec.Builder b = OptionSpec.builder(s.flags().toArray(String[]::new)).description(s.doc() + dflt);
     if (s.negatedFlag()) {

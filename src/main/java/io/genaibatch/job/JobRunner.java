@@ -20,6 +20,7 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.time.LocalDateTime;
+import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -95,7 +96,7 @@ final class JobRunner {
             Redact.uri(cfg.trackingUri()), e.getMessage());
       }
       Scored scored = score(in, run);
-      Written w = readBack(in, scored, t0);
+      Written w = readBack(scored, t0);
       Map<String, Double> m = report(in.scorer(), scored, w, (System.nanoTime() - t0) / 1e9);
       if (trackingFailure != null) {
         throw new JobFailure(ExitCode.TRACKING, "the output is complete at " + cfg.get(Settings.OUTPUT)
@@ -152,7 +153,7 @@ final class JobRunner {
     TrackingConnection conn = TrackingConnection.connect(uri);
     try {
       RunLogger run = RunLogger.start(conn, cfg.get(Settings.EXPERIMENT),
-          "genai-batch " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
+          "genai-batch " + LocalDateTime.now(ZoneId.systemDefault()).format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
           tags(in.scorer(), in.promptSet()), retry);
       run.logParams(params(in.scorer()));
       logDataset(run, in.input(), in.rows(), in.promptSet());
@@ -209,7 +210,7 @@ final class JobRunner {
    * Metrics come from the output, never from estimates. The exit code so far: {@link
    * ExitCode#FAILED} when rows are missing, {@link ExitCode#ERROR_RATE} above the error budget.
    */
-  private Written readBack(Checked in, Scored scored, long t0) {
+  private Written readBack(Scored scored, long t0) {
     String output = cfg.get(Settings.OUTPUT);
     Dataset<Row> out = spark.read().parquet(output);
     Row agg = out.agg(

@@ -24,7 +24,7 @@ public record ArtifactFile(String path, long size) {
     if (p.startsWith("/") || p.matches("^[A-Za-z]:.*")) {
       throw new MlflowException("Artifact listing entry '" + path + "' is an absolute path; refusing to write outside the model directory");
     }
-    for (String part : p.split("/")) {
+    for (String part : p.split("/", -1)) {
       if (part.equals("..")) {
         throw new MlflowException("Artifact listing entry '" + path + "' contains '..'; refusing to write outside the model directory");
       }

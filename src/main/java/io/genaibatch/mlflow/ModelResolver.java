@@ -21,6 +21,8 @@ public final class ModelResolver {
   }
 
   /**
+   * Resolves {@code uri} to where its artifacts are, asking the tracking server where needed.
+   *
    * @throws MlflowException naming the URI and what was not found
    */
   public ResolvedModel resolve(ModelUri uri) {

@@ -51,15 +51,17 @@ public record ModelUri(String raw, Kind kind, String name, String ref, String pa
     }
     String u = uri.trim();
     String lower = u.toLowerCase(Locale.ROOT);
-    Matcher m;
     if (lower.startsWith("models:")) {
-      if ((m = LOGGED.matcher(u)).matches()) {
-        return new ModelUri(u, Kind.LOGGED_MODEL, null, m.group(1), null);
+      Matcher logged = LOGGED.matcher(u);
+      if (logged.matches()) {
+        return new ModelUri(u, Kind.LOGGED_MODEL, null, logged.group(1), null);
       }
-      if ((m = ALIAS.matcher(u)).matches()) {
-        return new ModelUri(u, Kind.REGISTRY_ALIAS, m.group(1), m.group(2), null);
+      Matcher alias = ALIAS.matcher(u);
+      if (alias.matches()) {
+        return new ModelUri(u, Kind.REGISTRY_ALIAS, alias.group(1), alias.group(2), null);
       }
-      if ((m = VERSION.matcher(u)).matches()) {
+      Matcher m = VERSION.matcher(u);
+      if (m.matches()) {
         String ref = m.group(2);
         if (ref.equalsIgnoreCase("latest")) {
           return new ModelUri(u, Kind.REGISTRY_LATEST, m.group(1), "latest", null);
@@ -73,7 +75,8 @@ public record ModelUri(String raw, Kind kind, String name, String ref, String pa
       throw new IllegalArgumentException("Cannot parse model URI " + u + ": " + FORMS);
     }
     if (lower.startsWith("runs:")) {
-      if ((m = RUN.matcher(u)).matches()) {
+      Matcher m = RUN.matcher(u);
+      if (m.matches()) {
         return new ModelUri(u, Kind.RUN, null, m.group(1), m.group(2));
       }
       throw new IllegalArgumentException("Cannot parse model URI " + u + ": use runs:/RUN_ID/ARTIFACT_PATH");
@@ -85,13 +88,11 @@ public record ModelUri(String raw, Kind kind, String name, String ref, String pa
       return new ModelUri(u, Kind.LOCAL, null, null, u);
     }
     String scheme = lower.substring(0, lower.indexOf(':'));
-    switch (scheme) {
-      case "dbfs", "s3a", "s3", "abfss", "abfs", "wasbs", "gs", "hdfs":
-        return new ModelUri(u, Kind.HADOOP, null, null, u);
-      default:
-        throw new IllegalArgumentException("Cannot parse model URI " + u + ": scheme '" + scheme
-            + "' is not supported; " + FORMS);
-    }
+    return switch (scheme) {
+      case "dbfs", "s3a", "s3", "abfss", "abfs", "wasbs", "gs", "hdfs" -> new ModelUri(u, Kind.HADOOP, null, null, u);
+      default -> throw new IllegalArgumentException("Cannot parse model URI " + u + ": scheme '" + scheme
+          + "' is not supported; " + FORMS);
+    };
   }
 
   static final String FORMS = "use models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest,"

@@ -92,7 +92,7 @@ final class ProxiedArtifactDirectory implements ArtifactDirectory {
 
   private static String encodePath(String p) {
     StringBuilder sb = new StringBuilder();
-    for (String seg : p.split("/")) {
+    for (String seg : p.split("/", -1)) {
       if (seg.isEmpty()) {
         continue;
       }

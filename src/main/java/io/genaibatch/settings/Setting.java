@@ -106,7 +106,8 @@ public final class Setting<T> {
   public String paramName() {
     StringBuilder b = new StringBuilder();
     boolean up = false;
-    for (char c : key.toCharArray()) {
+    for (int i = 0; i < key.length(); i++) {
+      char c = key.charAt(i);
       if (c == '_') {
         up = true;
       } else {

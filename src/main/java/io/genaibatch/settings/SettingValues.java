@@ -105,7 +105,7 @@ public final class SettingValues implements Serializable {
       }
       // Null is unset; so is blank text for a text setting (an empty tracking URI); a blank number
       // or switch is refused, as the search-option contract says.
-      if (e.getValue() == null || e.getValue() instanceof String str && str.isBlank() && s.type().freeText()) {
+      if (e.getValue() == null || (e.getValue() instanceof String str && str.isBlank() && s.type().freeText())) {
         continue;
       }
       boolean alias = !s.key().equals(e.getKey());

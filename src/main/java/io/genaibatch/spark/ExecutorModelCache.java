@@ -82,6 +82,7 @@ public final class ExecutorModelCache {
     }
 
     @Override
+    @SuppressWarnings("LockOnNonEnclosingClassLiteral") // the cache's one lock, as in acquire()
     public void close() {
       synchronized (ExecutorModelCache.class) {
         if (!closed) {

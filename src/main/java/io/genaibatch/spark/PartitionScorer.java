@@ -277,7 +277,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     public Map<String, Double> peakRssMbByExecutor() {
       Map<String, Double> m = new TreeMap<>();
       for (String s : executorMemory.value()) {
-        String[] p = s.split(" ");
+        String[] p = s.split(" ", -1);
         m.merge(p[0], Long.parseLong(p[1]) / 1024.0, Math::max);
       }
       return m;
