@@ -2,6 +2,7 @@ package io.genaibatch.job;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.testing.Fixtures;
@@ -25,6 +26,14 @@ class ShippedConfigsTest {
       SettingValues v = SettingValues.defaults().belowYaml("config " + p, JobConfig.readYaml(p));
       assertThat(v.get(Settings.INPUT)).as("%s names an input", p).isNotBlank();
       assertThat(v.search().maxNewTokens()).as("%s sets max_new_tokens", p).isNotNull();
+    }
+  }
+
+  @Test
+  void theReadmesFlagTableNamesEverySetting() throws Exception {
+    String readme = Files.readString(Fixtures.projectDir().resolve("README.md"));
+    for (Setting<?> s : Settings.all()) {
+      assertThat(readme).as("README documents %s", s.key()).contains("`" + s.flags().get(0));
     }
   }
 }
