@@ -147,7 +147,7 @@ public final class BatchScoringJob {
       if (s.negatedFlag()) {
         v = !(Boolean) v;
       }
-      values = values.above("flag " + o.longestName(), Map.of(s.key(), v), Scope.JOB, true);
+      values = values.above("flag " + s.flags().get(0), Map.of(s.key(), v), Scope.JOB, true);
     }
     return values;
   }
