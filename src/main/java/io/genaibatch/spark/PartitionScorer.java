@@ -208,7 +208,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     Row choice = RowFactory.create(0L, message, g.finishReason().wire());
     Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
     return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", created, modelUri,
-        scala.jdk.javaapi.CollectionConverters.asScala(List.of(choice)).toSeq(), usage);
+        io.genaibatch.spark.compat.SparkCompat.asSeq(List.of(choice)), usage);
   }
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
