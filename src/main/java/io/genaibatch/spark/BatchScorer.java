@@ -56,6 +56,7 @@ public final class BatchScorer {
    * @param values the settings from every layer above the model's own; see {@link #withSparkConf}
    */
   public static BatchScorer create(SparkSession spark, SettingValues values) {
+    io.genaibatch.spark.compat.SparkLine.check(spark); // the jar's Spark line is the runtime's
     String modelUri = values.get(Settings.MODEL_URI);
     if (modelUri == null) {
       throw new IllegalArgumentException("No model: set " + Settings.MODEL_URI.key() + " (--model-uri, the"

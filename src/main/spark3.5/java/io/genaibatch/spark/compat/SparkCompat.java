@@ -25,11 +25,6 @@ public final class SparkCompat {
 
   private SparkCompat() {}
 
-  /** Whether {@code sparkVersion} (SparkSession.version()) is a runtime this jar runs on. */
-  public static boolean runsOn(String sparkVersion) {
-    return sparkVersion.startsWith("3.5.");
-  }
-
   /** A Scala map (a UDF's MAP argument) as a Java map. Scala 2.12 has no scala.jdk.javaapi. */
   @SuppressWarnings("deprecation")
   public static <K, V> Map<K, V> asJava(scala.collection.Map<K, V> map) {
@@ -68,6 +63,6 @@ public final class SparkCompat {
           : functions.lit(null).cast(DataTypes.createMapType(DataTypes.StringType, DataTypes.StringType));
       return named.apply(prompt, options).expr();
     };
-    spark.sessionState().functionRegistry().createOrReplaceTempFunction(name, builder, "java");
+    spark.sessionState().functionRegistry().createOrReplaceTempFunction(name, builder, "java_udf");
   }
 }

@@ -21,11 +21,6 @@ public final class SparkCompat {
 
   private SparkCompat() {}
 
-  /** Whether {@code sparkVersion} (SparkSession.version()) is a runtime this jar runs on. */
-  public static boolean runsOn(String sparkVersion) {
-    return sparkVersion.startsWith("4.");
-  }
-
   /** A Scala map (a UDF's MAP argument) as a Java map. */
   public static <K, V> Map<K, V> asJava(scala.collection.Map<K, V> map) {
     return scala.jdk.javaapi.CollectionConverters.asJava(map);
