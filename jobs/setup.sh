@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything genai-batch needs that this repository does not hold, idempotently:
 #  - .venv: a project-local Python with the pinned PyPI packages of src/main/python/requirements.txt
-#  - the job jar, target/genai-batch.jar (unless SKIP_BUILD=1)
+#  - the job jar, target/genai-batch-spark4_2.13.jar (unless SKIP_BUILD=1)
 # A second run with nothing changed takes seconds: the venv is stamped with the hash of its pins.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,10 +27,10 @@ else
 fi
 
 if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
-  if [[ ! -f target/genai-batch.jar || -n "$(find pom.xml src/main -newer target/genai-batch.jar -print -quit)" ]]; then
-    echo "[setup] building target/genai-batch.jar"
+  if [[ ! -f target/genai-batch-spark4_2.13.jar || -n "$(find pom.xml src/main -newer target/genai-batch-spark4_2.13.jar -print -quit)" ]]; then
+    echo "[setup] building target/genai-batch-spark4_2.13.jar"
     mvn -B -q -DskipTests package
   else
-    echo "[setup] target/genai-batch.jar is up to date"
+    echo "[setup] target/genai-batch-spark4_2.13.jar is up to date"
   fi
 fi

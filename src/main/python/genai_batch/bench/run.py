@@ -72,7 +72,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
 VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
 PY_SRC = os.path.join(ROOT, "src", "main", "python")
 TINY = os.path.join(ROOT, "src", "test", "resources", "models", "tiny-phi3")
-JAR = os.path.join(ROOT, "target", "genai-batch.jar")
+JAR = os.path.join(ROOT, "target", "genai-batch-spark4_2.13.jar")
 SCALING_MIN_ROWS_PER_PARTITION = 4
 RUN_TIMEOUT_S = 1800
 

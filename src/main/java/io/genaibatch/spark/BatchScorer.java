@@ -24,6 +24,8 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import scala.Tuple2;
+import scala.collection.Iterator;
 
 /**
  * The driver side of scoring: resolves the model URI through MLflow, fetches and inspects the
@@ -56,6 +58,7 @@ public final class BatchScorer {
    * @param values the settings from every layer above the model's own; see {@link #withSparkConf}
    */
   public static BatchScorer create(SparkSession spark, SettingValues values) {
+    io.genaibatch.spark.compat.SparkLine.check(spark); // the jar's Spark line is the runtime's
     String modelUri = values.get(Settings.MODEL_URI);
     if (modelUri == null) {
       throw new IllegalArgumentException("No model: set " + Settings.MODEL_URI.key() + " (--model-uri, the"
@@ -88,9 +91,9 @@ public final class BatchScorer {
    */
   public static SettingValues withSparkConf(SparkSession spark, SettingValues values) {
     Map<String, Object> m = new LinkedHashMap<>();
-    scala.collection.Iterator<scala.Tuple2<String, String>> it = spark.conf().getAll().iterator();
+    Iterator<Tuple2<String, String>> it = spark.conf().getAll().iterator();
     while (it.hasNext()) {
-      scala.Tuple2<String, String> kv = it.next();
+      Tuple2<String, String> kv = it.next();
       if (kv._1().startsWith(Settings.CONF_PREFIX)) {
         m.put(kv._1().substring(Settings.CONF_PREFIX.length()), kv._2());
       }

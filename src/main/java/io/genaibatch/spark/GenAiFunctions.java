@@ -6,6 +6,7 @@ import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.Setting.Scope;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
+import io.genaibatch.spark.compat.SparkCompat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.spark.sql.Row;
@@ -57,12 +58,9 @@ public final class GenAiFunctions {
     ModelSpec spec = scorer.spec();
     SettingValues base = scorer.settings();
     UDF2<String, scala.collection.Map<String, String>, Row> impl = (prompt, options) -> generate(spec, base, prompt,
-        options == null ? null : scala.jdk.javaapi.CollectionConverters.asJava(options));
-    spark.udf().register(IMPL, functions.udf(impl, RESULT).asNondeterministic());
-    // A Java UDF cannot have an optional argument; a SQL function with a DEFAULT can, and it
-    // inlines the (non-deterministic) Java UDF.
-    spark.sql("CREATE OR REPLACE TEMPORARY FUNCTION " + NAME
-        + "(prompt STRING, options MAP<STRING, STRING> DEFAULT map()) RETURNS " + RESULT.sql() + " NOT DETERMINISTIC RETURN " + IMPL + "(prompt, options)");
+        options == null ? null : SparkCompat.asJava(options));
+    // A Java UDF cannot have an optional argument: how the optional options are had differs by Spark line.
+    SparkCompat.registerWithOptionalOptions(spark, NAME, IMPL, functions.udf(impl, RESULT).asNondeterministic(), RESULT);
   }
 
   /** The Java UDF behind {@value #NAME}. */

@@ -7,6 +7,7 @@ import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SlotUsage;
+import io.genaibatch.spark.compat.SparkCompat;
 import java.io.Serializable;
 import java.sql.Timestamp;
 import java.util.ArrayList;
@@ -26,7 +27,6 @@ import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 import org.apache.spark.util.TaskCompletionListener;
-import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * Scores one partition: takes a lease on the executor's model, pulls rows in windows of {@code
@@ -208,7 +208,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     Row choice = RowFactory.create(0L, message, g.finishReason().wire());
     Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
     return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", created, modelUri,
-        CollectionConverters.asScala(List.of(choice)).toSeq(), usage);
+        SparkCompat.asSeq(List.of(choice)), usage);
   }
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */

@@ -34,7 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  *   <li>{@code package_phi3_model.ipynb} (Python) with {@code jupyter nbconvert --execute} from
  *       {@code .venv}, against a real MLflow server;
  *   <li>{@code score_prompts_scala.scala} (Databricks source format) pasted into {@code spark-shell
- *       --master local[2] --jars target/genai-batch.jar} (Spark from {@code .venv}), scoring a
+ *       --master local[2] --jars target/genai-batch-spark4_2.13.jar} (Spark from {@code .venv}), scoring a
  *       {@code models:/NAME@champion} model registered on that server;
  *   <li>{@code score_prompts_java.ipynb} (IJava) cell by cell through JShell
  *       ({@code src/test/notebooks-runner/JShellNotebookRunner.java}), scoring the tiny model folder.
@@ -241,7 +241,7 @@ class NotebooksIT {
   }
 
   static Path jar() {
-    Path jar = Fixtures.projectDir().resolve("target/genai-batch.jar");
+    Path jar = Fixtures.projectDir().resolve("target/genai-batch-spark4_2.13.jar");
     assertThat(jar).as("the shaded jar (mvn package builds it before the ITs)").isRegularFile();
     return jar;
   }
