@@ -28,12 +28,12 @@
 // MAGIC suite fails when it is out of date).
 // MAGIC
 // MAGIC * **Databricks**: *Workspace > Import* either file (or sync the repository with Git folders).
-// MAGIC   Attach it to a classic cluster (dedicated access mode) with `target/genai-batch.jar` installed
+// MAGIC   Attach it to a classic cluster (dedicated access mode) with the genai-batch jar of its Spark line installed (`genai-batch-spark4_2.13.jar` for Spark 4.x, `genai-batch-spark3.5_2.12.jar` for 3.5)
 // MAGIC   as a cluster library and the `onnxruntime-genai==0.12.0` wheel on every node (see the README's
 // MAGIC   *Native runtime*). Set `GENAI_BATCH_MODEL_URI` (and `MLFLOW_TRACKING_URI` outside Databricks'
 // MAGIC   own MLflow) in the cluster's environment variables, or edit the first code cell.
 // MAGIC * **Jupyter** opens the `.ipynb` with a Scala 2.13 kernel such as Almond, whose class path holds
-// MAGIC   Spark 4.0 and `target/genai-batch.jar` and whose JVM has Spark's `--add-opens` flags (pom.xml
+// MAGIC   Spark 4.x and `target/genai-batch-spark4_2.13.jar` (or Spark 3.5 and `target/genai-batch-spark3.5_2.12.jar`) and whose JVM has Spark's `--add-opens` flags (pom.xml
 // MAGIC   property `spark.java.opts`). Start Jupyter from the repository root or set
 // MAGIC   `GENAI_BATCH_MODEL_URI`. Without a running Spark session the first code cell starts a
 // MAGIC   `local[2]` one.
@@ -44,7 +44,7 @@
 // MAGIC   ```bash
 // MAGIC   export SPARK_HOME=$PWD/.venv/lib/python3.11/site-packages/pyspark
 // MAGIC   echo ':paste notebooks/score_prompts_scala.scala' | \
-// MAGIC     $SPARK_HOME/bin/spark-shell --master 'local[2]' --jars target/genai-batch.jar
+// MAGIC     $SPARK_HOME/bin/spark-shell --master 'local[2]' --jars target/genai-batch-spark4_2.13.jar   # Spark 3.5: target/genai-batch-spark3.5_2.12.jar
 // MAGIC   ```
 
 // COMMAND ----------

@@ -2,6 +2,8 @@ package io.genaibatch.job;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
@@ -34,6 +36,32 @@ class ShippedConfigsTest {
     String readme = Files.readString(Fixtures.projectDir().resolve("README.md"));
     for (Setting<?> s : Settings.all()) {
       assertThat(readme).as("README documents %s", s.key()).contains("`" + s.flags().get(0));
+    }
+  }
+
+  @Test
+  void eachDatabricksJobInstallsTheJarOfItsRuntimesSparkLine() throws Exception {
+    Path dir = Fixtures.projectDir().resolve("jobs/databricks");
+    List<Path> jobs;
+    try (Stream<Path> s = Files.list(dir)) {
+      jobs = s.filter(p -> p.toString().endsWith(".json")).sorted().toList();
+    }
+    assertThat(jobs).hasSize(2);
+    for (Path p : jobs) {
+      JsonNode task = new ObjectMapper().readTree(p.toFile()).path("tasks").get(0);
+      String runtime = task.path("new_cluster").path("spark_version").asText();
+      String jar = task.path("libraries").get(0).path("jar").asText();
+      // 14.3 to 16.4 LTS run Spark 3.5; 17.3 LTS and later Spark 4 (README, "Clusters and Databricks").
+      int major = Integer.parseInt(runtime.substring(0, runtime.indexOf('.')));
+      String scala = runtime.substring(runtime.lastIndexOf("scala") + 5);
+      String want = major < 17 ? "genai-batch-spark3.5_2.12.jar" : "genai-batch-spark4_2.13.jar";
+      assertThat(jar).as("%s on %s", p.getFileName(), runtime).endsWith("/" + want);
+      assertThat(want).as("%s: the runtime's Scala version", p.getFileName()).contains("_" + scala + ".jar");
+      assertThat(task.path("spark_jar_task").path("main_class_name").asText()).isEqualTo(BatchScoringJob.class.getName());
+      if (major < 16) {
+        assertThat(task.path("new_cluster").path("spark_env_vars").path("JNAME").asText())
+            .as("%s: JDK 17 on a runtime whose default is JDK 8", p.getFileName()).startsWith("zulu17");
+      }
     }
   }
 }
