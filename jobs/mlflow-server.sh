@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Starts a local MLflow tracking server (sqlite backend, proxied artifacts) on 127.0.0.1 in the
-# background and prints its URI; `jobs/mlflow-server.sh stop DIR` stops it (and its workers).
+# background and prints its URI; `jobs/mlflow-server.sh stop DIR` stops it and its workers for good.
 #   jobs/mlflow-server.sh start DIR [PORT]   -> prints http://127.0.0.1:PORT
+#   jobs/mlflow-server.sh stop DIR           -> TERM to the server's process group, then, after
+#       GENAI_BATCH_STOP_SECONDS (default 10) with anything of it left (a worker still busy with an
+#       upload: a graceful shutdown waits for requests in flight), KILL to the whole group.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cmd="${1:-start}"; dir="${2:-$ROOT/target/mlflow}"; port="${3:-5000}"
@@ -9,8 +12,17 @@ mkdir -p "$dir"
 if [[ "$cmd" == "stop" ]]; then
   if [[ -f "$dir/server.pid" ]]; then
     pid="$(cat "$dir/server.pid")"
-    pkill -TERM -P "$pid" 2>/dev/null || true
-    kill -TERM "$pid" 2>/dev/null || true
+    # setsid made the server a group leader: its pid is the group id of it and its workers.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    deadline=$(( $(date +%s) + ${GENAI_BATCH_STOP_SECONDS:-10} ))
+    while pgrep -g "$pid" >/dev/null 2>&1 && (( $(date +%s) < deadline )); do
+      sleep 0.2
+    done
+    if pgrep -g "$pid" >/dev/null 2>&1; then
+      echo "mlflow server group $pid still running after ${GENAI_BATCH_STOP_SECONDS:-10} s: killing it" >&2
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      while pgrep -g "$pid" >/dev/null 2>&1; do sleep 0.1; done
+    fi
     rm -f "$dir/server.pid"
   fi
   exit 0

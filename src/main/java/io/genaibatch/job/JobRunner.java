@@ -267,6 +267,8 @@ final class JobRunner {
     m.put("model_loads", (double) metrics.loads().value());
     m.put("model_load_ms", (double) metrics.loadMillis().value());
     m.put("model_fetch_ms", scorer.localModel().fetchMillis());
+    m.put("model_fetch_bytes", (double) scorer.localModel().fetchedBytes());
+    m.put("model_fetch_mb_per_s", scorer.localModel().fetchMbPerSecond());
     Map<String, Double> rss = metrics.peakRssMbByExecutor();
     m.put("executors_used", (double) rss.size());
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));

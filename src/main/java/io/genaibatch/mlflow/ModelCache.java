@@ -62,8 +62,9 @@ public final class ModelCache {
    * @param dir the complete local copy
    * @param downloaded whether this call downloaded it (false: it was already there)
    * @param millis time spent, waiting for another downloader included
+   * @param bytes bytes this call downloaded (0 when it was already there)
    */
-  public record Fetched(Path dir, boolean downloaded, double millis) {}
+  public record Fetched(Path dir, boolean downloaded, double millis, long bytes) {}
 
   /** Returns the local copy of {@code source}, downloading it first if this host has none. */
   public Fetched fetch(String identity, ArtifactDirectory source) {
@@ -72,7 +73,7 @@ public final class ModelCache {
     Path target = root.resolve(key);
     Path marker = target.resolve(COMPLETE);
     if (Files.isRegularFile(marker)) {
-      return new Fetched(target, false, (System.nanoTime() - t0) / 1e6);
+      return new Fetched(target, false, (System.nanoTime() - t0) / 1e6, 0);
     }
     Object jvmLock = JVM_LOCKS.computeIfAbsent(key, k -> new Object());
     synchronized (jvmLock) {
@@ -81,11 +82,11 @@ public final class ModelCache {
         try (FileChannel ch = FileChannel.open(root.resolve(key + ".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             FileLock lock = ch.lock()) {
           if (Files.isRegularFile(marker)) {
-            return new Fetched(target, false, (System.nanoTime() - t0) / 1e6);
+            return new Fetched(target, false, (System.nanoTime() - t0) / 1e6, 0);
           }
           cleanLeftovers(key, target);
-          download(source, key, target);
-          return new Fetched(target, true, (System.nanoTime() - t0) / 1e6);
+          long bytes = download(source, key, target);
+          return new Fetched(target, true, (System.nanoTime() - t0) / 1e6, bytes);
         }
       } catch (IOException e) {
         throw new MlflowException("Cannot fetch model " + source.uri() + " into " + target + ": " + e.getMessage(), e);
@@ -93,7 +94,8 @@ public final class ModelCache {
     }
   }
 
-  private void download(ArtifactDirectory source, String key, Path target) throws IOException {
+  /** Downloads {@code source} into {@code target} through a temporary folder; returns the bytes fetched. */
+  private long download(ArtifactDirectory source, String key, Path target) throws IOException {
     List<ArtifactFile> files = source.listFiles();
     Path tmp = root.resolve(key + ".tmp-" + UUID.randomUUID());
     Files.createDirectories(tmp);
@@ -121,6 +123,7 @@ public final class ModelCache {
       done = true;
       DOWNLOADS.incrementAndGet();
       LOG.info("Fetched model {} ({} files, {} bytes) into {}", source.uri(), files.size(), bytes, target);
+      return bytes;
     } finally {
       if (!done) {
         deleteTree(tmp);

@@ -19,9 +19,16 @@ public final class ModelFetcher {
    * @param mlModel the parsed {@code MLmodel}, or null for a plain onnxruntime-genai folder
    * @param downloaded whether this call downloaded it
    * @param fetchMillis time spent fetching
+   * @param fetchedBytes bytes this call downloaded (0 for a local folder or a cached copy)
    */
-  public record LocalModel(Path modelDir, Path genaiDir, MlModel mlModel, boolean downloaded, double fetchMillis)
-      implements Serializable {}
+  public record LocalModel(Path modelDir, Path genaiDir, MlModel mlModel, boolean downloaded, double fetchMillis,
+      long fetchedBytes) implements Serializable {
+
+    /** Download throughput in MB/s, NaN when nothing was downloaded. */
+    public double fetchMbPerSecond() {
+      return fetchedBytes > 0 && fetchMillis > 0 ? fetchedBytes / 1e6 / (fetchMillis / 1e3) : Double.NaN;
+    }
+  }
 
   /**
    * Fetches (once per host) and inspects a model.
@@ -33,6 +40,7 @@ public final class ModelFetcher {
     Path local;
     boolean downloaded = false;
     double millis = 0;
+    long bytes = 0;
     if (dir instanceof LocalArtifactDirectory l) {
       local = l.root();
       if (!Files.isDirectory(local)) {
@@ -43,13 +51,14 @@ public final class ModelFetcher {
       local = f.dir();
       downloaded = f.downloaded();
       millis = f.millis();
+      bytes = f.bytes();
     }
     if (Files.isRegularFile(local.resolve(MlModel.FILE_NAME))) {
       MlModel ml = MlModel.read(local);
-      return new LocalModel(local, ml.findGenaiFolder(local), ml, downloaded, millis);
+      return new LocalModel(local, ml.findGenaiFolder(local), ml, downloaded, millis, bytes);
     }
     if (MlModel.isGenaiFolder(local)) {
-      return new LocalModel(local, local, null, downloaded, millis);
+      return new LocalModel(local, local, null, downloaded, millis, bytes);
     }
     throw new MlflowException("Model " + model.uri() + " at " + local + " has neither an MLmodel file nor a "
         + MlModel.GENAI_CONFIG_FILE + ": pass an MLflow model (models:/..., runs:/...) or an onnxruntime-genai folder");

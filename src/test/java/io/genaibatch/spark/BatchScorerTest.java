@@ -11,6 +11,7 @@ import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -132,6 +133,14 @@ class BatchScorerTest extends SparkTestBase {
     BatchScorer scorer = BatchScorer.create(spark, Fixtures.settings("model_uri", uri, "tracking_uri",
         server.uri(), "cache_dir", tmp.toString()));
     assertThat(scorer.options().chat()).isTrue();
+    // The driver's fetch reports what it downloaded: every byte of the model folder, and a rate.
+    long onDisk;
+    try (var files = Files.walk(scorer.localModel().modelDir())) {
+      onDisk = files.filter(Files::isRegularFile).filter(f -> !f.getFileName().toString().startsWith("."))
+          .mapToLong(f -> f.toFile().length()).sum();
+    }
+    assertThat(scorer.localModel().fetchedBytes()).isPositive().isEqualTo(onDisk);
+    assertThat(scorer.localModel().fetchMbPerSecond()).isPositive();
     assertThat(scorer.spec().model().version()).isEqualTo(logged.get("version").asText());
     List<Row> out = scorer.score(spark.createDataFrame(rows, schema), null, null).orderBy("id").collectAsList();
     JsonNode py = server.python("predict_reference",
