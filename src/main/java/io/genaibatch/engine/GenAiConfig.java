@@ -11,6 +11,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * What genai-batch needs from a model folder's {@code genai_config.json}, read and checked
@@ -34,12 +35,19 @@ public record GenAiConfig(
     return dir != null && Files.isRegularFile(dir.resolve(FILE_NAME));
   }
 
+  /** Reads {@code dir}'s config, checking that the files it names are in {@code dir}. */
+  public static GenAiConfig read(Path dir) {
+    return read(dir, name -> Files.isRegularFile(dir.resolve(name)));
+  }
+
   /**
    * Reads and checks {@code dir/genai_config.json}.
    *
+   * @param has whether the model has a file the config names (relative to {@code dir}): a driver
+   *     holding only the model's metadata answers from the store's listing
    * @throws EngineException naming the folder or file and what is wrong with it
    */
-  public static GenAiConfig read(Path dir) {
+  public static GenAiConfig read(Path dir, Predicate<String> has) {
     if (dir == null || !Files.exists(dir)) {
       throw new EngineException(
           "Model folder " + dir + " does not exist. Pass the folder that holds " + FILE_NAME + ".");
@@ -79,7 +87,7 @@ public record GenAiConfig(
     if (decoderFile == null) {
       throw new EngineException(file + ": model.decoder.filename is missing");
     }
-    if (!Files.isRegularFile(dir.resolve(decoderFile))) {
+    if (!has.test(decoderFile)) {
       throw new EngineException(
           "Model folder " + dir + " names decoder " + decoderFile + " in " + FILE_NAME
               + ", but that file is not there. Copy the whole model folder.");

@@ -67,7 +67,7 @@ final class RunReport {
       effective.put("resolved_model", Map.of(
           "artifact_uri", scorer.spec().model().artifactUri(),
           "version", String.valueOf(scorer.spec().model().versionLabel()),
-          "local_folder", scorer.localModel().genaiDir().toString()));
+          "driver_metadata_folder", scorer.localModel().genaiDir().toString()));
       Path conf = tmp.resolve("effective_config.yaml");
       YAML.writeValue(conf.toFile(), effective);
       run.logArtifact(conf, "effective_config.yaml");

@@ -1,5 +1,6 @@
 package io.genaibatch.mlflow;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.common.AtomicFiles;
 import io.genaibatch.common.Sha256;
@@ -12,12 +13,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Predicate;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -68,6 +71,33 @@ public final class ModelCache {
 
   /** Returns the local copy of {@code source}, downloading it first if this host has none. */
   public Fetched fetch(String identity, ArtifactDirectory source) {
+    return fetch(identity, source, null);
+  }
+
+  /**
+   * Returns a local copy of the files of {@code source} that {@code keep} accepts, under a cache
+   * folder of its own (so a partial copy is never taken for the whole model); the complete marker
+   * lists every file of the source, kept or not ({@link #listing}).
+   *
+   * @param part names the selection in the cache key: {@code metadata}
+   */
+  public Fetched fetchPart(String identity, String part, ArtifactDirectory source, Predicate<ArtifactFile> keep) {
+    return fetch(identity + "#" + part, source, keep);
+  }
+
+  /** Every file path the source listed when {@code fetched} was downloaded, relative to its folder. */
+  public static List<String> listing(Fetched fetched) {
+    try {
+      JsonNode marker = JSON.readTree(fetched.dir().resolve(COMPLETE).toFile());
+      List<String> paths = new ArrayList<>();
+      marker.path("listing").forEach(n -> paths.add(n.asText()));
+      return paths;
+    } catch (IOException e) {
+      throw new MlflowException("Cannot read the cache marker of " + fetched.dir() + ": " + e.getMessage(), e);
+    }
+  }
+
+  private Fetched fetch(String identity, ArtifactDirectory source, Predicate<ArtifactFile> keep) {
     long t0 = System.nanoTime();
     String key = key(identity);
     Path target = root.resolve(key);
@@ -85,7 +115,7 @@ public final class ModelCache {
             return new Fetched(target, false, (System.nanoTime() - t0) / 1e6, 0);
           }
           cleanLeftovers(key, target);
-          long bytes = download(source, key, target);
+          long bytes = download(source, key, target, keep);
           return new Fetched(target, true, (System.nanoTime() - t0) / 1e6, bytes);
         }
       } catch (IOException e) {
@@ -95,8 +125,10 @@ public final class ModelCache {
   }
 
   /** Downloads {@code source} into {@code target} through a temporary folder; returns the bytes fetched. */
-  private long download(ArtifactDirectory source, String key, Path target) throws IOException {
-    List<ArtifactFile> files = source.listFiles();
+  private long download(ArtifactDirectory source, String key, Path target, Predicate<ArtifactFile> keep)
+      throws IOException {
+    List<ArtifactFile> listed = source.listFiles();
+    List<ArtifactFile> files = keep == null ? listed : listed.stream().filter(keep).toList();
     Path tmp = root.resolve(key + ".tmp-" + UUID.randomUUID());
     Files.createDirectories(tmp);
     boolean done = false;
@@ -118,7 +150,8 @@ public final class ModelCache {
         bytes += size;
       }
       Files.writeString(tmp.resolve(COMPLETE), JSON.writeValueAsString(Map.of(
-          "source", source.uri(), "files", files.size(), "bytes", bytes)), StandardCharsets.UTF_8);
+          "source", source.uri(), "files", files.size(), "bytes", bytes,
+          "listing", listed.stream().map(ArtifactFile::path).toList())), StandardCharsets.UTF_8);
       AtomicFiles.publish(tmp, target);
       done = true;
       DOWNLOADS.incrementAndGet();

@@ -3,6 +3,8 @@ package io.genaibatch.mlflow;
 import java.io.Serializable;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
 
 /**
  * Turns a resolved model into local folders: the MLflow model directory (fetched into the
@@ -20,9 +22,20 @@ public final class ModelFetcher {
    * @param downloaded whether this call downloaded it
    * @param fetchMillis time spent fetching
    * @param fetchedBytes bytes this call downloaded (0 for a local folder or a cached copy)
+   * @param listed for a metadata-only copy, every file of the model relative to {@code modelDir},
+   *     fetched or not; empty for a whole copy or a local folder
    */
   public record LocalModel(Path modelDir, Path genaiDir, MlModel mlModel, boolean downloaded, double fetchMillis,
-      long fetchedBytes) implements Serializable {
+      long fetchedBytes, List<String> listed) implements Serializable {
+
+    /**
+     * Whether the model has {@code file} (a path relative to {@code genaiDir}): on disk, or, in a
+     * metadata-only copy, in the store's listing.
+     */
+    public boolean has(String file) {
+      Path p = genaiDir.resolve(file).normalize();
+      return Files.isRegularFile(p) || listed.contains(modelDir.relativize(p).toString().replace('\\', '/'));
+    }
 
     /** Download throughput in MB/s, NaN when nothing was downloaded. */
     public double fetchMbPerSecond() {
@@ -36,18 +49,48 @@ public final class ModelFetcher {
    * @param tracking needed for {@code mlflow-artifacts:} locations; may be null otherwise
    */
   public static LocalModel fetch(ResolvedModel model, TrackingConnection tracking, ModelCache cache) {
+    return fetch(model, tracking, cache, false);
+  }
+
+  /**
+   * What the driver reads to check a model and the input before scoring: {@code MLmodel},
+   * {@code genai_config.json}, the tokenizer and chat template files and other small files, never
+   * the weights ({@link #isMetadata}). A local folder is read where it is.
+   */
+  public static LocalModel fetchMetadata(ResolvedModel model, TrackingConnection tracking, ModelCache cache) {
+    return fetch(model, tracking, cache, true);
+  }
+
+  /** Weights are ONNX graphs and their external data; anything else above 64 MB is treated as weights too. */
+  static boolean isMetadata(ArtifactFile f) {
+    String name = f.path().toLowerCase(Locale.ROOT);
+    boolean weights = name.endsWith(".onnx") || name.endsWith(".onnx.data") || name.endsWith(".onnx_data")
+        || name.endsWith(".data") || name.endsWith(".bin") || name.endsWith(".safetensors");
+    return !weights && f.size() <= METADATA_MAX_BYTES;
+  }
+
+  static final long METADATA_MAX_BYTES = 64L << 20;
+
+  private static LocalModel fetch(ResolvedModel model, TrackingConnection tracking, ModelCache cache,
+      boolean metadataOnly) {
     ArtifactDirectory dir = ArtifactDirectory.open(model.artifactUri(), tracking);
     Path local;
     boolean downloaded = false;
     double millis = 0;
     long bytes = 0;
+    List<String> listed = List.of();
     if (dir instanceof LocalArtifactDirectory l) {
       local = l.root();
       if (!Files.isDirectory(local)) {
         throw new MlflowException("Model " + model.uri() + ": folder " + local + " does not exist");
       }
     } else {
-      ModelCache.Fetched f = cache.fetch(model.identity(), dir);
+      ModelCache.Fetched f = metadataOnly
+          ? cache.fetchPart(model.identity(), "metadata", dir, ModelFetcher::isMetadata)
+          : cache.fetch(model.identity(), dir);
+      if (metadataOnly) {
+        listed = ModelCache.listing(f);
+      }
       local = f.dir();
       downloaded = f.downloaded();
       millis = f.millis();
@@ -55,10 +98,10 @@ public final class ModelFetcher {
     }
     if (Files.isRegularFile(local.resolve(MlModel.FILE_NAME))) {
       MlModel ml = MlModel.read(local);
-      return new LocalModel(local, ml.findGenaiFolder(local), ml, downloaded, millis, bytes);
+      return new LocalModel(local, ml.findGenaiFolder(local), ml, downloaded, millis, bytes, listed);
     }
     if (MlModel.isGenaiFolder(local)) {
-      return new LocalModel(local, local, null, downloaded, millis, bytes);
+      return new LocalModel(local, local, null, downloaded, millis, bytes, listed);
     }
     throw new MlflowException("Model " + model.uri() + " at " + local + " has neither an MLmodel file nor a "
         + MlModel.GENAI_CONFIG_FILE + ": pass an MLflow model (models:/..., runs:/...) or an onnxruntime-genai folder");

@@ -72,9 +72,10 @@ public final class BatchScorer {
     ModelFetcher.LocalModel local;
     try (TrackingConnection conn = uri.needsTracking() || tracking != null ? TrackingConnection.connect(tracking) : null) {
       resolved = new ModelResolver(conn).resolve(uri);
-      local = ModelFetcher.fetch(resolved, conn, new ModelCache(Paths.get(cache)));
+      // The driver reads the metadata only; executors fetch the whole model into their host's cache.
+      local = ModelFetcher.fetchMetadata(resolved, conn, new ModelCache(Paths.get(cache)));
     }
-    GenAiConfig.read(local.genaiDir());
+    GenAiConfig.read(local.genaiDir(), local::has);
     SettingValues settled = local.mlModel() == null ? values
         : values.below("model_config of " + modelUri, local.mlModel().modelConfig(), Scope.SEARCH, false);
     boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();

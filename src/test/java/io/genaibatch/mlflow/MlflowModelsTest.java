@@ -96,6 +96,15 @@ class MlflowModelsTest {
       }
       assertThat(byLatest.version()).isEqualTo(version);
       assertThat(byRun.runId()).isEqualTo(runId);
+      // The driver's check of every form reads the metadata only: no weights, the config's decoder
+      // found in the store's listing.
+      for (ResolvedModel m : List.of(byVersion, byLatest, byId, byRun)) {
+        ModelFetcher.LocalModel meta = ModelFetcher.fetchMetadata(m, t, new ModelCache(cache.resolve("driver")));
+        GenAiConfig config = GenAiConfig.read(meta.genaiDir(), meta::has);
+        assertThat(meta.mlModel().modelId()).as(m.uri().raw()).isEqualTo(modelId);
+        assertThat(meta.genaiDir().resolve(config.decoderFile())).as("no weights on the driver").doesNotExist();
+        assertThat(meta.listed()).anyMatch(f -> f.endsWith(config.decoderFile()));
+      }
       ModelFetcher.LocalModel local = ModelFetcher.fetch(byRun, t, new ModelCache(cache));
       assertThat(local.mlModel().modelId()).isEqualTo(modelId);
       try (LlmModel model = LlmModel.load(local.genaiDir())) {

@@ -133,7 +133,7 @@ class BatchScorerTest extends SparkTestBase {
     BatchScorer scorer = BatchScorer.create(spark, Fixtures.settings("model_uri", uri, "tracking_uri",
         server.uri(), "cache_dir", tmp.toString()));
     assertThat(scorer.options().chat()).isTrue();
-    // The driver's fetch reports what it downloaded: every byte of the model folder, and a rate.
+    // The driver's fetch reports what it downloaded: every byte of its copy, and a rate.
     long onDisk;
     try (var files = Files.walk(scorer.localModel().modelDir())) {
       onDisk = files.filter(Files::isRegularFile).filter(f -> !f.getFileName().toString().startsWith("."))
@@ -141,6 +141,11 @@ class BatchScorerTest extends SparkTestBase {
     }
     assertThat(scorer.localModel().fetchedBytes()).isPositive().isEqualTo(onDisk);
     assertThat(scorer.localModel().fetchMbPerSecond()).isPositive();
+    // ... which is the metadata only: the weights are listed, not fetched (executors fetch them).
+    assertThat(scorer.localModel().listed()).anyMatch(f -> f.endsWith(".onnx"));
+    try (var files = Files.walk(scorer.localModel().modelDir())) {
+      assertThat(files.map(Path::toString)).noneMatch(f -> f.endsWith(".onnx") || f.endsWith(".onnx.data"));
+    }
     assertThat(scorer.spec().model().version()).isEqualTo(logged.get("version").asText());
     List<Row> out = scorer.score(spark.createDataFrame(rows, schema), null, null).orderBy("id").collectAsList();
     JsonNode py = server.python("predict_reference",
