@@ -2,8 +2,19 @@
 # Installs everything genai-batch needs that this repository does not hold, idempotently:
 #  - .venv: a project-local Python with the pinned PyPI packages of src/main/python/requirements.txt
 #  - the job jar, target/genai-batch-spark4_2.13.jar (unless SKIP_BUILD=1)
-# A second run with nothing changed takes seconds: the venv is stamped with the hash of its pins.
+#  - only when asked, one small venv per extra Spark runtime of src/main/python/runtimes.txt
+#    (.venv-spark3.5, .venv-spark4.3: that pyspark alone), which jobs/test.sh tests the jars on:
+#      jobs/setup.sh --runtimes all        (or --runtimes spark3.5,spark4.3; or GENAI_BATCH_RUNTIMES=all)
+# A second run with nothing changed takes seconds: each venv is stamped with the hash of its pins.
 set -euo pipefail
+runtimes="${GENAI_BATCH_RUNTIMES:-}"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runtimes) runtimes="${2:?--runtimes takes all or NAME[,NAME...]}"; shift 2 ;;
+    --runtimes=*) runtimes="${1#--runtimes=}"; shift ;;
+    *) echo "jobs/setup.sh: unknown argument $1 (usage: jobs/setup.sh [--runtimes all|NAME,...])" >&2; exit 2 ;;
+  esac
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
@@ -11,19 +22,40 @@ PY="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 REQ="src/main/python/requirements.txt"
 CON="src/main/python/constraints.txt"
-STAMP="$VENV/.genai-batch-stamp"
-want="$(cat "$REQ" "$CON" | sha256sum | cut -c1-16)"
+RUNTIMES="src/main/python/runtimes.txt"
 
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "[setup] creating $VENV"
-  "$PY" -m venv "$VENV"
-fi
-if [[ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]]; then
-  echo "[setup] installing pinned Python packages into $VENV (first run: a few minutes)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" -c "$CON"
-  echo "$want" > "$STAMP"
-else
-  echo "[setup] $VENV is up to date"
+# venv DIR PINS_HASH PIP_ARGS...: creates DIR and installs PIP_ARGS unless DIR is stamped PINS_HASH.
+venv() {
+  local dir="$1" want="$2" stamp="$1/.genai-batch-stamp"
+  shift 2
+  if [[ ! -x "$dir/bin/python" ]]; then
+    echo "[setup] creating $dir"
+    "$PY" -m venv "$dir"
+  fi
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "[setup] installing pinned Python packages into $dir (first run: a few minutes)"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+    echo "$want" > "$stamp"
+  else
+    echo "[setup] $dir is up to date"
+  fi
+}
+
+hash() { sha256sum | cut -c1-16; }
+venv "$VENV" "$(cat "$REQ" "$CON" | hash)" -r "$REQ" -c "$CON"
+
+if [[ -n "$runtimes" ]]; then
+  known="$(grep -v '^[[:space:]]*\(#\|$\)' "$RUNTIMES" | awk '{print $1}' | paste -sd' ')"
+  [[ "$runtimes" == all ]] && runtimes="${known// /,}"
+  IFS=, read -ra asked <<< "$runtimes"
+  for name in "${asked[@]}"; do
+    pin="$(awk -v n="$name" '$1 == n {print $2}' "$RUNTIMES")"
+    if [[ -z "$pin" ]]; then
+      echo "[setup] unknown runtime '$name': $RUNTIMES has $known" >&2
+      exit 2
+    fi
+    venv "$ROOT/.venv-$name" "$(echo "$pin" | hash)" "$pin"
+  done
 fi
 
 if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
