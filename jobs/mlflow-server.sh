@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts a local MLflow tracking server (sqlite backend, proxied artifacts) on 127.0.0.1 in the
+# Starts a local MLflow tracking server (sqlite backend, a direct local artifact root) on 127.0.0.1 in the
 # background and prints its URI; `jobs/mlflow-server.sh stop DIR` stops it and its workers for good.
 #   jobs/mlflow-server.sh start DIR [PORT]   -> prints http://127.0.0.1:PORT
 #   jobs/mlflow-server.sh stop DIR           -> TERM to the server's process group, then, after
@@ -31,9 +31,14 @@ if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
   echo "http://127.0.0.1:$port"; exit 0
 fi
 # setsid: the server and its uvicorn workers form one group that `stop` can end.
+# Artifacts go to a local folder that clients write and read themselves, as they would a bucket
+# (--default-artifact-root, no proxy): logging a model copies it at disk speed, and the job reads a
+# registered model where it lies. Proxied artifacts (--serve-artifacts) stream every byte through
+# the server's one Python worker: a 0.7 GB weights file did not finish uploading in 8 minutes.
+# A shared server for a cluster uses a bucket root (s3://, abfss://, gs://) the same way.
 setsid "$ROOT/.venv/bin/mlflow" server --host 127.0.0.1 --port "$port" \
-  --backend-store-uri "sqlite:///$dir/mlflow.db" --artifacts-destination "$dir/artifacts" \
-  --serve-artifacts --workers 1 > "$dir/server.log" 2>&1 &
+  --backend-store-uri "sqlite:///$dir/mlflow.db" --default-artifact-root "$dir/artifacts" \
+  --no-serve-artifacts --workers 1 > "$dir/server.log" 2>&1 &
 echo $! > "$dir/server.pid"
 for _ in $(seq 1 240); do
   if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then echo "http://127.0.0.1:$port"; exit 0; fi

@@ -14,7 +14,10 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code jobs/mlflow-server.sh stop} ends the server for good, also while a worker is busy with an upload. */
+/**
+ * {@code jobs/mlflow-server.sh}: a model logs to its direct artifact root at disk speed and resolves
+ * to where it lies; {@code stop} ends the server for good, also while a worker is busy with a request.
+ */
 class MlflowServerScriptTest {
   private static String script(Map<String, String> env, String... args) throws Exception {
     ProcessBuilder pb = new ProcessBuilder("bash", Fixtures.projectDir().resolve("jobs/mlflow-server.sh").toString());
@@ -45,9 +48,10 @@ class MlflowServerScriptTest {
     Path dir = tmp.resolve("mlflow");
     String uri = script(Map.of(), "start", dir.toString(), String.valueOf(freePort()));
     long pgid = Long.parseLong(Files.readString(dir.resolve("server.pid")).trim());
-    // An upload that stays in flight: 300 MB at 200 kB/s.
+    // A request whose body the one worker is still reading: 300 MB at 200 kB/s.
     Process upload = new ProcessBuilder("bash", "-c", "head -c 300000000 /dev/zero | curl -s -o /dev/null"
-        + " --limit-rate 200k -T - " + uri + "/api/2.0/mlflow-artifacts/artifacts/0/upload/big.bin").start();
+        + " --limit-rate 200k -X POST -H 'Content-Type: application/json' -T - " + uri
+        + "/api/2.0/mlflow/experiments/create").start();
     try {
       Thread.sleep(3000);
       assertThat(upload.isAlive()).as("the upload is in flight").isTrue();
