@@ -44,7 +44,8 @@ import jdk.jshell.UnresolvedReferenceException;
  * </pre>
  *
  * <p>The notebook's class path is Spark's jars ({@code $SPARK_HOME/jars}, else the pinned pyspark
- * in {@code .venv}) then {@code target/genai-batch-spark4_2.13.jar}, as under spark-submit; the remote JVM gets
+ * in {@code .venv}) then {@code $GENAI_BATCH_JAR}, else {@code target/genai-batch-spark4_2.13.jar}, as under
+ * jobs/spark-submit.sh; the remote JVM gets
  * Spark's module flags (pom.xml property {@code spark.java.opts}) and every {@code -R} option
  * given. The first snippet that does not compile, has unresolved references or throws stops the
  * run with exit code 1; exit code 0 means every cell ran.
@@ -205,7 +206,8 @@ public final class JShellNotebookRunner {
       entries = jars.filter(p -> p.getFileName().toString().endsWith(".jar")).map(Path::toString).sorted()
           .collect(Collectors.toCollection(ArrayList::new));
     }
-    Path jar = repo.resolve("target/genai-batch-spark4_2.13.jar");
+    String given = System.getenv("GENAI_BATCH_JAR");
+    Path jar = given != null && !given.isBlank() ? Path.of(given) : repo.resolve("target/genai-batch-spark4_2.13.jar");
     if (!Files.isRegularFile(jar)) {
       throw new IllegalStateException(jar + " is missing: run mvn -DskipTests package (or jobs/setup.sh)");
     }

@@ -25,7 +25,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The shaded job jar through jobs/run-cluster.sh on a standalone cluster (a master and two
+ * The shaded job jar ({@link Fixtures#jobJar()}, on the Spark of {@link Fixtures#sparkHome()})
+ * through jobs/run-cluster.sh on a standalone cluster (a master and two
  * workers, one executor JVM each, on 127.0.0.1), logging to a real MLflow server: the model is
  * loaded once per executor JVM whatever the number of partitions, read from the run's metrics.
  */
@@ -69,7 +70,7 @@ class ClusterIT {
         "--output", out.toString(), "--id-column", "id", "--experiment", "cluster-it", "--batch-size", "4")
         .directory(Fixtures.projectDir().toFile()).redirectErrorStream(true)
         .redirectOutput(dir.resolve("cluster-" + partitions + ".log").toFile());
-    pb.environment().put("MLFLOW_TRACKING_URI", server.uri());
+    Fixtures.sparkEnv(pb.environment()).put("MLFLOW_TRACKING_URI", server.uri());
     pb.environment().put("SKIP_BUILD", "1");
     pb.environment().put("GENAI_BATCH_CLUSTER_DIR", dir.resolve("cluster-" + partitions).toString());
     // One input file, one partition: no packing of small files.
@@ -105,7 +106,7 @@ class ClusterIT {
         "--input-format", "json", "--output", out.toString(), "--no-tracking")
         .directory(Fixtures.projectDir().toFile()).redirectErrorStream(true)
         .redirectOutput(dir.resolve("local1.log").toFile());
-    pb.environment().put("MLFLOW_TRACKING_URI", server.uri());
+    Fixtures.sparkEnv(pb.environment()).put("MLFLOW_TRACKING_URI", server.uri());
     Process p = pb.start();
     assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).as(Files.readString(dir.resolve("local1.log"))).isZero();

@@ -13,10 +13,8 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
  *   <li>{@code package_phi3_model.ipynb} (Python) with {@code jupyter nbconvert --execute} from
  *       {@code .venv}, against a real MLflow server;
  *   <li>{@code score_prompts_scala.scala} (Databricks source format) pasted into {@code spark-shell
- *       --master local[2] --jars target/genai-batch-spark4_2.13.jar} (Spark from {@code .venv}), scoring a
+ *       --master local[2] --jars JAR} (by default target/genai-batch-spark4_2.13.jar and Spark from
+ *       {@code .venv}; {@code -Dgenaibatch.jar} and {@code -Dgenaibatch.spark.home} pick another), scoring a
  *       {@code models:/NAME@champion} model registered on that server;
  *   <li>{@code score_prompts_java.ipynb} (IJava) cell by cell through JShell
  *       ({@code src/test/notebooks-runner/JShellNotebookRunner.java}), scoring the tiny model folder.
@@ -133,7 +132,8 @@ class NotebooksIT {
     assertThat(run.code).as(run.tail()).isZero();
     assertThat(run.output).as(run.tail())
         .contains(MARKER + ": 5 prompts scored")
-        .contains("model_uri=" + modelUri + " model_version=1");
+        .contains("model_uri=" + modelUri + " model_version=1")
+        .contains("version " + Fixtures.sparkVersion()); // spark-shell's banner: the runtime under test
   }
 
   @Test
@@ -148,7 +148,7 @@ class NotebooksIT {
     // The tiny model folder, no tracking server: the notebook's defaults.
     Map<String, String> env = Map.of("GENAI_BATCH_MODEL_URI", "", "MLFLOW_TRACKING_URI", "");
     Run run = run("java", dir, env, null, List.of(
-        Paths.get(System.getProperty("java.home"), "bin", "java").toString(),
+        Fixtures.childJavaHome().resolve("bin/java").toString(),
         "-cp", sparkHome().resolve("jars") + "/*",
         "src/test/notebooks-runner/JShellNotebookRunner.java", "notebooks/score_prompts_java.ipynb",
         "-R-Xmx2g",
@@ -183,12 +183,9 @@ class NotebooksIT {
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(Fixtures.projectDir().toFile())
         .redirectErrorStream(true).redirectOutput(log.toFile());
     Map<String, String> e = pb.environment();
-    e.put("SPARK_HOME", sparkHome().toString());
-    e.put("JAVA_HOME", System.getProperty("java.home"));
-    e.put("SPARK_LOCAL_IP", "127.0.0.1");
+    Fixtures.sparkEnv(e);
     e.put("VIRTUAL_ENV", Fixtures.projectDir().resolve(".venv").toString());
     e.put("PYTHONUNBUFFERED", "1");
-    e.remove("SPARK_CONF_DIR");
     env.forEach((k, v) -> {
       if (v.isEmpty()) {
         e.remove(k);
@@ -222,17 +219,8 @@ class NotebooksIT {
     return run;
   }
 
-  /** Spark from the pinned pyspark in .venv (never the environment's SPARK_HOME). */
-  static Path sparkHome() throws IOException {
-    try (DirectoryStream<Path> pys = Files.newDirectoryStream(Fixtures.projectDir().resolve(".venv/lib"), "python3*")) {
-      for (Path py : pys) {
-        Path pyspark = py.resolve("site-packages/pyspark");
-        if (Files.isExecutable(pyspark.resolve("bin/spark-shell"))) {
-          return pyspark;
-        }
-      }
-    }
-    throw new IllegalStateException("no pyspark with bin/spark-shell in .venv: run jobs/setup.sh first");
+  static Path sparkHome() {
+    return Fixtures.sparkHome();
   }
 
   static Path venvBin(String name) {
@@ -241,9 +229,7 @@ class NotebooksIT {
   }
 
   static Path jar() {
-    Path jar = Fixtures.projectDir().resolve("target/genai-batch-spark4_2.13.jar");
-    assertThat(jar).as("the shaded jar (mvn package builds it before the ITs)").isRegularFile();
-    return jar;
+    return Fixtures.jobJar();
   }
 
   /** Every stream and result text of an executed notebook's cells. */

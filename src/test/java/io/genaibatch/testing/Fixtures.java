@@ -3,6 +3,7 @@ package io.genaibatch.testing;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.nio.file.DirectoryStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,6 +47,96 @@ public final class Fixtures {
       Files.move(tmp, dir);
     }
     return dir;
+  }
+
+  /**
+   * The Spark runtime the integration tests run the job jar on: {@code -Dgenaibatch.spark.home}
+   * (jobs/test.sh points it at an extra runtime's pyspark, e.g. .venv-spark3.5), else the pinned
+   * pyspark in .venv (never the environment's SPARK_HOME).
+   */
+  public static Path sparkHome() {
+    String home = System.getProperty("genaibatch.spark.home", "");
+    if (!home.isBlank()) {
+      Path p = Paths.get(home).toAbsolutePath();
+      if (!Files.isExecutable(p.resolve("bin/spark-submit"))) {
+        throw new IllegalStateException("-Dgenaibatch.spark.home=" + home + " has no bin/spark-submit");
+      }
+      return p;
+    }
+    try (DirectoryStream<Path> pys = Files.newDirectoryStream(projectDir().resolve(".venv/lib"), "python3*")) {
+      for (Path py : pys) {
+        Path pyspark = py.resolve("site-packages/pyspark");
+        if (Files.isExecutable(pyspark.resolve("bin/spark-shell"))) {
+          return pyspark;
+        }
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException("no .venv: run jobs/setup.sh first", e);
+    }
+    throw new IllegalStateException("no pyspark with bin/spark-shell in .venv: run jobs/setup.sh first");
+  }
+
+  /** The Spark version of {@link #sparkHome()}, from its spark-core jar's name (spark-core_2.13-4.0.4.jar). */
+  public static String sparkVersion() {
+    try (DirectoryStream<Path> cores = Files.newDirectoryStream(sparkHome().resolve("jars"), "spark-core_*.jar")) {
+      for (Path core : cores) {
+        String name = core.getFileName().toString();
+        return name.substring(name.lastIndexOf('-') + 1, name.length() - ".jar".length());
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot list " + sparkHome().resolve("jars"), e);
+    }
+    throw new IllegalStateException("no spark-core jar in " + sparkHome().resolve("jars"));
+  }
+
+  /**
+   * The job jar the integration tests run: {@code -Dgenaibatch.jar} (pom.xml sets it to the jar of
+   * the Spark line being built), else the Spark 4 jar.
+   */
+  public static Path jobJar() {
+    String jar = System.getProperty("genaibatch.jar", "");
+    Path p = jar.isBlank() ? projectDir().resolve("target/genai-batch-spark4_2.13.jar") : Paths.get(jar).toAbsolutePath();
+    if (!Files.isRegularFile(p)) {
+      throw new IllegalStateException(p + " is missing (mvn package builds it before the integration tests)");
+    }
+    return p;
+  }
+
+  /**
+   * The JDK of the Spark processes the integration tests start: {@code -Dgenaibatch.java.home},
+   * else the test JVM's own.
+   */
+  public static Path childJavaHome() {
+    String home = System.getProperty("genaibatch.java.home", "");
+    return Paths.get(home.isBlank() ? System.getProperty("java.home") : home);
+  }
+
+  /** The environment of a child that runs Spark: that runtime, that jar, that JDK, on 127.0.0.1. */
+  public static Map<String, String> sparkEnv(Map<String, String> env) {
+    env.put("SPARK_HOME", sparkHome().toString());
+    env.put("GENAI_BATCH_JAR", jobJar().toString());
+    env.put("JAVA_HOME", childJavaHome().toString());
+    env.put("SPARK_LOCAL_IP", "127.0.0.1");
+    env.remove("SPARK_CONF_DIR");
+    return env;
+  }
+
+  /**
+   * A job's Parquet output read back with .venv's pyarrow: id -> {response, error, scored_at}, each
+   * a string or null.
+   */
+  public static JsonNode readOutput(Path output) throws IOException, InterruptedException {
+    String code = "import json, sys, pyarrow.parquet as pq\n"
+        + "rows = pq.read_table(sys.argv[1]).to_pylist()\n"
+        + "print(json.dumps({str(r['id']): {k: None if r[k] is None else str(r[k])"
+        + " for k in ('response', 'error', 'scored_at')} for r in rows}))\n";
+    Process p = new ProcessBuilder(python().toString(), "-c", code, output.toString())
+        .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    byte[] out = p.getInputStream().readAllBytes();
+    if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      throw new IllegalStateException("reading " + output + " failed: " + new String(out, StandardCharsets.UTF_8));
+    }
+    return JSON.readTree(out);
   }
 
   public static Path python() {
