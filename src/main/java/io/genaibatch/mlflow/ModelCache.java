@@ -140,14 +140,7 @@ public final class ModelCache {
           throw new MlflowException("Artifact listing entry '" + f.path() + "' of " + source.uri() + " escapes the target directory");
         }
         Files.createDirectories(dest.getParent());
-        source.download(f, dest);
-        long size = Files.size(dest);
-        if (f.size() >= 0 && size != f.size()) {
-          throw new MlflowException("Artifact " + source.uri() + "/" + f.path() + " has " + size
-              + " bytes but its listing says " + f.size() + ": the store changed during the download or is corrupt;"
-              + " nothing was kept, run again");
-        }
-        bytes += size;
+        bytes += downloadFile(source, f, dest);
       }
       Files.writeString(tmp.resolve(COMPLETE), JSON.writeValueAsString(Map.of(
           "source", source.uri(), "files", files.size(), "bytes", bytes,
@@ -160,6 +153,41 @@ public final class ModelCache {
     } finally {
       if (!done) {
         deleteTree(tmp);
+      }
+    }
+  }
+
+  /** Attempts per file: a transfer cut halfway (a dropped connection, a restarted server) is fetched again. */
+  static final int FILE_ATTEMPTS = 3;
+
+  /**
+   * Downloads one listed file, checking its size against the listing; a failed or short transfer is
+   * retried from the start, up to {@value #FILE_ATTEMPTS} times.
+   */
+  private static long downloadFile(ArtifactDirectory source, ArtifactFile f, Path dest) throws IOException {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        Files.deleteIfExists(dest);
+        source.download(f, dest);
+        long size = Files.size(dest);
+        if (f.size() >= 0 && size != f.size()) {
+          throw new MlflowException("Artifact " + source.uri() + "/" + f.path() + " has " + size
+              + " bytes but its listing says " + f.size() + ": the store changed during the download or is corrupt;"
+              + " nothing was kept, run again");
+        }
+        return size;
+      } catch (IOException | MlflowException e) {
+        if (attempt >= FILE_ATTEMPTS) {
+          throw e;
+        }
+        LOG.warn("Fetching {} failed (attempt {} of {}), fetching it again: {}", f.path(), attempt, FILE_ATTEMPTS,
+            e.getMessage());
+        try {
+          Thread.sleep(250L * attempt);
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          throw new IOException("interrupted while fetching " + f.path(), ie);
+        }
       }
     }
   }

@@ -22,6 +22,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -178,12 +179,55 @@ class MlflowModelsTest {
     }
   }
 
-  /** A real store whose listing is then altered, as a corrupt or changed store would answer. */
-  private record AlteredListing(ArtifactDirectory real, boolean addTraversal) implements ArtifactDirectory {
+  /** A real store, answering as it does unless a subclass says otherwise. */
+  private abstract static class ForwardingStore implements ArtifactDirectory {
+    final ArtifactDirectory real;
+
+    ForwardingStore(ArtifactDirectory real) {
+      this.real = real;
+    }
+
+    @Override
     public String uri() {
       return real.uri();
     }
 
+    @Override
+    public List<ArtifactFile> listFiles() throws IOException {
+      return real.listFiles();
+    }
+
+    @Override
+    public void download(ArtifactFile file, Path target) throws IOException {
+      real.download(file, target);
+    }
+
+    @Override
+    public void upload(Path source, String relativePath) throws IOException {
+      real.upload(source, relativePath);
+    }
+
+    @Override
+    public boolean exists(String relativePath) throws IOException {
+      return real.exists(relativePath);
+    }
+
+    @Override
+    public ArtifactDirectory resolve(String relativePath) {
+      return real.resolve(relativePath);
+    }
+  }
+
+  /** A real store whose listing is then altered, as a corrupt or changed store would answer. */
+  private static final class AlteredListing extends ForwardingStore {
+    private final boolean addTraversal;
+
+    AlteredListing(ArtifactDirectory real, boolean addTraversal) {
+      super(real);
+      this.addTraversal = addTraversal;
+    }
+
+    @Override
     public List<ArtifactFile> listFiles() throws IOException {
       List<ArtifactFile> out = new ArrayList<>();
       for (ArtifactFile f : real.listFiles()) {
@@ -194,21 +238,51 @@ class MlflowModelsTest {
       }
       return out;
     }
+  }
 
+  /**
+   * A real store whose connection drops halfway through the first {@code failures} transfers of
+   * the biggest file: half the bytes written, then an error, as a stopped server leaves it.
+   */
+  private static final class DroppingStore extends ForwardingStore {
+    private int failures;
+
+    DroppingStore(ArtifactDirectory real, int failures) {
+      super(real);
+      this.failures = failures;
+    }
+
+    @Override
     public void download(ArtifactFile file, Path target) throws IOException {
+      long biggest = real.listFiles().stream().mapToLong(ArtifactFile::size).max().orElse(-1);
+      if (file.size() == biggest && failures > 0) {
+        failures--;
+        real.download(file, target);
+        byte[] all = Files.readAllBytes(target);
+        Files.write(target, Arrays.copyOf(all, all.length / 2));
+        throw new IOException("Connection reset halfway through " + file.path());
+      }
       real.download(file, target);
     }
+  }
 
-    public void upload(Path source, String relativePath) throws IOException {
-      real.upload(source, relativePath);
-    }
-
-    public boolean exists(String relativePath) throws IOException {
-      return real.exists(relativePath);
-    }
-
-    public ArtifactDirectory resolve(String relativePath) {
-      return real.resolve(relativePath);
+  @Test
+  void aTransferCutHalfwayIsFetchedAgainAndOneThatKeepsFailingLeavesNothing(@TempDir Path cache) throws Exception {
+    try (TrackingConnection t = tracking()) {
+      ResolvedModel r = new ModelResolver(t).resolve(ModelUri.parse("models:/" + NAME + "@champion"));
+      ArtifactDirectory store = ArtifactDirectory.open(r.artifactUri(), t);
+      ModelCache.Fetched f = new ModelCache(cache.resolve("a")).fetch(r.identity(), new DroppingStore(store, 2));
+      assertThat(f.downloaded()).isTrue();
+      try (LlmModel model = LlmModel.load(ModelFetcher.fetch(r, t, new ModelCache(cache.resolve("a"))).genaiDir())) {
+        assertThat(model.generate(List.of("Hello world"), SearchOptions.greedy(2)).get(0).completionTokens()).isEqualTo(2);
+      }
+      assertThatThrownBy(() -> new ModelCache(cache.resolve("b")).fetch(r.identity(),
+          new DroppingStore(store, ModelCache.FILE_ATTEMPTS)))
+          .hasMessageContaining("Connection reset halfway");
+      try (var s = Files.list(cache.resolve("b"))) {
+        assertThat(s.map(p -> p.getFileName().toString()))
+            .as("no folder a later run would trust, no temp left").allMatch(n -> n.endsWith(".lock"));
+      }
     }
   }
 
