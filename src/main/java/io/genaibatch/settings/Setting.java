@@ -1,7 +1,6 @@
 package io.genaibatch.settings;
 
 import java.util.List;
-import java.util.Locale;
 
 /**
  * One setting, declared once in {@link Settings}: its key, type, default, documentation and where
@@ -144,10 +143,5 @@ public final class Setting<T> {
   @Override
   public String toString() {
     return key;
-  }
-
-  /** The main flag in lower case, for messages. */
-  String flag() {
-    return flags.isEmpty() ? "--" + key.replace('_', '-').toLowerCase(Locale.ROOT) : flags.get(0);
   }
 }

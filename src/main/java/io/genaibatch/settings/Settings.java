@@ -4,7 +4,6 @@ import io.genaibatch.engine.Batching;
 import io.genaibatch.settings.Setting.Scope;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -189,15 +188,6 @@ public final class Settings {
       cur = t;
     }
     return prev[y.length()];
-  }
-
-  /** The settings' documentation as a table: key, flag, default, meaning (for the README and tests). */
-  public static Map<String, String> docs() {
-    Map<String, String> m = new LinkedHashMap<>();
-    for (Setting<?> s : ALL) {
-      m.put(s.key(), s.doc());
-    }
-    return m;
   }
 
   /** Declares a setting with flags, aliases or a negated flag. */
