@@ -18,6 +18,10 @@ public final class OutputColumns {
   public static final String RUN_ID = "run_id";
   public static final String SCORED_AT = "scored_at";
   public static final String CHAT_COMPLETION = "chat_completion";
+  /** Every completion of a row, when rows may ask for more than one ({@code n}), in prompt mode. */
+  public static final String RESPONSES = "responses";
+  /** The answer parsed under the job's JSON Schema response format ({@code parse_response}). */
+  public static final String RESPONSE_PARSED = "response_parsed";
 
   private OutputColumns() {}
 }

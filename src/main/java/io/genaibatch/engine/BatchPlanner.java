@@ -119,7 +119,7 @@ final class BatchPlanner {
   }
 
   /**
-   * Sizes of the consecutive batches that {@code lengths} (ascending) are cut into at least
+   * Sizes of the consecutive batches that {@code lengths} (ascending, or ascending runs) are cut into at least
    * expected cost: every batch has 2 to {@code maxBatch} rows (2 or 3 when {@code maxBatch} is 2),
    * a single prompt excepted.
    *
@@ -138,7 +138,10 @@ final class BatchPlanner {
     Arrays.fill(best, Double.POSITIVE_INFINITY);
     best[0] = 0;
     for (int j = 2; j <= m; j++) {
+      int padTo = lengths[j - 1];
       for (int n = 2; n <= Math.min(j, largest); n++) {
+        // The batch's rows pad to its longest prompt (lengths ascend within one budget, not across).
+        padTo = Math.max(padTo, Math.max(lengths[j - n], lengths[j - n + 1]));
         if (n > maxBatch && !(maxBatch == 2 && n == 3)) {
           continue;
         }
@@ -146,7 +149,7 @@ final class BatchPlanner {
         if (prev == Double.POSITIVE_INFINITY) {
           continue;
         }
-        double cost = prev + c[0] * n * lengths[j - 1] + (c[1] + c[2] * n) * longest[n];
+        double cost = prev + c[0] * n * padTo + (c[1] + c[2] * n) * longest[n];
         if (cost < best[j]) {
           best[j] = cost;
           cut[j] = n;

@@ -16,5 +16,12 @@ public enum ErrorKind {
   /** The chat template cannot make a prompt of the row's messages. */
   TEMPLATE,
   /** The native generation of the prompt's batch failed, or the model was gone under it. */
-  GENERATION_FAILED
+  GENERATION_FAILED,
+  /**
+   * One of the row's own options (max_tokens, temperature, top_p, stop, n, response_format) is not
+   * a value it can take, or asks what the search cannot do ({@code n} above 1 with greedy search).
+   */
+  BAD_OPTION,
+  /** The answer reached its token budget before its response format was complete. */
+  INCOMPLETE_RESPONSE
 }

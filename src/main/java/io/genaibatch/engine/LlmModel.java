@@ -15,10 +15,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -253,7 +254,12 @@ public final class LlmModel implements AutoCloseable {
    * or over-long prompt comes back as an error {@link Generation}.
    */
   public Generation generateOne(String prompt, SearchOptions options) {
-    return generateBatch(Collections.singletonList(prompt), options).get(0);
+    return generateOne(GenerationRequest.of(prompt, options));
+  }
+
+  /** Generates for one request, as {@link #generateOne(String, SearchOptions)}. */
+  public Generation generateOne(GenerationRequest request) {
+    return score(List.of(request), 2, Batching.FIXED).generations().get(0);
   }
 
   /**
@@ -298,32 +304,91 @@ public final class LlmModel implements AutoCloseable {
     if (prompts == null || prompts.isEmpty()) {
       throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
     }
+    SearchOptions opts = options == null ? SearchOptions.DEFAULTS : options;
+    List<GenerationRequest> requests = new ArrayList<>(prompts.size());
+    for (String p : prompts) {
+      requests.add(GenerationRequest.of(p, opts));
+    }
+    return score(requests, batchSize, batching);
+  }
+
+  /**
+   * Scores a window of requests, each with its own options, as {@link #score(List, SearchOptions,
+   * int, Batching)} scores prompts that share theirs.
+   *
+   * <p>Requests whose native options differ (sampling, temperature, top_p, top_k, seed, repetition
+   * penalty, guidance) go to different native batches, in the order each set of options first
+   * appears in the window. Inside one set, requests are sorted by their own {@code max_new_tokens}
+   * (unset last), then by prompt length, so a batch mixes few budgets and pads little; all {@code
+   * n} completions of a request share one batch (with a fixed seed, copies in different batches would
+   * repeat one another). A completion ends at an end-of-sequence token, at its own token budget or
+   * at the first of its stop strings in its decoded text; a batch ends as soon as all of its rows have
+   * ended, so a row that stopped early costs only the steps its batch still runs for others.
+   *
+   * @throws EngineException for an empty window or a batch size below 1
+   */
+  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching) {
+    if (requests == null || requests.isEmpty()) {
+      throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
+    }
     if (batchSize < 1) {
       throw new EngineException("Batch size must be at least 1, got " + batchSize);
     }
-    SearchOptions opts = options == null ? SearchOptions.DEFAULTS : options;
-    return read(() -> doScore(prompts, opts, batchSize, batching));
+    return read(() -> doScore(requests, batchSize, batching));
   }
 
-  /** A good prompt: its position in the window, tokens and budget of new tokens. */
-  @SuppressWarnings("ArrayRecordComponent") // read, never compared
-  private record Prepared(int index, int[] tokens, int budget) {}
+  /**
+   * The options that must be the same for every row of one native batch: all but the budget.
+   * Records compare by value, so equal options from different rows land in one group.
+   */
+  private record NativeKey(Boolean doSample, Double temperature, Double topP, Integer topK, Long seed,
+      Double repetitionPenalty, Guidance guidance) {
+    static NativeKey of(GenerationRequest r) {
+      SearchOptions o = r.options();
+      return new NativeKey(o.doSample(), o.temperature(), o.topP(), o.topK(), o.seed(), o.repetitionPenalty(),
+          r.guidance());
+    }
+  }
 
-  private ScoredWindow doScore(List<String> prompts, SearchOptions opts, int batchSize, Batching batching)
+  /**
+   * A good request: its position in the window, tokens, budget of new tokens per completion, and
+   * the requested cap it was sorted by.
+   */
+  @SuppressWarnings("ArrayRecordComponent") // read, never compared
+  private record Prepared(int index, int[] tokens, int budget, int cap, GenerationRequest request) {
+    int n() {
+      return request.n();
+    }
+  }
+
+  private ScoredWindow doScore(List<GenerationRequest> requests, int batchSize, Batching batching)
       throws GenAIException {
-    int n = prompts.size();
+    int n = requests.size();
     Generation[] out = new Generation[n];
     int context = config.contextLength();
-    int maxTotal = TokenBudget.totalLimit(context, opts.maxLength(), opts.maxNewTokens(), config.defaultMaxLength());
-    List<Prepared> good = new ArrayList<>();
+    Map<NativeKey, List<Prepared>> groups = new LinkedHashMap<>();
     for (int i = 0; i < n; i++) {
-      String p = prompts.get(i);
+      GenerationRequest req = requests.get(i);
+      SearchOptions opts = req.options();
+      String p = req.prompt();
       if (p == null) {
         out[i] = Generation.failed(i, 0, ErrorKind.NULL_PROMPT, "prompt is null");
         continue;
       }
       if (p.isBlank()) {
         out[i] = Generation.failed(i, 0, ErrorKind.EMPTY_PROMPT, "prompt is empty");
+        continue;
+      }
+      if (req.n() > 1 && !sampling(opts)) {
+        out[i] = Generation.failed(i, 0, ErrorKind.BAD_OPTION, "n = " + req.n() + " needs sampling: greedy search"
+            + " gives the same answer " + req.n() + " times. Set do_sample to true (with a temperature above 0),"
+            + " or n to 1");
+        continue;
+      }
+      if (req.n() > 1 && topK(opts) == 1) {
+        out[i] = Generation.failed(i, 0, ErrorKind.BAD_OPTION, "n = " + req.n() + " with top_k 1 (the model's"
+            + " genai_config.json default) samples the one most likely token: the " + req.n() + " answers would be"
+            + " the same. Set top_k above 1, or give the row its own temperature (which samples from all tokens)");
         continue;
       }
       int[] tokens;
@@ -334,36 +399,133 @@ public final class LlmModel implements AutoCloseable {
         continue;
       }
       int len = tokens.length;
+      int maxTotal = TokenBudget.totalLimit(context, opts.maxLength(), opts.maxNewTokens(), config.defaultMaxLength());
       if (len >= maxTotal) {
         out[i] = Generation.failed(i, len, ErrorKind.TOO_LONG, "prompt has " + len + " tokens, which leaves no room to"
             + " generate: the limit is " + (maxTotal - 1) + " prompt tokens (model context length "
             + context + (opts.maxLength() != null ? ", max_length " + opts.maxLength() : "") + ")");
         continue;
       }
-      good.add(new Prepared(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens())));
+      int cap = opts.maxNewTokens() == null ? Integer.MAX_VALUE : opts.maxNewTokens();
+      groups.computeIfAbsent(NativeKey.of(req), k -> new ArrayList<>())
+          .add(new Prepared(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens()), cap, req));
     }
-    good.sort(Comparator.comparingInt((Prepared r) -> r.tokens().length).thenComparingInt(Prepared::index));
     SlotUsage slots = SlotUsage.NONE;
-    int from = 0;
     int batches = 0;
-    int[] fixed = batchSizes(good.size(), batchSize);
-    while (from < good.size()) {
-      // Adaptive: plan the rest of the window with what the batches so far measured, run the
-      // first batch of the plan (the shortest prompts), then plan again.
-      int size = batching == Batching.FIXED || batchSize == 1 ? fixed[batches] : nextAdaptive(good, from, batchSize);
-      List<Prepared> batch = good.subList(from, from + size);
-      from += size;
-      batches++;
-      try {
-        slots = slots.plus(runBatch(batch, opts, context, batchSize > 1 && size == 1, out));
-      } catch (GenAIException | RuntimeException e) {
-        for (Prepared r : batch) {
-          out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
-              "generation failed: " + e.getMessage());
+    for (List<Prepared> good : groups.values()) {
+      good.sort(Comparator.comparingInt(Prepared::cap).thenComparingInt((Prepared r) -> r.tokens().length)
+          .thenComparingInt(Prepared::index));
+      if (good.get(0).request().guidance() != null) {
+        for (Prepared r : good) {
+          GuidedRun run = runGuided(r, context, batchSize, out);
+          slots = slots.plus(run.slots());
+          batches += run.batches();
         }
+        continue;
+      }
+      boolean copies = good.stream().anyMatch(r -> r.n() > 1);
+      int[] fixed = copies ? packed(good, batchSize) : batchSizes(good.size(), batchSize);
+      int from = 0;
+      int k = 0;
+      while (from < good.size()) {
+        // Adaptive: plan the rest of the window with what the batches so far measured, run the
+        // first batch of the plan (the shortest prompts), then plan again.
+        int size = batching == Batching.FIXED || batchSize == 1 || copies ? fixed[k] : nextAdaptive(good, from, batchSize);
+        List<Prepared> batch = good.subList(from, from + size);
+        from += size;
+        k++;
+        batches++;
+        slots = slots.plus(runOrFail(batch, context, batchSize > 1, out));
       }
     }
     return new ScoredWindow(List.of(out), slots, batches);
+  }
+
+  /** {@link #runBatch}, its native failure turned into error generations of its rows. */
+  private SlotUsage runOrFail(List<Prepared> batch, int context, boolean standIn, Generation[] out) {
+    try {
+      return runBatch(batch, context, standIn, out);
+    } catch (GenAIException | RuntimeException e) {
+      for (Prepared r : batch) {
+        out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
+            "generation failed: " + e.getMessage());
+      }
+      return SlotUsage.NONE;
+    }
+  }
+
+  private record GuidedRun(SlotUsage slots, int batches) {}
+
+  /**
+   * A request with guidance, alone: in onnxruntime-genai 0.12.0 a guided batch fails as soon as one
+   * of its rows ends before another (the ended row's grammar is handed a pad token and refuses it;
+   * the same happens in Python), so no two different completions share a generator. A greedy
+   * request runs beside a stand-in copy of itself, which ends at the same step; a sampled one runs
+   * alone, each of its {@code n} completions in a generator of its own, copy {@code c} seeded
+   * {@code seed + c} when a seed is set (the same seed would repeat the first answer).
+   */
+  private GuidedRun runGuided(Prepared r, int context, int batchSize, Generation[] out) {
+    boolean sampled = sampling(r.request().options());
+    if (!sampled || r.n() == 1) {
+      return new GuidedRun(runOrFail(List.of(r), context, batchSize > 1 && !sampled, out), 1);
+    }
+    SlotUsage slots = SlotUsage.NONE;
+    List<Choice> choices = new ArrayList<>();
+    Generation failed = null;
+    for (int c = 0; c < r.n(); c++) {
+      GenerationRequest req = r.request();
+      Long seed = req.options().seed();
+      GenerationRequest one = new GenerationRequest(req.prompt(),
+          seed == null ? req.options() : req.options().withSeed(seed + c), req.stop(), 1, req.guidance());
+      Generation[] single = new Generation[out.length];
+      slots = slots.plus(runOrFail(List.of(new Prepared(r.index(), r.tokens(), r.budget(), r.cap(), one)), context,
+          false, single));
+      Generation g = single[r.index()];
+      if (!g.ok()) {
+        failed = g;
+        break;
+      }
+      choices.addAll(g.choices());
+    }
+    out[r.index()] = failed != null ? failed : Generation.of(r.index(), r.tokens().length, choices);
+    return new GuidedRun(slots, choices.size() + (failed != null ? 1 : 0));
+  }
+
+  /** {@code o}'s top_k, else the model's default from genai_config.json; 0 when neither limits it. */
+  private int topK(SearchOptions o) {
+    if (o.topK() != null) {
+      return o.topK();
+    }
+    return config.searchDefaults().get("top_k") instanceof Number k ? k.intValue() : 0;
+  }
+
+  /** Whether {@code o} samples: its own do_sample, else the model's default from genai_config.json. */
+  private boolean sampling(SearchOptions o) {
+    if (o.doSample() != null) {
+      return o.doSample();
+    }
+    return Boolean.TRUE.equals(config.searchDefaults().get("do_sample"));
+  }
+
+  /**
+   * Batch sizes, in requests, for a sorted group where some requests want several completions:
+   * consecutive requests fill a batch up to {@code batchSize} rows, and a request never splits.
+   */
+  private static int[] packed(List<Prepared> sorted, int batchSize) {
+    List<Integer> sizes = new ArrayList<>();
+    int count = 0;
+    int rows = 0;
+    for (Prepared r : sorted) {
+      if (count > 0 && rows + r.n() > batchSize) {
+        sizes.add(count);
+        count = 0;
+        rows = 0;
+      }
+      count++;
+      rows += r.n();
+    }
+    sizes.add(count);
+    return sizes.stream().mapToInt(Integer::intValue).toArray();
   }
 
   private int nextAdaptive(List<Prepared> sorted, int from, int maxBatch) {
@@ -398,57 +560,105 @@ public final class LlmModel implements AutoCloseable {
     return sizes;
   }
 
+  /** One completion being generated: a row of a native batch. */
+  private static final class Slot {
+    final Prepared request;
+    int[] tokens;
+    int count;
+    boolean done;
+    FinishReason finish;
+    /** Where a stop string starts in the decoded text, when one ended the completion; else -1. */
+    int cutAt = -1;
+    String text;
+    double latencyMs;
+
+    Slot(Prepared request) {
+      this.request = request;
+      this.tokens = new int[Math.min(request.budget(), 64)];
+    }
+
+    void add(int token) {
+      if (count == tokens.length) {
+        tokens = Arrays.copyOf(tokens, Math.max(8, count * 2));
+      }
+      tokens[count++] = token;
+    }
+
+    int[] generated() {
+      return Arrays.copyOf(tokens, count);
+    }
+  }
+
   /**
-   * One native generator over {@code batch}; fills {@code out} at the rows' indexes.
-   *
-   * @param standIn run a copy of the lone row beside it, so it takes the batched kernel path
+   * One native generator over {@code batch}, every request's completions as rows; fills {@code
+   * out} at the requests' indexes. A lone row runs beside a stand-in copy of itself when {@code
+   * standInAllowed} (batch size 2 or more), so it takes the batched kernel path.
    */
-  private SlotUsage runBatch(List<Prepared> batch, SearchOptions opts, int context, boolean standIn,
-      Generation[] out) throws GenAIException {
+  private SlotUsage runBatch(List<Prepared> batch, int context, boolean standInAllowed, Generation[] out)
+      throws GenAIException {
     long start = System.nanoTime();
-    int rows = batch.size() + (standIn ? 1 : 0);
+    List<Slot> real = new ArrayList<>();
+    for (Prepared r : batch) {
+      for (int c = 0; c < r.n(); c++) {
+        real.add(new Slot(r));
+      }
+    }
+    boolean standIn = standInAllowed && real.size() == 1;
+    int rows = real.size() + (standIn ? 1 : 0);
     int longest = 0;
     int steps = 0;
     long promptTokens = 0;
-    for (Prepared r : batch) {
-      longest = Math.max(longest, r.tokens().length);
-      steps = Math.max(steps, r.budget());
-      promptTokens += r.tokens().length;
+    for (Slot s : real) {
+      longest = Math.max(longest, s.request.tokens().length);
+      steps = Math.max(steps, s.request.budget());
+      promptTokens += s.request.tokens().length;
     }
     // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
     int maxLength = Math.min(context, longest + steps);
-    double[] stepMillis = new double[steps];
-    int[][] sequences = new int[rows][];
-    int[] startAt = new int[rows];
+    GenerationRequest first = batch.get(0).request();
     int stepsRun = 0;
-    long prefillEnd = start;
+    long prefillEnd;
     try (GeneratorParams params = new GeneratorParams(model)) {
       params.setSearchOption("batch_size", rows);
       params.setSearchOption("max_length", maxLength);
-      applySearch(params, opts);
-      try (Generator gen = new Generator(model, params)) {
+      applySearch(params, first.options());
+      if (first.guidance() != null) {
+        NativeGuidance.apply(params, first.guidance());
+      }
+      // With guidance the native side compiles the grammar here: a bad one fails this batch's rows.
+      try (Generator gen = first.guidance() == null ? new Generator(model, params)
+          : NativeGuidance.newGenerator(model, params, first.guidance())) {
         // Token ids, right-padded with the pad token as encodeBatch would: the prompts were
         // encoded once above (through the UTF-8 bridge where needed), not again here.
         int[] flat = new int[rows * longest];
         Arrays.fill(flat, config.padTokenId());
         for (int j = 0; j < rows; j++) {
-          int[] t = batch.get(Math.min(j, batch.size() - 1)).tokens();
+          int[] t = real.get(Math.min(j, real.size() - 1)).request.tokens();
           System.arraycopy(t, 0, flat, j * longest, t.length);
         }
         gen.appendTokens(flat);
         prefillEnd = System.nanoTime();
-        for (int j = 0; j < rows; j++) {
-          startAt[j] = gen.getSequence(j).length;
-        }
-        while (!gen.isDone()) {
+        int active = real.size();
+        while (active > 0 && !gen.isDone()) {
           gen.generateNextToken();
-          if (stepsRun < steps) {
-            stepMillis[stepsRun] = (System.nanoTime() - start) / 1e6;
-          }
           stepsRun++;
-        }
-        for (int j = 0; j < rows; j++) {
-          sequences[j] = gen.getSequence(j);
+          double atMs = (System.nanoTime() - start) / 1e6;
+          // onnxruntime-genai 0.12 does not append the token of a step that ends the whole batch
+          // by end-of-sequence (a step ending it by length keeps its token). The lost token is an
+          // end token; the binding cannot say which, so the model's first one stands in.
+          boolean endedByEos = gen.isDone() && longest + stepsRun < maxLength;
+          for (int j = 0; j < real.size(); j++) {
+            Slot s = real.get(j);
+            if (s.done) {
+              continue;
+            }
+            s.add(endedByEos ? firstEos() : gen.getLastTokenInSequence(j));
+            if (finish(s)) {
+              s.done = true;
+              s.latencyMs = atMs;
+              active--;
+            }
+          }
         }
       }
     }
@@ -456,43 +666,77 @@ public final class LlmModel implements AutoCloseable {
     double endMillis = (end - start) / 1e6;
     planner.observeBatch(rows, (long) rows * longest, (prefillEnd - start) / 1e6, stepsRun, (end - prefillEnd) / 1e6);
     long answerTokens = 0;
-    for (int j = 0; j < batch.size(); j++) {
-      Prepared r = batch.get(j);
-      int[] seq = sequences[j];
-      if (seq.length - startAt[j] == stepsRun - 1 && !containsEos(seq, startAt[j])) {
-        // onnxruntime-genai 0.12 does not append the token of a step that ends the whole batch
-        // by end-of-sequence (a step ending it by length keeps its token). The lost token is an
-        // end token; the binding cannot say which, so the model's first one stands in.
-        seq = Arrays.copyOf(seq, seq.length + 1);
-        seq[seq.length - 1] = config.eosTokenIds().isEmpty() ? eosIds.iterator().next() : config.eosTokenIds().get(0);
-      }
-      int from = Math.min(startAt[j], seq.length);
-      int limit = Math.min(seq.length - from, r.budget());
-      int stopAt = -1;
-      for (int k = 0; k < limit; k++) {
-        if (eosIds.contains(seq[from + k])) {
-          stopAt = k;
-          break;
+    int at = 0;
+    for (Prepared r : batch) {
+      List<Choice> choices = new ArrayList<>(r.n());
+      String incomplete = null;
+      for (int c = 0; c < r.n(); c++) {
+        Slot s = real.get(at++);
+        if (!s.done) {
+          // The native generator ended the batch (its length limit) before this row's own end.
+          s.finish = FinishReason.LENGTH;
+          s.latencyMs = endMillis;
         }
+        answerTokens += s.count;
+        planner.observeAnswer(s.count);
+        int[] generated = s.generated();
+        String text;
+        if (s.cutAt >= 0) {
+          text = s.text.substring(0, s.cutAt);
+        } else {
+          int[] answer = s.count > 0 && eosIds.contains(generated[s.count - 1])
+              ? Arrays.copyOf(generated, s.count - 1) : generated;
+          text = decodeTokens(answer);
+        }
+        if (r.request().guidance() != null && s.finish == FinishReason.LENGTH) {
+          incomplete = "the answer reached its limit of " + r.budget() + " new tokens before its response format ("
+              + r.request().guidance().type() + ") was complete; raise max_tokens";
+        }
+        choices.add(new Choice(text, generated, s.finish, s.latencyMs));
       }
-      int count = stopAt >= 0 ? stopAt + 1 : limit;
-      answerTokens += count;
-      planner.observeAnswer(count);
-      int[] generated = Arrays.copyOfRange(seq, from, from + count);
-      int[] answer = stopAt >= 0 ? Arrays.copyOf(generated, stopAt) : generated;
-      double latency = count > 0 && count <= stepMillis.length && stepMillis[count - 1] > 0
-          ? stepMillis[count - 1] : endMillis;
-      out[r.index()] = new Generation(r.index(), decodeTokens(answer), generated, r.tokens().length, count,
-          stopAt >= 0 ? FinishReason.STOP : FinishReason.LENGTH, latency, null, null);
+      out[r.index()] = incomplete != null
+          ? Generation.failed(r.index(), r.tokens().length, ErrorKind.INCOMPLETE_RESPONSE, incomplete)
+          : Generation.of(r.index(), r.tokens().length, choices);
     }
     return new SlotUsage((long) rows * longest, promptTokens, (long) rows * stepsRun, answerTokens);
   }
 
-  private boolean containsEos(int[] seq, int from) {
-    for (int k = from; k < seq.length; k++) {
-      if (eosIds.contains(seq[k])) {
+  private int firstEos() {
+    return config.eosTokenIds().isEmpty() ? eosIds.iterator().next() : config.eosTokenIds().get(0);
+  }
+
+  /**
+   * Whether the completion in {@code s} has ended with the token just added: an end-of-sequence
+   * token, its token budget, or the first appearance of one of its stop strings in its decoded text
+   * (checked on the whole text, as a stop string can span tokens; decoding goes through the UTF-8
+   * bridge like every answer).
+   */
+  private boolean finish(Slot s) throws GenAIException {
+    int last = s.tokens[s.count - 1];
+    if (eosIds.contains(last)) {
+      s.finish = FinishReason.STOP;
+      return true;
+    }
+    List<String> stop = s.request.request().stop();
+    if (!stop.isEmpty()) {
+      String text = decodeTokens(s.generated());
+      int cut = -1;
+      for (String str : stop) {
+        int k = text.indexOf(str);
+        if (k >= 0 && (cut < 0 || k < cut)) {
+          cut = k;
+        }
+      }
+      if (cut >= 0) {
+        s.text = text;
+        s.cutAt = cut;
+        s.finish = FinishReason.STOP;
         return true;
       }
+    }
+    if (s.count >= s.request.budget()) {
+      s.finish = FinishReason.LENGTH;
+      return true;
     }
     return false;
   }

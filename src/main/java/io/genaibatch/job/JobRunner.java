@@ -8,6 +8,7 @@ import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.mlflow.MlflowException;
 import io.genaibatch.mlflow.Retry;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.mlflow.TrackingConnection;
 import io.genaibatch.settings.Setting;
@@ -27,6 +28,7 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
@@ -264,6 +266,11 @@ final class JobRunner {
     m.put("latency_p50_ms", agg.isNullAt(4) ? null : agg.getDouble(4));
     m.put("latency_p95_ms", agg.isNullAt(5) ? null : agg.getDouble(5));
     m.put("latency_p99_ms", agg.isNullAt(6) ? null : agg.getDouble(6));
+    if (metrics.formatted().value() > 0) {
+      // Rows answered under a response format, and how many of those parse under it (every completion).
+      m.put("responses_formatted", (double) metrics.formatted().value());
+      m.put("responses_parsed", (double) metrics.formattedOk().value());
+    }
     m.put("model_loads", (double) metrics.loads().value());
     m.put("model_load_ms", (double) metrics.loadMillis().value());
     m.put("model_fetch_ms", scorer.localModel().fetchMillis());
@@ -419,6 +426,13 @@ final class JobRunner {
       if (v != null && s != Settings.TRACKING_URI) {
         p.put(s.yamlPath(), String.valueOf(v));
       }
+    }
+    ResponseFormat format = scorer.options().responseFormat();
+    if (format != null) {
+      // A schema may be longer than a param may hold: the param names it, the artifact holds it.
+      p.put(Settings.RESPONSE_FORMAT.yamlPath(), format.kind().name().toLowerCase(Locale.ROOT) + " ("
+          + RunReport.RESPONSE_FORMAT_ARTIFACT + ")");
+      p.put("response_format_digest", format.digest());
     }
     p.put(Settings.MODEL_URI.key(), Redact.uri(cfg.get(Settings.MODEL_URI)));
     p.put(Settings.CHAT.key(), String.valueOf(scorer.options().chat()));

@@ -3,11 +3,13 @@ package io.genaibatch.job;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -40,6 +42,8 @@ final class RunReport {
   static final int SAMPLE_ROWS = 100;
   private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** The run's response format, when it has one: the artifact its param response_format_digest names. */
+  static final String RESPONSE_FORMAT_ARTIFACT = "response_format.json";
 
   private RunReport() {}
 
@@ -72,6 +76,14 @@ final class RunReport {
       YAML.writeValue(conf.toFile(), effective);
       run.logArtifact(conf, "effective_config.yaml");
       logged.add("effective_config.yaml");
+      ResponseFormat format = scorer.options().responseFormat();
+      if (format != null) {
+        // The format itself, as the engine was given it; its digest is the run's param response_format_digest.
+        Path f = tmp.resolve(RESPONSE_FORMAT_ARTIFACT);
+        Files.writeString(f, format.canonical(), StandardCharsets.UTF_8);
+        run.logArtifact(f, RESPONSE_FORMAT_ARTIFACT);
+        logged.add(RESPONSE_FORMAT_ARTIFACT);
+      }
       Path where = tmp.resolve("output.json");
       JSON.writerWithDefaultPrettyPrinter().writeValue(where.toFile(),
           Map.of("path", cfg.get(Settings.OUTPUT), "format", "parquet", "rows", rows, "mode", cfg.get(Settings.MODE)));

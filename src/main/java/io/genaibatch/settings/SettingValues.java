@@ -88,8 +88,17 @@ public final class SettingValues implements Serializable {
   }
 
   private static IllegalArgumentException unknown(String where, String key, List<String> known) {
-    return new IllegalArgumentException(where + ": unknown key '" + key + "'; did you mean '"
+    return new UnknownKeyException(where + ": unknown key '" + key + "'; did you mean '"
         + Settings.nearest(key, known) + "'? Known keys: " + String.join(", ", known));
+  }
+
+  /** A key that names no setting (a typo), as opposed to a bad value of a known one. */
+  public static final class UnknownKeyException extends IllegalArgumentException {
+    private static final long serialVersionUID = 1L;
+
+    UnknownKeyException(String message) {
+      super(message);
+    }
   }
 
   private static Layer parse(String name, Map<String, ?> raw, Scope widest, boolean refuseUnknown) {

@@ -92,6 +92,33 @@ public final class Settings {
       "Random seed for sampling").aliases("random_seed").add();
   public static final Setting<Double> REPETITION_PENALTY = declare("repetition_penalty", Scope.SEARCH,
       ValueType.decimal(0, false, Double.POSITIVE_INFINITY), null, "R", "Penalty for repeated tokens (1.0: none)");
+  public static final Setting<List<String>> STOP = declare("stop", Scope.SEARCH, ValueType.textList(), null,
+      "TEXT|JSON", "Stop strings: an answer ends where one first appears in its text, which it then excludes (a JSON"
+          + " array for several, or for escapes: '[\"\\n\\n\", \"###\"]')");
+  public static final Setting<Integer> N = new Builder<>("n", Scope.SEARCH, ValueType.integer(1, 64), "N",
+      "Completions per prompt, sampled (needs --do-sample); usage counts them all").defaultValue(1)
+      .flags("--n").add();
+  public static final Setting<String> RESPONSE_FORMAT = declare("response_format", Scope.SEARCH, ValueType.text(), null,
+      "FORMAT|@FILE", "Constrain every answer: a JSON Schema, OpenAI's {\"type\":\"json_schema\",...},"
+          + " regex:PATTERN or lark:GRAMMAR, inline or @file (docs/structured-output.md)");
+
+  // --- a row's own options, from columns (in chat mode the llm/v1/chat fields, when the input has them)
+  public static final Setting<String> MAX_TOKENS_COLUMN = declare("max_tokens_column", Scope.SCORING,
+      ValueType.text(), null, "COL", "Column with a row's own max_tokens (chat mode: max_tokens when present)");
+  public static final Setting<String> TEMPERATURE_COLUMN = declare("temperature_column", Scope.SCORING,
+      ValueType.text(), null, "COL", "Column with a row's own temperature (chat mode: temperature when present)");
+  public static final Setting<String> TOP_P_COLUMN = declare("top_p_column", Scope.SCORING, ValueType.text(), null,
+      "COL", "Column with a row's own top_p (chat mode: top_p when present)");
+  public static final Setting<String> STOP_COLUMN = declare("stop_column", Scope.SCORING, ValueType.text(), null,
+      "COL", "Column with a row's own stop strings, array<string> or string (chat mode: stop when present)");
+  public static final Setting<String> N_COLUMN = declare("n_column", Scope.SCORING, ValueType.text(), null, "COL",
+      "Column with a row's own n (chat mode: n when present)");
+  public static final Setting<String> RESPONSE_FORMAT_COLUMN = declare("response_format_column", Scope.SCORING,
+      ValueType.text(), null, "COL", "Column with a row's own response format, as --response-format takes it"
+          + " inline (chat mode: response_format when present)");
+  public static final Setting<Boolean> PARSE_RESPONSE = declare("parse_response", Scope.SCORING, ValueType.bool(),
+      false, "BOOL", "With a JSON Schema --response-format of an object, add the column response_parsed: the answer"
+          + " parsed into a struct");
 
   // --- tracking, error budget and nightly evaluation
   public static final Setting<String> EXPERIMENT = declare("experiment", Scope.JOB, ValueType.text(), "genai-batch",

@@ -1,5 +1,8 @@
 package io.genaibatch.settings;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -16,6 +19,7 @@ import java.util.regex.Pattern;
  */
 public final class ValueType<T> {
   private static final Pattern DECIMAL = Pattern.compile("[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?");
+  private static final ObjectMapper JSON = new ObjectMapper();
   private static final Pattern INFINITY = Pattern.compile("[+-]?(?i:inf|infinity)");
   private final Class<T> javaType;
   private final String describe;
@@ -154,6 +158,43 @@ public final class ValueType<T> {
       Double d = number(raw);
       return d != null && (minAllowed ? d >= min : d > min) && d <= max ? d : null;
     }, v -> v).asPlain();
+  }
+
+  /**
+   * A list of non-empty strings (stop strings): a YAML or JSON list, text holding a JSON array
+   * ({@code ["\n\n", "###"]}, the way to write escapes on a command line), or any other text as
+   * a list of that one string. Shown as a JSON array.
+   */
+  @SuppressWarnings("unchecked")
+  public static ValueType<List<String>> textList() {
+    Class<List<String>> type = (Class<List<String>>) (Class<?>) List.class;
+    return new ValueType<>(type, "a non-empty text or a list of them (JSON array on a command line)", raw -> {
+      Object v = raw;
+      if (raw instanceof String s && s.trim().startsWith("[")) {
+        try {
+          v = JSON.readValue(s, List.class);
+        } catch (JsonProcessingException e) {
+          return null;
+        }
+      }
+      if (!(v instanceof List<?> l)) {
+        return v instanceof String s && !s.isEmpty() ? List.of(s) : null;
+      }
+      List<String> out = new ArrayList<>();
+      for (Object o : l) {
+        if (!(o instanceof String s) || s.isEmpty()) {
+          return null;
+        }
+        out.add(s);
+      }
+      return out.isEmpty() ? null : List.copyOf(out);
+    }, v -> {
+      try {
+        return JSON.writeValueAsString(v);
+      } catch (JsonProcessingException e) {
+        throw new IllegalStateException(e);
+      }
+    });
   }
 
   /** The number of partitions: {@code auto} (0), {@code input} (-1) or a positive number. */

@@ -1,6 +1,8 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.OutputColumns;
 import io.genaibatch.engine.GenAiConfig;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.mlflow.MlModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
@@ -13,12 +15,14 @@ import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import java.nio.file.Paths;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
@@ -40,6 +44,8 @@ public final class BatchScorer {
   private final ModelFetcher.LocalModel local;
   private final ScoringOptions options;
   private final SettingValues settings;
+  /** The type of {@code response_parsed}, with {@code parse_response}; else null. */
+  private final StructType parsedType;
 
   private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, ScoringOptions options,
       SettingValues settings) {
@@ -48,6 +54,26 @@ public final class BatchScorer {
     this.local = local;
     this.options = options;
     this.settings = settings;
+    this.parsedType = parsedType(options);
+  }
+
+  /**
+   * The struct an answer is parsed into, from the job's JSON Schema response format.
+   *
+   * @throws IllegalArgumentException when {@code parse_response} is on without a JSON Schema of an object
+   */
+  static StructType parsedType(ScoringOptions options) {
+    if (!options.parseResponse()) {
+      return null;
+    }
+    ResponseFormat f = options.responseFormat();
+    if (f == null || f.jsonSchema().isEmpty()) {
+      throw new IllegalArgumentException(Settings.PARSE_RESPONSE.key() + " parses answers under the job's JSON"
+          + " Schema, but " + (f == null ? "no " + Settings.RESPONSE_FORMAT.key() + " is set"
+          : Settings.RESPONSE_FORMAT.key() + " is a " + f.kind().name().toLowerCase(Locale.ROOT).replace('_', ' '))
+          + ". Set --response-format to a JSON Schema of an object (e.g. @schema.json), or drop --parse-response");
+    }
+    return ResponseSchemas.structOf(f.jsonSchema().get(), Settings.RESPONSE_FORMAT.key());
   }
 
   /**
@@ -121,7 +147,7 @@ public final class BatchScorer {
 
   /** The output schema for {@code input}. */
   public StructType outputSchema(StructType input) {
-    return OutputSchema.of(input, options.chat());
+    return OutputSchema.of(input, options.chat(), RowOptions.resolve(options, input).manyCompletions(), parsedType);
   }
 
   /**
@@ -158,7 +184,8 @@ public final class BatchScorer {
           + ml.signature().inputs().stream().map(MlModel.ColumnSpec::name).toList()
           + "); genai-batch scores models whose signature is prompt: string or the llm/v1/chat messages shape");
     }
-    for (String added : OutputSchema.addedNames(options.chat())) {
+    RowOptions rowOptions = RowOptions.resolve(options, input);
+    for (String added : OutputSchema.addedNames(options.chat(), rowOptions.manyCompletions(), parsedType != null)) {
       if (names.contains(added)) {
         throw new IllegalArgumentException("Input already has a column '" + added
             + "', which the output adds; rename or drop it first");
@@ -190,7 +217,13 @@ public final class BatchScorer {
     boolean java8 = Boolean.parseBoolean(spark.conf().get("spark.sql.datetime.java8API.enabled", "false"));
     PartitionScorer scorer = new PartitionScorer(spec, options, input.schema(), runId, java8, metrics);
     Dataset<Row> spread = spread(input);
-    return spread.mapPartitions(scorer, Encoders.row(outputSchema(input.schema())));
+    StructType scored = OutputSchema.of(input.schema(), options.chat(),
+        RowOptions.resolve(options, input.schema()).manyCompletions(), null);
+    Dataset<Row> out = spread.mapPartitions(scorer, Encoders.row(scored));
+    // Spark's own JSON reader parses the answers; one that does not parse gets nulls.
+    return parsedType == null ? out
+        : out.withColumn(OutputColumns.RESPONSE_PARSED, functions.from_json(functions.col(OutputColumns.RESPONSE),
+            parsedType));
   }
 
   /** Tasks that can run at once: the cluster's cores (Spark's default parallelism) over spark.task.cpus. */

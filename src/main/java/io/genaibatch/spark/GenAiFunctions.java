@@ -1,8 +1,11 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.engine.Choice;
+import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
-import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.engine.GenerationRequest;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.settings.Setting.Scope;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
@@ -26,7 +29,8 @@ import org.apache.spark.sql.types.StructType;
  * }</pre>
  *
  * <p>Returns a struct: response, finish_reason, prompt_tokens, completion_tokens, total_tokens,
- * error. One row per call (a scalar function cannot batch; the job and the Transformer do), on
+ * error, responses (every completion's text, {@code n} of them). The options are the job's search
+ * options by key, {@code stop}, {@code n} and {@code response_format} included (inline only). One row per call (a scalar function cannot batch; the job and the Transformer do), on
  * the executor-wide model cache. Registered non-deterministic, so the optimizer never calls it
  * twice for a row.
  */
@@ -39,7 +43,8 @@ public final class GenAiFunctions {
       .add(OutputColumns.PROMPT_TOKENS, DataTypes.IntegerType, false)
       .add(OutputColumns.COMPLETION_TOKENS, DataTypes.IntegerType, false)
       .add(OutputColumns.TOTAL_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputColumns.ERROR, DataTypes.StringType, true);
+      .add(OutputColumns.ERROR, DataTypes.StringType, true)
+      .add(OutputColumns.RESPONSES, DataTypes.createArrayType(DataTypes.StringType, false), true);
 
   private GenAiFunctions() {}
 
@@ -67,16 +72,33 @@ public final class GenAiFunctions {
   static final String IMPL = "genai_generate_impl";
 
   private static Row generate(ModelSpec spec, SettingValues base, String prompt, Map<String, String> options) {
-    // The call's options over the registered settings; an unknown key fails the query naming the nearest.
-    SearchOptions opts = (options == null ? base : base.above(NAME + " options", options, Scope.SEARCH, true)).search();
     RowResult r;
-    try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
-      Generation g = lease.model().generateOne(prompt, opts);
-      r = RowResult.of(g);
+    Generation g = null;
+    try {
+      // The call's options over the registered settings; an unknown key fails the query naming the nearest.
+      SettingValues values = options == null ? base : base.above(NAME + " options", options, Scope.SEARCH, true);
+      String format = values.get(Settings.RESPONSE_FORMAT);
+      if (format != null && format.startsWith("@")) {
+        throw new IllegalArgumentException(NAME + " takes response_format inline, not as @file: a file is read where"
+            + " the call runs, on an executor");
+      }
+      ResponseFormat f = ScoringOptions.responseFormat(format, NAME + " option " + Settings.RESPONSE_FORMAT.key());
+      GenerationRequest request = new GenerationRequest(prompt, values.search(),
+          values.get(Settings.STOP), values.get(Settings.N), f == null ? null : f.guidance());
+      try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
+        g = lease.model().generateOne(request);
+        r = RowResult.of(g);
+      }
+    } catch (SettingValues.UnknownKeyException e) {
+      throw e; // a misspelt option is the query's mistake: it fails, naming the nearest key
+    } catch (IllegalArgumentException e) {
+      // A bad option value is this call's error, as a bad row option is its row's in the job.
+      r = RowResult.of(Generation.failed(0, 0, ErrorKind.BAD_OPTION, e.getMessage()));
     } catch (RuntimeException e) {
       r = RowResult.generationFailed(e);
     }
+    Object responses = g == null || !g.ok() ? null : SparkCompat.asSeq(g.choices().stream().map(Choice::text).toList());
     return RowFactory.create(r.response(), r.finishReason(), r.promptTokens(), r.completionTokens(), r.totalTokens(),
-        r.error());
+        r.error(), responses);
   }
 }

@@ -225,8 +225,16 @@ public final class GenAiTransformer extends Transformer implements DefaultParams
 
   @Override
   public StructType transformSchema(StructType schema) {
+    // Without the model at hand: the params' own view (a chat model turns chat on by itself).
     Param<?> chat = byKey.get(Settings.CHAT.key());
-    StructType out = OutputSchema.of(schema, isSet(chat) && (Boolean) $(chat));
+    Param<?> n = byKey.get(Settings.N.key());
+    boolean many = (isSet(n) && (Integer) $(n) > 1) || isSet(byKey.get(Settings.N_COLUMN.key()));
+    StructType parsed = null;
+    Param<?> parse = byKey.get(Settings.PARSE_RESPONSE.key());
+    if (isSet(parse) && (Boolean) $(parse)) {
+      parsed = BatchScorer.parsedType(ScoringOptions.from(settings(), false));
+    }
+    StructType out = OutputSchema.of(schema, isSet(chat) && (Boolean) $(chat), many, parsed);
     if ($(outputCol).equals(OutputColumns.RESPONSE)) {
       return out;
     }

@@ -49,22 +49,43 @@ public final class OutputSchema {
 
   private OutputSchema() {}
 
-  /** Names the scorer adds; an input already holding one of them is refused on the driver. */
-  public static Set<String> addedNames(boolean chat) {
+  /**
+   * Names the scorer adds; an input already holding one of them is refused on the driver.
+   *
+   * @param manyCompletions rows may ask for more than one completion: prompt mode adds {@code responses}
+   * @param parsed the answer is parsed into {@code response_parsed}
+   */
+  public static Set<String> addedNames(boolean chat, boolean manyCompletions, boolean parsed) {
     Set<String> s = new LinkedHashSet<>();
-    FIELDS.forEach(f -> s.add(f.name()));
-    if (chat) {
-      s.add(OutputColumns.CHAT_COMPLETION);
+    for (StructField f : added(chat, manyCompletions, parsed ? new StructType() : null)) {
+      s.add(f.name());
     }
     return s;
   }
 
-  public static StructType of(StructType input, boolean chat) {
+  /**
+   * The output schema: {@code input}'s columns, then the output columns; {@code responses} (every
+   * completion's text) in prompt mode when rows may ask for several, {@code chat_completion} in chat
+   * mode, and {@code response_parsed} of type {@code parsed} when not null.
+   */
+  public static StructType of(StructType input, boolean chat, boolean manyCompletions, StructType parsed) {
     List<StructField> all = new ArrayList<>(List.of(input.fields()));
-    all.addAll(FIELDS);
+    all.addAll(added(chat, manyCompletions, parsed));
+    return DataTypes.createStructType(all);
+  }
+
+  private static List<StructField> added(boolean chat, boolean manyCompletions, StructType parsed) {
+    List<StructField> all = new ArrayList<>(FIELDS);
+    if (!chat && manyCompletions) {
+      all.add(DataTypes.createStructField(OutputColumns.RESPONSES,
+          DataTypes.createArrayType(DataTypes.StringType, false), true));
+    }
     if (chat) {
       all.add(DataTypes.createStructField(OutputColumns.CHAT_COMPLETION, CHAT_COMPLETION_TYPE, true));
     }
-    return DataTypes.createStructType(all);
+    if (parsed != null) {
+      all.add(DataTypes.createStructField(OutputColumns.RESPONSE_PARSED, parsed, true));
+    }
+    return all;
   }
 }

@@ -2,9 +2,12 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.engine.ChatMessage;
+import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
+import io.genaibatch.engine.GenerationRequest;
 import io.genaibatch.engine.LlmModel;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.spark.compat.SparkCompat;
@@ -46,6 +49,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   private final String runId;
   private final boolean java8Time;
   private final ScoringMetrics metrics;
+  private final RowOptions rowOptions;
 
   public PartitionScorer(ModelSpec spec, ScoringOptions options, StructType inputSchema, String runId,
       boolean java8Time, ScoringMetrics metrics) {
@@ -57,6 +61,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     this.runId = runId;
     this.java8Time = java8Time;
     this.metrics = metrics;
+    this.rowOptions = RowOptions.resolve(options, inputSchema);
   }
 
   @Override
@@ -115,26 +120,41 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   }
 
   private void score(LlmModel model, List<Row> batch, int promptIdx, int messagesIdx, List<Row> out) {
-    List<String> prompts = new ArrayList<>(batch.size());
-    Generation[] templateFailures = new Generation[batch.size()];
+    List<GenerationRequest> requests = new ArrayList<>(batch.size());
+    Generation[] rowFailures = new Generation[batch.size()];
+    ResponseFormat[] formats = new ResponseFormat[batch.size()];
     for (int k = 0; k < batch.size(); k++) {
       Row r = batch.get(k);
+      String prompt;
       if (options.chat()) {
         try {
-          prompts.add(model.applyChatTemplate(messages(r, messagesIdx), true));
+          prompt = model.applyChatTemplate(messages(r, messagesIdx), true);
         } catch (RuntimeException e) {
-          prompts.add(null);
-          templateFailures[k] = Generation.failed(k, 0, ErrorKind.TEMPLATE, "messages: " + e.getMessage());
+          prompt = null;
+          rowFailures[k] = Generation.failed(k, 0, ErrorKind.TEMPLATE, "messages: " + e.getMessage());
         }
       } else {
-        prompts.add(r.isNullAt(promptIdx) ? null : r.getString(promptIdx));
+        prompt = r.isNullAt(promptIdx) ? null : r.getString(promptIdx);
+      }
+      try {
+        requests.add(rowOptions.request(r, prompt));
+        formats[k] = rowOptions.format(r);
+      } catch (RowOptions.BadOption e) {
+        requests.add(GenerationRequest.of(null, options.search()));
+        if (rowFailures[k] == null) {
+          rowFailures[k] = Generation.failed(k, 0, ErrorKind.BAD_OPTION, e.getMessage());
+        }
+      }
+      if (rowFailures[k] != null) {
+        // Nothing to generate: the engine answers a null prompt at once, and the row keeps its own error.
+        requests.set(k, GenerationRequest.of(null, options.search()));
       }
     }
     List<Generation> gens;
     RowResult windowFailure = null;
     try {
       long startMs = System.currentTimeMillis();
-      ScoredWindow scored = model.score(prompts, options.search(), options.batchSize(), options.batching());
+      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching());
       gens = scored.generations();
       if (metrics != null) {
         metrics.recordSlots(scored.slots());
@@ -148,11 +168,12 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     }
     Timestamp now = new Timestamp(System.currentTimeMillis());
     Object scoredAt = java8Time ? now.toInstant() : now;
+    boolean many = rowOptions.manyCompletions();
     for (int k = 0; k < batch.size(); k++) {
-      Generation g = templateFailures[k] != null ? templateFailures[k] : gens == null ? null : gens.get(k);
+      Generation g = rowFailures[k] != null ? rowFailures[k] : gens == null ? null : gens.get(k);
       RowResult result = g == null ? windowFailure : RowResult.of(g);
       Row r = batch.get(k);
-      int extra = OutputSchema.FIELDS.size() + (options.chat() ? 1 : 0);
+      int extra = OutputSchema.FIELDS.size() + (options.chat() || many ? 1 : 0);
       Object[] values = new Object[r.length() + extra];
       for (int c = 0; c < r.length(); c++) {
         values[c] = r.get(c);
@@ -171,9 +192,15 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       values[i++] = scoredAt;
       if (options.chat()) {
         values[i] = result.ok() ? chatCompletion(g, now.getTime() / 1000) : null;
+      } else if (many) {
+        values[i] = result.ok() ? SparkCompat.asSeq(g.choices().stream().map(Choice::text).toList()) : null;
       }
       if (metrics != null) {
         metrics.record(result.ok(), result.promptTokens(), result.completionTokens());
+        ResponseFormat format = formats[k];
+        if (result.ok() && format != null) {
+          metrics.recordFormatted(g.choices().stream().allMatch(c -> format.accepts(c.text())));
+        }
       }
       out.add(RowFactory.create(values));
     }
@@ -204,11 +231,16 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   }
 
   private Row chatCompletion(Generation g, long created) {
-    Row message = RowFactory.create("assistant", g.text());
-    Row choice = RowFactory.create(0L, message, g.finishReason().wire());
+    List<Row> choices = new ArrayList<>(g.choices().size());
+    for (int c = 0; c < g.choices().size(); c++) {
+      Choice choice = g.choices().get(c);
+      Row message = RowFactory.create("assistant", choice.text());
+      choices.add(RowFactory.create((long) c, message, choice.finishReason().wire()));
+    }
+    // Usage counts every completion, as OpenAI's does for n > 1.
     Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
     return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", created, modelUri,
-        SparkCompat.asSeq(List.of(choice)), usage);
+        SparkCompat.asSeq(choices), usage);
   }
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
@@ -216,7 +248,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
       LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
       LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
-      CollectionAccumulator<long[]> windows, String liveKey)
+      CollectionAccumulator<long[]> windows, LongAccumulator formatted, LongAccumulator formattedOk, String liveKey)
       implements Serializable {
 
     /** Registers the accumulators on the driver and opens this job's {@link LiveCounts}. */
@@ -230,7 +262,9 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.longAccumulator("genai-batch prefill slots"), sc.longAccumulator("genai-batch prefill useful"),
           sc.longAccumulator("genai-batch decode slots"), sc.longAccumulator("genai-batch decode useful"),
           sc.collectionAccumulator("genai-batch executor peak RSS"),
-          sc.collectionAccumulator("genai-batch generation windows"), liveKey);
+          sc.collectionAccumulator("genai-batch generation windows"),
+          sc.longAccumulator("genai-batch answers with a response format"),
+          sc.longAccumulator("genai-batch answers that parse under their response format"), liveKey);
     }
 
     /** A window's generation, wall clock: start and end, epoch milliseconds. */
@@ -250,6 +284,14 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         last = Math.max(last, w[1]);
       }
       return first == Long.MAX_VALUE ? null : new long[] {first, last};
+    }
+
+    /** A row answered under a response format: whether every completion of it parses under the format. */
+    void recordFormatted(boolean parses) {
+      formatted.add(1);
+      if (parses) {
+        formattedOk.add(1);
+      }
     }
 
     void recordSlots(SlotUsage s) {

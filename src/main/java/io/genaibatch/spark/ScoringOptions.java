@@ -1,10 +1,18 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.engine.Batching;
+import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
+import java.io.IOException;
 import java.io.Serializable;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.List;
 
 /**
  * How rows are scored, as the driver settled it and the tasks receive it: which columns, batch
@@ -22,21 +30,72 @@ import java.io.Serializable;
  * @param partitions {@link Settings#PARTITIONS_AUTO}, {@link Settings#PARTITIONS_INPUT} or a
  *     positive number of partitions
  * @param batching fixed batch sizes, or sizes chosen by measured cost up to {@code batchSize}
+ * @param stop the job's stop strings; empty for none
+ * @param n the job's completions per row
+ * @param responseFormat the job's response format, checked on the driver; null for none
+ * @param columns the columns named for a row's own options (null where none is named)
+ * @param parseResponse add {@code response_parsed}, the answer parsed under {@code responseFormat}
  */
 public record ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
-    SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching)
+    SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching, List<String> stop,
+    int n, ResponseFormat responseFormat, OptionColumns columns, boolean parseResponse)
     implements Serializable {
+
+  /**
+   * The columns named for a row's own options; in chat mode a column named like the llm/v1/chat
+   * field is used when none is named (see {@link RowOptions}).
+   */
+  public record OptionColumns(String maxTokens, String temperature, String topP, String stop, String n,
+      String responseFormat) implements Serializable {}
 
   /**
    * The options {@code values} settle on.
    *
    * @param chatModel whether the model's signature is the llm/v1/chat shape, which turns chat on
+   * @throws IllegalArgumentException for a response format that cannot be read or is not valid,
+   *     naming where it came from
    */
   public static ScoringOptions from(SettingValues values, boolean chatModel) {
+    List<String> stop = values.get(Settings.STOP);
+    OptionColumns columns = new OptionColumns(values.get(Settings.MAX_TOKENS_COLUMN),
+        values.get(Settings.TEMPERATURE_COLUMN), values.get(Settings.TOP_P_COLUMN), values.get(Settings.STOP_COLUMN),
+        values.get(Settings.N_COLUMN), values.get(Settings.RESPONSE_FORMAT_COLUMN));
     return new ScoringOptions(values.get(Settings.PROMPT_COLUMN), values.get(Settings.MESSAGES_COLUMN),
         values.get(Settings.ID_COLUMN), values.get(Settings.BATCH_SIZE), values.search(),
         values.get(Settings.CHAT) || chatModel, values.get(Settings.LOOKAHEAD_ROWS), values.get(Settings.PARTITIONS),
-        values.get(Settings.BATCHING));
+        values.get(Settings.BATCHING), stop == null ? List.of() : stop, values.get(Settings.N),
+        responseFormat(values.get(Settings.RESPONSE_FORMAT), Settings.RESPONSE_FORMAT.key() + " (from "
+            + values.source(Settings.RESPONSE_FORMAT) + ")"), columns, values.get(Settings.PARSE_RESPONSE));
+  }
+
+  /**
+   * Reads a response format as users give it: inline, or {@code @path} to a file holding it.
+   *
+   * @return null for null text
+   * @throws IllegalArgumentException naming {@code where} when the file cannot be read or the format
+   *     is not valid
+   */
+  public static ResponseFormat responseFormat(String text, String where) {
+    if (text == null) {
+      return null;
+    }
+    String body = text;
+    String from = where;
+    if (text.startsWith("@")) {
+      Path file = Paths.get(text.substring(1));
+      try {
+        body = Files.readString(file, StandardCharsets.UTF_8);
+      } catch (IOException e) {
+        throw new IllegalArgumentException("Cannot read the response format file " + file + " named by " + where
+            + ": " + e + ". Pass @PATH to a readable file, or the format inline", e);
+      }
+      from = where + ", file " + file;
+    }
+    try {
+      return ResponseFormat.parse(body, from);
+    } catch (EngineException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
+    }
   }
 
   /** Rows a task holds at once: the look-ahead, and never less than a batch. */

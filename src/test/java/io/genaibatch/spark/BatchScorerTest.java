@@ -39,14 +39,8 @@ class BatchScorerTest extends SparkTestBase {
     return spark.createDataFrame(rows, SCHEMA).repartition(3);
   }
 
-  /** A scorer of the tiny model with the settings given as key-value pairs, over the session's conf. */
   private BatchScorer scorer(Path cache, Object... keyValues) {
-    Object[] kv = Arrays.copyOf(keyValues, keyValues.length + 4);
-    kv[keyValues.length] = "model_uri";
-    kv[keyValues.length + 1] = Fixtures.tinyModel().toString();
-    kv[keyValues.length + 2] = "cache_dir";
-    kv[keyValues.length + 3] = cache.toString();
-    return BatchScorer.create(spark, BatchScorer.withSparkConf(spark, Fixtures.settings(kv)));
+    return Fixtures.tinyScorer(spark, cache, keyValues);
   }
 
   @Test

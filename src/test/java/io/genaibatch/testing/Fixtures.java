@@ -8,10 +8,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.SettingValues;
+import io.genaibatch.spark.BatchScorer;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.apache.spark.sql.SparkSession;
 
 /** Where the project's fixtures live, and the project's Python (.venv) for reference runs. */
 public final class Fixtures {
@@ -204,12 +210,21 @@ public final class Fixtures {
    * Settings as a caller gives them, from key-value pairs ({@code "batch_size", 4}); checked as the
    * job checks its flags.
    */
-  public static io.genaibatch.settings.SettingValues settings(Object... keyValues) {
-    java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+  public static SettingValues settings(Object... keyValues) {
+    Map<String, Object> m = new LinkedHashMap<>();
     for (int i = 0; i < keyValues.length; i += 2) {
       m.put((String) keyValues[i], keyValues[i + 1]);
     }
-    return io.genaibatch.settings.SettingValues.defaults().above("test", m,
-        io.genaibatch.settings.Setting.Scope.JOB, true);
+    return SettingValues.defaults().above("test", m, Setting.Scope.JOB, true);
+  }
+
+  /** A scorer of the tiny model with the settings given as key-value pairs, over the session's conf. */
+  public static BatchScorer tinyScorer(SparkSession spark, Path cache, Object... keyValues) {
+    Object[] kv = Arrays.copyOf(keyValues, keyValues.length + 4);
+    kv[keyValues.length] = "model_uri";
+    kv[keyValues.length + 1] = tinyModel().toString();
+    kv[keyValues.length + 2] = "cache_dir";
+    kv[keyValues.length + 3] = cache.toString();
+    return BatchScorer.create(spark, BatchScorer.withSparkConf(spark, settings(kv)));
   }
 }

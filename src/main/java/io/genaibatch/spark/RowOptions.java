@@ -1,0 +1,241 @@
+package io.genaibatch.spark;
+
+import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.GenerationRequest;
+import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.settings.Setting;
+import io.genaibatch.settings.Settings;
+import java.io.Serializable;
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.NumericType;
+import org.apache.spark.sql.types.StructType;
+
+/**
+ * A row's own options, read from its columns and laid over the job's: {@code max_tokens}, {@code
+ * temperature}, {@code top_p}, {@code stop}, {@code n} and {@code response_format}. The columns are
+ * the ones named by {@code --max-tokens-column} and its siblings; in chat mode, where none is
+ * named, a column named like the llm/v1/chat request's field (the seed's signature has {@code
+ * temperature}, {@code max_tokens}, {@code stop} and {@code n}). A null cell keeps the job's value.
+ *
+ * <p>A row's {@code temperature} means what it means in the OpenAI request it mirrors: above 0 the
+ * row samples at that temperature from all tokens (no top_k limit unless the job sets one), 0 is
+ * greedy search, whatever the job's {@code do_sample}. (The
+ * job's own {@code temperature} only applies with {@code do_sample}, as in onnxruntime-genai.)
+ *
+ * <p>Columns of a type that can never hold the option fail on the driver ({@link #resolve}); a cell
+ * that holds a bad value (a negative {@code max_tokens}, a temperature written as text) makes that
+ * row an error row ({@link BadOption}) and the other rows go on.
+ */
+final class RowOptions implements Serializable {
+  private static final long serialVersionUID = 1L;
+
+  /**
+   * One option read from a column: which, where, and the key of its setting (for the range and the
+   * message; a key, as settings are not shipped to executors).
+   */
+  private record Column(String option, String name, int index, String settingKey) implements Serializable {
+    Setting<?> setting() {
+      return Settings.byKey(settingKey).orElseThrow();
+    }
+  }
+
+  /** A row whose own option cannot be used; its message names the column and the value. */
+  static final class BadOption extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    BadOption(String message) {
+      super(message);
+    }
+  }
+
+  private final ScoringOptions job;
+  private final Column maxTokens;
+  private final Column temperature;
+  private final Column topP;
+  private final Column stop;
+  private final Column n;
+  private final Column format;
+  /** Per-row response formats read so far in this task, by text: the format, or why it is not one. */
+  private transient Map<String, Object> formats;
+
+  private RowOptions(ScoringOptions job, Map<String, Column> columns) {
+    this.job = job;
+    this.maxTokens = columns.get("max_tokens");
+    this.temperature = columns.get("temperature");
+    this.topP = columns.get("top_p");
+    this.stop = columns.get("stop");
+    this.n = columns.get("n");
+    this.format = columns.get("response_format");
+  }
+
+  /**
+   * The option columns of {@code input} under {@code job}'s settings.
+   *
+   * @throws IllegalArgumentException naming a named column that is missing or a column whose type
+   *     cannot hold its option, and what type it needs
+   */
+  static RowOptions resolve(ScoringOptions job, StructType input) {
+    ScoringOptions.OptionColumns named = job.columns();
+    Map<String, Column> out = new LinkedHashMap<>();
+    add(out, job, input, "max_tokens", named.maxTokens(), Settings.MAX_TOKENS_COLUMN, Settings.MAX_NEW_TOKENS);
+    add(out, job, input, "temperature", named.temperature(), Settings.TEMPERATURE_COLUMN, Settings.TEMPERATURE);
+    add(out, job, input, "top_p", named.topP(), Settings.TOP_P_COLUMN, Settings.TOP_P);
+    add(out, job, input, "stop", named.stop(), Settings.STOP_COLUMN, Settings.STOP);
+    add(out, job, input, "n", named.n(), Settings.N_COLUMN, Settings.N);
+    add(out, job, input, "response_format", named.responseFormat(), Settings.RESPONSE_FORMAT_COLUMN,
+        Settings.RESPONSE_FORMAT);
+    return new RowOptions(job, out);
+  }
+
+  private static void add(Map<String, Column> out, ScoringOptions job, StructType input, String option, String named,
+      Setting<String> columnSetting, Setting<?> setting) {
+    String name = named;
+    if (name == null) {
+      if (!job.chat() || input.getFieldIndex(option).isEmpty()) {
+        return;
+      }
+      name = option;
+    } else if (input.getFieldIndex(name).isEmpty()) {
+      throw new IllegalArgumentException("Input has no column '" + name + "' (named by --"
+          + columnSetting.key().replace('_', '-') + "); its columns are " + String.join(", ", input.fieldNames()));
+    }
+    DataType t = input.apply(name).dataType();
+    boolean text = DataTypes.StringType.equals(t);
+    boolean ok = switch (option) {
+      case "stop" -> text || (t instanceof ArrayType a && DataTypes.StringType.equals(a.elementType()));
+      case "response_format" -> text;
+      // Text is let through to the rows: each then says which value is not a number.
+      default -> text || t instanceof NumericType;
+    };
+    if (!ok) {
+      String want = switch (option) {
+        case "stop" -> "array<string> or string";
+        case "response_format" -> "string";
+        default -> "a number";
+      };
+      throw new IllegalArgumentException("Input column '" + name + "' (a row's own " + option + ") has type "
+          + t.simpleString() + "; it needs " + want);
+    }
+    out.put(option, new Column(option, name, input.fieldIndex(name), setting.key()));
+  }
+
+  /** Whether a row may get more than one completion, so the output needs every completion's text. */
+  boolean manyCompletions() {
+    return job.n() > 1 || n != null;
+  }
+
+  /** The input columns read as a row's own options, by option. */
+  Map<String, String> columns() {
+    Map<String, String> m = new LinkedHashMap<>();
+    for (Column c : new Column[] {maxTokens, temperature, topP, stop, n, format}) {
+      if (c != null) {
+        m.put(c.option(), c.name());
+      }
+    }
+    return m;
+  }
+
+  /**
+   * The request for {@code row}: its prompt with the job's options and the row's own over them.
+   *
+   * @throws BadOption naming the column and the value, when a cell holds a value its option cannot take
+   */
+  GenerationRequest request(Row row, String prompt) throws BadOption {
+    SearchOptions own = SearchOptions.DEFAULTS;
+    Integer max = number(row, maxTokens, Integer.class);
+    if (max != null) {
+      own = own.withMaxNewTokens(max);
+    }
+    Double temp = number(row, temperature, Double.class);
+    if (temp != null) {
+      // A row's temperature has the meaning of the llm/v1/chat request it comes from (OpenAI's):
+      // above 0 it samples, 0 is greedy (normalized below).
+      own = own.withTemperature(temp).withDoSample(temp > 0);
+    }
+    Double p = number(row, topP, Double.class);
+    if (p != null) {
+      own = own.withTopP(p);
+    }
+    SearchOptions search = job.search().overriddenBy(own).normalized();
+    if (temp != null && temp > 0 && job.search().topK() == null) {
+      // OpenAI samples from every token; a model's genai_config.json often says top_k 1 (Phi-3's
+      // does), which would make the row greedy whatever its temperature. 0 is no top_k limit.
+      search = search.withTopK(0);
+    }
+    Integer count = number(row, n, Integer.class);
+    return new GenerationRequest(prompt, search, stops(row), count != null ? count : job.n(),
+        format(row) == null ? null : format(row).guidance());
+  }
+
+  /** The row's response format: its own, else the job's; null for none. */
+  ResponseFormat format(Row row) throws BadOption {
+    if (format == null || row.isNullAt(format.index())) {
+      return job.responseFormat();
+    }
+    String text = row.getString(format.index());
+    if (formats == null) {
+      formats = new HashMap<>();
+    }
+    Object f = formats.computeIfAbsent(text, t -> {
+      try {
+        return ResponseFormat.parse(t, "column " + format.name());
+      } catch (EngineException e) {
+        return e.getMessage();
+      }
+    });
+    if (f instanceof String why) {
+      throw new BadOption(why);
+    }
+    return (ResponseFormat) f;
+  }
+
+  private List<String> stops(Row row) throws BadOption {
+    if (stop == null || row.isNullAt(stop.index())) {
+      return job.stop();
+    }
+    Object v = row.get(stop.index());
+    if (v instanceof String s) {
+      if (s.isEmpty()) {
+        throw new BadOption("column " + stop.name() + ": a stop string must not be empty");
+      }
+      return List.of(s);
+    }
+    List<Object> list = row.getList(stop.index());
+    List<String> out = new ArrayList<>(list.size());
+    for (Object o : list) {
+      if (o == null || o.toString().isEmpty()) {
+        throw new BadOption("column " + stop.name() + ": a stop string must not be null or empty, got " + list);
+      }
+      out.add(o.toString());
+    }
+    return out;
+  }
+
+  /**
+   * The cell's number, checked by its setting's range; null when there is no column or the cell is
+   * null. Text holding a number in decimal notation is read as that number (a JSON input whose
+   * column mixes numbers and text is read as text); other text makes the row an error row.
+   */
+  private static <T> T number(Row row, Column c, Class<T> type) throws BadOption {
+    if (c == null || row.isNullAt(c.index())) {
+      return null;
+    }
+    Object v = row.get(c.index());
+    Object raw = v instanceof BigDecimal d ? d.doubleValue() : v;
+    try {
+      return type.cast(c.setting().type().parse(raw));
+    } catch (IllegalArgumentException e) {
+      throw new BadOption("column " + c.name() + ": " + c.option() + " " + e.getMessage());
+    }
+  }
+}

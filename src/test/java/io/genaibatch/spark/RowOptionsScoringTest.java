@@ -1,0 +1,135 @@
+package io.genaibatch.spark;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.SparkTestBase;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A row's own options from its columns, through the scorer on local[2], read back from Parquet. */
+class RowOptionsScoringTest extends SparkTestBase {
+
+  private BatchScorer scorer(Path cache, Object... keyValues) {
+    return Fixtures.tinyScorer(spark, cache, keyValues);
+  }
+
+  /** JSON lines as a user's input file would hold them: Spark infers each column's type. */
+  private Dataset<Row> json(String... lines) {
+    return spark.read().json(spark.createDataset(List.of(lines), Encoders.STRING()));
+  }
+
+  private static Map<Long, Row> byId(Dataset<Row> back) {
+    Map<Long, Row> m = new HashMap<>();
+    for (Row r : back.collectAsList()) {
+      m.put(r.getLong(r.fieldIndex("id")), r);
+    }
+    return m;
+  }
+
+  @Test
+  void promptModeReadsTheColumnsTheFlagsNameRowByRow(@TempDir Path tmp) {
+    Dataset<Row> in = json(
+        "{\"id\": 0, \"prompt\": \"Hello world\", \"max_tokens\": 2}",
+        "{\"id\": 1, \"prompt\": \"The capital of Spain is\", \"max_tokens\": 7}",
+        "{\"id\": 2, \"prompt\": \"Hello world\", \"max_tokens\": -3}",
+        "{\"id\": 3, \"prompt\": \"ok\", \"temp\": \"hot\"}",
+        "{\"id\": 4, \"prompt\": \"emoji time\", \"n\": 3, \"temp\": 0.9, \"max_tokens\": 4}",
+        "{\"id\": 5, \"prompt\": \"Hello world\", \"n\": 2}",
+        "{\"id\": 6, \"prompt\": \"Tell me about atoms\", \"stop\": [\"a\", \"e\"], \"max_tokens\": 12}",
+        "{\"id\": 7, \"prompt\": \"Tell me about atoms\", \"max_tokens\": 12}");
+    BatchScorer scorer = scorer(tmp.resolve("cache"), "max_new_tokens", 5, "do_sample", false,
+        "max_tokens_column", "max_tokens", "temperature_column", "temp", "n_column", "n", "stop_column", "stop");
+    PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
+    String out = tmp.resolve("out").toString();
+    scorer.score(in, null, metrics).write().parquet(out);
+    Map<Long, Row> rows = byId(spark.read().parquet(out));
+    assertThat(rows).hasSize(8);
+
+    assertThat(rows.get(0L).<Integer>getAs("completion_tokens")).isEqualTo(2);
+    assertThat(rows.get(1L).<Integer>getAs("completion_tokens")).isEqualTo(7);
+    assertThat(rows.get(7L).<Integer>getAs("completion_tokens")).isEqualTo(12);
+    assertThat(rows.get(2L).<String>getAs("error")).contains("max_tokens must be a whole number >= 1, got '-3'");
+    assertThat(rows.get(3L).<String>getAs("error")).contains("column temp").contains("got 'hot'");
+    assertThat(rows.get(5L).<String>getAs("error")).contains("n = 2 needs sampling");
+    for (long bad : new long[] {2, 3, 5}) {
+      assertThat(rows.get(bad).<String>getAs("finish_reason")).isEqualTo("error");
+    }
+
+    // n = 3 with its own temperature: three sampled completions, usage over all of them.
+    Row many = rows.get(4L);
+    assertThat(many.<String>getAs("error")).isNull();
+    List<String> texts = many.getList(many.fieldIndex("responses"));
+    assertThat(texts).hasSize(3);
+    assertThat(many.<String>getAs("response")).isEqualTo(texts.get(0));
+    assertThat(many.<Integer>getAs("completion_tokens")).isBetween(3, 12);
+    assertThat(rows.get(0L).getList(rows.get(0L).fieldIndex("responses"))).hasSize(1);
+
+    // Stop strings: the answer ends before the first of them, which it does not contain.
+    String full = rows.get(7L).getAs("response");
+    Row stopped = rows.get(6L);
+    int cut = firstOf(full, "a", "e");
+    if (cut >= 0) {
+      assertThat(stopped.<String>getAs("response")).isEqualTo(full.substring(0, cut));
+      assertThat(stopped.<String>getAs("finish_reason")).isEqualTo("stop");
+    } else {
+      assertThat(stopped.<String>getAs("response")).isEqualTo(full);
+    }
+    assertThat(metrics.rowsFailed().value()).isEqualTo(3L);
+  }
+
+  private static int firstOf(String text, String... stops) {
+    int cut = -1;
+    for (String s : stops) {
+      int k = text.indexOf(s);
+      if (k >= 0 && (cut < 0 || k < cut)) {
+        cut = k;
+      }
+    }
+    return cut;
+  }
+
+  @Test
+  void chatModeTakesTheRequestFieldsFromColumnsOfTheirNames(@TempDir Path tmp) {
+    String msg = "[{\"role\": \"user\", \"content\": \"Tell me a joke about atoms\"}]";
+    Dataset<Row> in = json(
+        "{\"id\": 0, \"messages\": " + msg + ", \"max_tokens\": 3}",
+        "{\"id\": 1, \"messages\": " + msg + ", \"max_tokens\": 6, \"n\": 2, \"temperature\": 1.2}",
+        "{\"id\": 2, \"messages\": " + msg + "}");
+    BatchScorer scorer = scorer(tmp.resolve("cache"), "chat", true, "max_new_tokens", 5, "do_sample", false);
+    String out = tmp.resolve("out").toString();
+    scorer.score(in, null, null).write().parquet(out);
+    Map<Long, Row> rows = byId(spark.read().parquet(out));
+    assertThat(rows.get(0L).<Integer>getAs("completion_tokens")).isEqualTo(3);
+    assertThat(rows.get(2L).<Integer>getAs("completion_tokens")).isEqualTo(5);
+    Row two = rows.get(1L);
+    Row cc = two.getAs("chat_completion");
+    List<Row> choices = cc.getList(cc.fieldIndex("choices"));
+    assertThat(choices).hasSize(2);
+    assertThat(choices.get(1).<Long>getAs("index")).isEqualTo(1L);
+    Row usage = cc.getAs("usage");
+    assertThat(usage.<Long>getAs("completion_tokens")).isEqualTo((long) two.<Integer>getAs("completion_tokens"))
+        .isLessThanOrEqualTo(12L);
+    assertThat(two.<String>getAs("response")).isEqualTo(choices.get(0).<Row>getAs("message").<String>getAs("content"));
+  }
+
+  @Test
+  void aColumnThatCannotHoldItsOptionFailsOnTheDriver(@TempDir Path tmp) {
+    Dataset<Row> in = json("{\"id\": 0, \"prompt\": \"Hello\", \"stop\": 5, \"n\": [1]}");
+    assertThatThrownBy(() -> scorer(tmp, "stop_column", "stop").score(in, null, null))
+        .hasMessageContaining("Input column 'stop' (a row's own stop) has type bigint; it needs array<string> or string");
+    assertThatThrownBy(() -> scorer(tmp, "n_column", "n").score(in, null, null))
+        .hasMessageContaining("has type array<bigint>; it needs a number");
+    assertThatThrownBy(() -> scorer(tmp, "max_tokens_column", "budget").score(in, null, null))
+        .hasMessageContaining("Input has no column 'budget' (named by --max-tokens-column)");
+  }
+}
