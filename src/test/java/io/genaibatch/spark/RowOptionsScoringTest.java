@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -131,5 +132,54 @@ class RowOptionsScoringTest extends SparkTestBase {
         .hasMessageContaining("has type array<bigint>; it needs a number");
     assertThatThrownBy(() -> scorer(tmp, "max_tokens_column", "budget").score(in, null, null))
         .hasMessageContaining("Input has no column 'budget' (named by --max-tokens-column)");
+  }
+
+  static final String SCHEMA = "{\"type\":\"object\",\"properties\":{\"label\":{\"type\":\"string\","
+      + "\"enum\":[\"pos\",\"neg\"]},\"score\":{\"type\":\"integer\"}},\"required\":[\"label\",\"score\"],"
+      + "\"additionalProperties\":false}";
+
+  @Test
+  void aJsonSchemaFromAFileIsParsedIntoAStructAndARowMayBringItsOwnFormat(@TempDir Path tmp) throws Exception {
+    Path schema = tmp.resolve("sentiment.json");
+    Files.writeString(schema, SCHEMA);
+    Dataset<Row> in = json(
+        "{\"id\": 0, \"prompt\": \"Review: great phone, love it. Sentiment:\"}",
+        "{\"id\": 1, \"prompt\": \"Review: broke after a day. Sentiment:\"}",
+        "{\"id\": 2, \"prompt\": \"Is water wet?\", \"fmt\": \"regex:(yes|no)\"}",
+        "{\"id\": 3, \"prompt\": \"Hello\", \"fmt\": \"{\\\"type\\\": \\\"objekt\\\"}\"}",
+        "{\"id\": 4, \"prompt\": \"Hello world\", \"max_tokens\": 3}");
+    BatchScorer scorer = scorer(tmp.resolve("cache"), "max_new_tokens", 60, "response_format", "@" + schema,
+        "parse_response", true, "response_format_column", "fmt", "max_tokens_column", "max_tokens");
+    PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
+    String out = tmp.resolve("out").toString();
+    scorer.score(in, null, metrics).write().parquet(out);
+    Dataset<Row> back = spark.read().parquet(out);
+    assertThat(back.schema().apply("response_parsed").dataType().simpleString())
+        .isEqualTo("struct<label:string,score:bigint>");
+    Map<Long, Row> rows = byId(back);
+    for (long id : new long[] {0, 1}) {
+      Row r = rows.get(id);
+      assertThat(r.<String>getAs("error")).as("row %d", id).isNull();
+      Row parsed = r.getAs("response_parsed");
+      assertThat(parsed.<String>getAs("label")).as("row %d: %s", id, r.getAs("response")).isIn("pos", "neg");
+      assertThat(parsed.<Long>getAs("score")).isNotNull();
+    }
+    assertThat(rows.get(2L).<String>getAs("response")).isIn("yes", "no");
+    assertThat(rows.get(3L).<String>getAs("error")).contains("column fmt has an invalid JSON Schema").contains("/type");
+    assertThat(rows.get(4L).<String>getAs("error")).contains("before its response format (json_schema) was complete");
+    assertThat(metrics.formatted().value()).isEqualTo(3L);
+    assertThat(metrics.formattedOk().value()).isEqualTo(3L);
+  }
+
+  @Test
+  void aBadSchemaOrParsingWithoutOneFailsOnTheDriverNamingIt(@TempDir Path tmp) {
+    assertThatThrownBy(() -> scorer(tmp, "response_format", "{\"type\": \"objekt\"}"))
+        .hasMessageContaining("response_format (from test) has an invalid JSON Schema").hasMessageContaining("/type");
+    assertThatThrownBy(() -> scorer(tmp, "response_format", "@" + tmp.resolve("missing.json")))
+        .hasMessageContaining("Cannot read the response format file");
+    assertThatThrownBy(() -> scorer(tmp, "parse_response", true))
+        .hasMessageContaining("no response_format is set");
+    assertThatThrownBy(() -> scorer(tmp, "parse_response", true, "response_format", "regex:(yes|no)"))
+        .hasMessageContaining("response_format is a regex");
   }
 }
