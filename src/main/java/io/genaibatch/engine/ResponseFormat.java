@@ -117,6 +117,29 @@ public final class ResponseFormat implements Serializable {
   }
 
   /**
+   * Whether {@code text} asks for no constraint: {@code text} or OpenAI's {@code {"type":"text"}}.
+   * A row gives it to opt out of the job's format.
+   */
+  public static boolean isPlainText(String text) {
+    if (text == null) {
+      return false;
+    }
+    String t = text.strip();
+    if (t.equals("text")) {
+      return true;
+    }
+    if (!t.startsWith("{")) {
+      return false;
+    }
+    try {
+      JsonNode node = JSON.readTree(t);
+      return node.isObject() && node.size() == 1 && "text".equals(node.path("type").asText(null));
+    } catch (JsonProcessingException e) {
+      return false;
+    }
+  }
+
+  /**
    * Parses and checks a response format.
    *
    * @param text the format, in one of the forms of the class comment

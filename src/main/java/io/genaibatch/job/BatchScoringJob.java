@@ -51,6 +51,8 @@ public final class BatchScoringJob {
   /** Runs the job as the command line would, returning the exit code. */
   public static int execute(String... args) {
     CommandLine cl = new CommandLine(command());
+    // '@file' is a value of its own (--response-format @schema.json), not picocli's argument file.
+    cl.setExpandAtFiles(false);
     cl.setExecutionStrategy(parsed -> {
       Integer help = CommandLine.executeHelpRequest(parsed);
       return help != null ? help : run(parsed, cl.getErr());

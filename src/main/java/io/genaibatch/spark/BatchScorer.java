@@ -18,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
@@ -220,10 +221,14 @@ public final class BatchScorer {
     StructType scored = OutputSchema.of(input.schema(), options.chat(),
         RowOptions.resolve(options, input.schema()).manyCompletions(), null);
     Dataset<Row> out = spread.mapPartitions(scorer, Encoders.row(scored));
-    // Spark's own JSON reader parses the answers; one that does not parse gets nulls.
-    return parsedType == null ? out
-        : out.withColumn(OutputColumns.RESPONSE_PARSED, functions.from_json(functions.col(OutputColumns.RESPONSE),
-            parsedType));
+    if (parsedType == null) {
+      return out;
+    }
+    // Spark's own JSON reader parses the answers. It reads text that is no JSON object (an error
+    // row, a row under its own regex) as a struct of nulls: that, which holds nothing, becomes null.
+    Column parsed = functions.from_json(functions.col(OutputColumns.RESPONSE), parsedType);
+    return out.withColumn(OutputColumns.RESPONSE_PARSED,
+        functions.when(functions.to_json(parsed).notEqual(functions.lit("{}")), parsed));
   }
 
   /** Tasks that can run at once: the cluster's cores (Spark's default parallelism) over spark.task.cpus. */

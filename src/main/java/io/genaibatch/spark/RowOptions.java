@@ -183,6 +183,9 @@ final class RowOptions implements Serializable {
       return job.responseFormat();
     }
     String text = row.getString(format.index());
+    if (ResponseFormat.isPlainText(text)) {
+      return null;
+    }
     if (formats == null) {
       formats = new HashMap<>();
     }

@@ -71,12 +71,12 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
   /**
    * Reads a response format as users give it: inline, or {@code @path} to a file holding it.
    *
-   * @return null for null text
+   * @return null for null text, or {@code text} / {@code {"type":"text"}} (no constraint)
    * @throws IllegalArgumentException naming {@code where} when the file cannot be read or the format
    *     is not valid
    */
   public static ResponseFormat responseFormat(String text, String where) {
-    if (text == null) {
+    if (text == null || ResponseFormat.isPlainText(text)) {
       return null;
     }
     String body = text;

@@ -16,6 +16,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.Map;
+import java.util.HashMap;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -67,6 +69,48 @@ class BatchScoringJobTest extends SparkTestBase {
       System.setOut(oldOut);
       System.setErr(oldErr);
     }
+  }
+
+  /** The flags of the README's structured-output example, after --model-uri. */
+  static final String[] STRUCTURED_FLAGS = {"--input", "jobs/data/structured_prompts.jsonl",
+      "--max-tokens-column", "max_tokens", "--temperature-column", "temperature", "--stop-column", "stop",
+      "--n-column", "n", "--response-format-column", "response_format",
+      "--response-format", "@jobs/data/sentiment_schema.json", "--parse-response"};
+
+  @Test
+  void thePromptSetMixingRowOptionsAndASchemaRunsInOneJob(@TempDir Path tmp) throws Exception {
+    String output = tmp.resolve("out").toString();
+    List<String> args = new ArrayList<>(List.of("--config", "conf/local.yaml", "--model-uri",
+        Fixtures.tinyModel().toString(), "--output", output, "--no-tracking"));
+    args.addAll(List.of(STRUCTURED_FLAGS));
+    Result r = run(args.toArray(String[]::new));
+    Map<Long, Row> rows = new HashMap<>();
+    Map<Long, String> errors = new HashMap<>();
+    for (Row row : spark.read().parquet(output).collectAsList()) {
+      rows.put(row.getLong(row.fieldIndex("id")), row);
+      if (row.getAs("error") != null) {
+        errors.put(row.getLong(row.fieldIndex("id")), row.getAs("error"));
+      }
+    }
+    assertThat(rows).hasSize(10);
+    assertThat(errors).as("the two bad rows only").containsOnlyKeys(9L, 10L);
+    assertThat(r.code()).as(r.err()).isZero();
+    for (long id = 1; id <= 3; id++) {
+      Row parsed = rows.get(id).getAs("response_parsed");
+      assertThat(parsed.<String>getAs("label")).as("row %d: %s", id, rows.get(id).getAs("response"))
+          .isIn("positive", "negative", "neutral");
+      assertThat(parsed.<Long>getAs("confidence")).isBetween(0L, 100L);
+    }
+    assertThat(rows.get(4L).<String>getAs("response")).isIn("yes", "no");
+    assertThat(rows.get(5L).getList(rows.get(5L).fieldIndex("responses"))).hasSize(2);
+    assertThat(rows.get(5L).<Row>getAs("response_parsed")).isNull();
+    assertThat(rows.get(6L).<String>getAs("response")).doesNotContain(".");
+    assertThat(rows.get(7L).<Integer>getAs("completion_tokens")).isLessThanOrEqualTo(4);
+    assertThat(rows.get(9L).<String>getAs("error")).contains("max_tokens must be a whole number >= 1, got '-1'");
+    assertThat(rows.get(10L).<String>getAs("error")).contains("temperature").contains("got 'warm'");
+    JsonNode m = new ObjectMapper().readTree(Paths.get(output, BatchScoringJob.METRICS_FILE).toFile());
+    assertThat(m.path("responses_formatted").asDouble()).isEqualTo(4.0);
+    assertThat(m.path("responses_parsed").asDouble()).isEqualTo(4.0);
   }
 
   @Test
