@@ -99,4 +99,29 @@ class NotebookApiTest extends SparkTestBase {
     assertThat(spark.sql("SELECT genai_generate(question) FROM questions").queryExecution().analyzed()
         .deterministic()).isFalse();
   }
+
+  @Test
+  void theTransformerAndTheSqlFunctionTakeStopNAndResponseFormatLikeTheJob() {
+    GenAiTransformer t = new GenAiTransformer().setModelUri(Fixtures.tinyModel().toString())
+        .setInputCol("question").setOption("max_new_tokens", 6).setOption("response_format", "regex:(yes|no)")
+        .setOption("n", 2).setOption("do_sample", true).setOption("top_k", 40).setOption("seed", 3);
+    Dataset<Row> out = t.transform(questions());
+    assertThat(out.schema()).isEqualTo(t.transformSchema(questions().schema()));
+    Row first = out.orderBy("id").first();
+    assertThat(first.getList(first.fieldIndex("responses"))).hasSize(2).allMatch(a -> a.equals("yes") || a.equals("no"));
+
+    GenAiFunctions.register(spark, Fixtures.tinyModel().toString());
+    questions().createOrReplaceTempView("questions");
+    List<Row> rows = spark.sql("SELECT id, genai_generate(question, map('response_format', 'regex:(yes|no)',"
+        + " 'max_new_tokens', '6', 'n', '2', 'do_sample', 'true', 'top_k', '40')) AS g,"
+        + " genai_generate(question, map('n', '2', 'max_new_tokens', '3')) AS greedy,"
+        + " genai_generate(question, map('max_new_tokens', '-1')) AS bad,"
+        + " genai_generate(question, map('stop', '[\"l\"]', 'max_new_tokens', '8')) AS stopped"
+        + " FROM questions ORDER BY id").collectAsList();
+    Row g = rows.get(0).getAs("g");
+    assertThat(g.getList(g.fieldIndex("responses"))).hasSize(2).allMatch(a -> a.equals("yes") || a.equals("no"));
+    assertThat(rows.get(0).<Row>getAs("greedy").<String>getAs("error")).contains("n = 2 needs sampling");
+    assertThat(rows.get(0).<Row>getAs("bad").<String>getAs("error")).contains("'max_new_tokens' must be a whole number");
+    assertThat(rows.get(0).<Row>getAs("stopped").<String>getAs("response")).doesNotContain("l");
+  }
 }
