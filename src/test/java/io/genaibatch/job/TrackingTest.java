@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
@@ -44,7 +45,8 @@ class TrackingTest extends SparkTestBase {
     String output = tmp.resolve("out").toString();
     BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
         "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "tracking-test",
-        "--id-column", "id", "--max-tokens", "6", "--max-error-rate", "0.2", "--progress-seconds", "1");
+        "--id-column", "id", "--max-tokens", "6", "--max-error-rate", "0.2", "--progress-seconds", "1",
+        "--response-format", "regex:(yes|no)");
     assertThat(r.code()).as(r.err()).isZero();
     String runId = runId(output);
 
@@ -77,6 +79,13 @@ class TrackingTest extends SparkTestBase {
     assertThat(params.path("output").asText()).isEqualTo(output);
     assertThat(params.path("prompt_column").asText()).isEqualTo("prompt");
     assertThat(params.has("spark_master")).isTrue();
+    // The response format: its kind and digest as params, itself as an artifact, the answers that parse.
+    ResponseFormat format = ResponseFormat.parse("regex:(yes|no)", "test");
+    assertThat(params.path("search.response_format").asText()).isEqualTo("regex (response_format.json)");
+    assertThat(params.path("response_format_digest").asText()).isEqualTo(format.digest());
+    assertThat(run.path("texts").path("response_format.json").asText()).isEqualTo(format.canonical());
+    assertThat(m.path("responses_formatted").asLong()).isEqualTo(sums.getLong(3));
+    assertThat(m.path("responses_parsed").asLong()).isEqualTo(sums.getLong(3));
     assertThat(run.path("tags").path("genai_batch.job_version").asText()).isEqualTo(BatchScoringJob.VERSION);
 
     JsonNode ds = run.path("datasets").get(0);
