@@ -180,13 +180,18 @@ def log_phi3_model(
     experiment: str | None = None,
     run_name: str | None = None,
     input_example: Any = None,
+    with_input_example: bool = True,
 ) -> dict:
     """Logs model_dir as a pyfunc model in a new MLflow run (or the active one); optionally
     registers it and sets an alias on the new version. Returns (and does not print) the summary
     dict: run_id, model_id, model_uri (models:/m-...), runs_uri, registered_model, version,
     alias, registered_uri, artifact_path (the logged model's name), artifact_uri (the logged
     model's artifact root), onnx_artifact (the ONNX folder under that root), experiment_id,
-    shape ("prompt" | "chat") and model_config."""
+    shape ("prompt" | "chat") and model_config.
+
+    with_input_example=False logs no input example, and so skips MLflow's check that loads the
+    logged model in Python and predicts on the example before the run ends: for a full-size
+    model that is a whole native load of the weights plus a generation (docs/benchmarks.md)."""
     model_dir = os.path.abspath(model_dir)
     if not os.path.isfile(os.path.join(model_dir, "genai_config.json")):
         raise FileNotFoundError(
@@ -205,13 +210,13 @@ def log_phi3_model(
         config.setdefault("model_name", os.path.basename(model_dir))
         python_model = Phi3ChatModel()
         signature = chat_signature()
-        if input_example is None:
+        if input_example is None and with_input_example:
             input_example = {"messages": CHAT_EXAMPLE_MESSAGES, "max_tokens": 16}
         meta = {"task": "llm/v1/chat", "genai_batch_shape": "chat"}
     else:
         python_model = Phi3Model()
         signature = prompt_signature()
-        if input_example is None:
+        if input_example is None and with_input_example:
             input_example = pd.DataFrame({"prompt": [PROMPT_EXAMPLE]})
         meta = {"genai_batch_shape": "prompt"}
 
@@ -286,6 +291,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int)
     p.add_argument("--do-sample", action="store_true", default=None)
     p.add_argument("--model-config", help="JSON object of extra model_config keys")
+    p.add_argument("--no-input-example", action="store_true",
+                   help="log no input example: MLflow then skips loading the model and predicting on the example"
+                        " at log time (a full load of the weights for a real-size model)")
     return p
 
 
@@ -322,6 +330,7 @@ def _log_from_args(args: argparse.Namespace, config: dict) -> dict:
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         run_name=args.run_name,
+        with_input_example=not args.no_input_example,
     )
 
 

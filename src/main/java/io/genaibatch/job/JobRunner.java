@@ -276,6 +276,9 @@ final class JobRunner {
     m.put("model_fetch_ms", scorer.localModel().fetchMillis());
     m.put("model_fetch_bytes", (double) scorer.localModel().fetchedBytes());
     m.put("model_fetch_mb_per_s", scorer.localModel().fetchMbPerSecond());
+    m.put("executor_fetch_bytes", (double) metrics.fetchBytes().value());
+    m.put("executor_fetch_ms", (double) metrics.fetchMillis().value());
+    m.put("executor_fetch_mb_per_s", metrics.fetchMbPerSecond());
     Map<String, Double> rss = metrics.peakRssMbByExecutor();
     m.put("executors_used", (double) rss.size());
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));

@@ -40,11 +40,13 @@ public final class ExecutorModelCache {
   private static final class Entry {
     final LlmModel model;
     final double fetchMillis;
+    final long fetchBytes;
     int holders;
 
-    Entry(LlmModel model, double fetchMillis) {
+    Entry(LlmModel model, double fetchMillis, long fetchBytes) {
       this.model = model;
       this.fetchMillis = fetchMillis;
+      this.fetchBytes = fetchBytes;
     }
   }
 
@@ -77,8 +79,17 @@ public final class ExecutorModelCache {
       return loadMillis;
     }
 
+    /**
+     * Time this acquire spent downloading the model into the host's cache: 0 when it did not load
+     * the model, or when the model was read in place or was already in the cache.
+     */
     public double fetchMillis() {
       return loadedNow ? entry.fetchMillis : 0;
+    }
+
+    /** Bytes this acquire downloaded into the host's cache, on the same terms as {@link #fetchMillis()}. */
+    public long fetchBytes() {
+      return loadedNow ? entry.fetchBytes : 0;
     }
 
     @Override
@@ -118,11 +129,12 @@ public final class ExecutorModelCache {
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
     LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads());
     LOADS.incrementAndGet();
-    e = new Entry(model, fetchMillis);
+    // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.
+    e = new Entry(model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);
     e.holders = 1;
     MODELS.put(key, e);
-    LOG.info("Loaded model {} from {} in {} ms (fetch {} ms)", spec.model().uri(), local.genaiDir(),
-        Math.round(model.loadMillis()), Math.round(fetchMillis));
+    LOG.info("Loaded model {} from {} in {} ms (fetch {} ms, {} bytes downloaded)", spec.model().uri(), local.genaiDir(),
+        Math.round(model.loadMillis()), Math.round(fetchMillis), e.fetchBytes);
     return new Lease(key, e, true, (System.nanoTime() - t0) / 1e6);
   }
 

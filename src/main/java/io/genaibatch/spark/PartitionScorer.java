@@ -77,6 +77,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     if (metrics != null && lease.loadedNow()) {
       metrics.loads().add(1);
       metrics.loadMillis().add(Math.round(lease.loadMillis()));
+      metrics.recordFetch(lease.fetchBytes(), lease.fetchMillis());
     }
     int promptIdx = options.chat() ? -1 : inputSchema.fieldIndex(options.promptColumn());
     int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
@@ -248,7 +249,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       LongAccumulator rowsFailed, LongAccumulator promptTokens, LongAccumulator completionTokens,
       LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
       LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
-      CollectionAccumulator<long[]> windows, LongAccumulator formatted, LongAccumulator formattedOk, String liveKey)
+      CollectionAccumulator<long[]> windows, String liveKey, LongAccumulator fetchBytes,
+      LongAccumulator fetchMillis, LongAccumulator formatted, LongAccumulator formattedOk)
       implements Serializable {
 
     /** Registers the accumulators on the driver and opens this job's {@link LiveCounts}. */
@@ -262,9 +264,23 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.longAccumulator("genai-batch prefill slots"), sc.longAccumulator("genai-batch prefill useful"),
           sc.longAccumulator("genai-batch decode slots"), sc.longAccumulator("genai-batch decode useful"),
           sc.collectionAccumulator("genai-batch executor peak RSS"),
-          sc.collectionAccumulator("genai-batch generation windows"),
+          sc.collectionAccumulator("genai-batch generation windows"), liveKey,
+          sc.longAccumulator("genai-batch executor fetch bytes"), sc.longAccumulator("genai-batch executor fetch ms"),
           sc.longAccumulator("genai-batch answers with a response format"),
-          sc.longAccumulator("genai-batch answers that parse under their response format"), liveKey);
+          sc.longAccumulator("genai-batch answers that parse under their response format"));
+    }
+
+    /** What an executor's load downloaded into its host's cache (0 and 0 for a cached or local model). */
+    void recordFetch(long bytes, double millis) {
+      fetchBytes.add(bytes);
+      fetchMillis.add(Math.round(millis));
+    }
+
+    /** MB/s of the executors' downloads, summed over hosts; NaN when none downloaded. */
+    public double fetchMbPerSecond() {
+      long bytes = fetchBytes.value();
+      long ms = fetchMillis.value();
+      return bytes > 0 && ms > 0 ? bytes / 1e6 / (ms / 1e3) : Double.NaN;
     }
 
     /** A window's generation, wall clock: start and end, epoch milliseconds. */

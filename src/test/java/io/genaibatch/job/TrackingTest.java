@@ -3,16 +3,23 @@ package io.genaibatch.job;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.spark.ExecutorModelCache;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.SparkTestBase;
 import java.awt.image.BufferedImage;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -118,6 +125,60 @@ class TrackingTest extends SparkTestBase {
     }
     // The curve ends at every row scored.
     assertThat(last).isEqualTo(24.0);
+  }
+
+  /**
+   * A registered model in the proxied store: the executors' fetch is in the run's metrics, every byte
+   * of the model folder on a cold cache, nothing on a warm one (the model unloaded, its copy kept).
+   */
+  @Test
+  void executorFetchBytesAreTheModelFolderOnAColdCacheAndZeroOnAWarmOne(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    // A name of its own: no other test of this JVM has loaded this model.
+    JsonNode logged = server.python("log_model", null, "--model-dir", Fixtures.tinyModel().toString(),
+        "--register", "tiny-executor-fetch", "--alias", "champion", "--experiment", "executor-fetch");
+    String artifactUri = logged.path("artifact_uri").asText();
+    assertThat(artifactUri).startsWith("mlflow-artifacts:");
+    long modelBytes;
+    try (Stream<Path> files = Files.walk(server.dir().resolve("artifacts")
+        .resolve(artifactUri.replaceFirst("^mlflow-artifacts:/*", "")))) {
+      modelBytes = files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+    }
+    String input = BatchScoringJobTest.writePrompts(tmp, 4, false);
+    JsonNode cold = runFetching(server, input, tmp, "cold");
+    assertThat(cold.path("executor_fetch_bytes").asLong()).isEqualTo(modelBytes);
+    assertThat(cold.path("executor_fetch_ms").asDouble()).isPositive();
+    assertThat(cold.path("executor_fetch_mb_per_s").asDouble()).isPositive();
+    // The driver fetched the metadata only, never the weights.
+    assertThat(cold.path("model_fetch_bytes").asLong()).isPositive().isLessThan(modelBytes);
+
+    // Unloaded from this JVM, still in the host's cache: loaded again, fetched no more.
+    ExecutorModelCache.closeAll();
+    JsonNode warm = runFetching(server, input, tmp, "warm");
+    assertThat(warm.path("model_loads").asInt()).isEqualTo(1);
+    assertThat(warm.path("executor_fetch_bytes").asLong()).isZero();
+    assertThat(warm.path("executor_fetch_ms").asDouble()).isZero();
+  }
+
+  /** Runs the job on models:/tiny-executor-fetch@champion; returns its metrics file, checked against its MLflow run. */
+  private JsonNode runFetching(MlflowServer server, String input, Path tmp, String name) throws Exception {
+    String output = tmp.resolve("out-" + name).toString();
+    BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", "models:/tiny-executor-fetch@champion",
+        "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "executor-fetch",
+        "--cache-dir", tmp.resolve("cache").toString(), "--max-tokens", "3");
+    assertThat(r.code()).as(r.err()).isZero();
+    ObjectMapper json = new ObjectMapper();
+    JsonNode file = json.readTree(Path.of(output, BatchScoringJob.METRICS_FILE).toFile());
+    HttpResponse<String> got = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + runId(output))).build(),
+        HttpResponse.BodyHandlers.ofString());
+    Map<String, Double> logged = new HashMap<>();
+    json.readTree(got.body()).path("run").path("data").path("metrics")
+        .forEach(n -> logged.put(n.path("key").asText(), n.path("value").asDouble()));
+    for (String k : new String[] {"executor_fetch_bytes", "executor_fetch_ms"}) {
+      assertThat(logged.get(k)).as(k).isEqualTo(file.path(k).asDouble());
+    }
+    return file;
   }
 
   @Test
