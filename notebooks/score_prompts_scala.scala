@@ -148,7 +148,7 @@ println(s"total tokens: $totalTokens ($promptTokens prompt + $completionTokens c
 // MAGIC
 // MAGIC `GenAiFunctions.register` resolves and checks the model now, then registers
 // MAGIC `genai_generate(prompt STRING [, options MAP<STRING, STRING>])`, which returns a struct
-// MAGIC `<response, finish_reason, prompt_tokens, completion_tokens, total_tokens, error>`. The options
+// MAGIC `<response, finish_reason, prompt_tokens, completion_tokens, total_tokens, error, responses>`. The options
 // MAGIC map takes the search options by name (`max_new_tokens`, `temperature`, `top_p`, `top_k`,
 // MAGIC `do_sample`, ...); without it the model's own defaults apply. On Databricks the same query runs in
 // MAGIC a `%sql` cell once the function is registered.
