@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Structured output through onnxruntime-genai's C call {@code OgaGeneratorParamsSetGuidance},
@@ -95,6 +96,19 @@ public final class NativeGuidance {
       b.c.OgaDestroyResult(result);
     }
     throw new EngineException("onnxruntime-genai refused the " + guidance.type() + " guidance: " + error);
+  }
+
+  /**
+   * Why this JVM's onnxruntime-genai library cannot constrain answers, when it can be told: the
+   * message of {@link #apply} for a library built without llguidance. Empty when it can, or when no
+   * library loads here (a driver without the native library leaves the answer to the executors).
+   */
+  public static Optional<String> unavailable() {
+    try {
+      return Optional.ofNullable(bind().guidanceMissing);
+    } catch (EngineException e) {
+      return Optional.empty();
+    }
   }
 
   /**

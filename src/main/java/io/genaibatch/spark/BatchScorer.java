@@ -2,6 +2,7 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.engine.GenAiConfig;
+import io.genaibatch.engine.NativeGuidance;
 import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.mlflow.MlModel;
 import io.genaibatch.mlflow.ModelCache;
@@ -56,6 +57,13 @@ public final class BatchScorer {
     this.options = options;
     this.settings = settings;
     this.parsedType = parsedType(options);
+    if (options.responseFormat() != null || options.columns().responseFormat() != null) {
+      // A library without llguidance would generate unconstrained: refuse it here, before scoring,
+      // where this JVM can tell (in local mode it is the executors' own).
+      NativeGuidance.unavailable().ifPresent(why -> {
+        throw new IllegalArgumentException(Settings.RESPONSE_FORMAT.key() + " is set, but " + why);
+      });
+    }
   }
 
   /**
