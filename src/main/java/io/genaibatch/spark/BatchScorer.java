@@ -177,11 +177,15 @@ public final class BatchScorer {
     }
     DataType t = input.apply(col).dataType();
     if (options.chat()) {
-      boolean okType = t instanceof ArrayType a && a.elementType() instanceof StructType st
+      // The messages themselves, or a whole llm/v1/chat request (a struct with messages and options).
+      DataType m = t instanceof StructType req && req.getFieldIndex("messages").isDefined()
+          ? req.apply("messages").dataType() : t;
+      boolean okType = m instanceof ArrayType a && a.elementType() instanceof StructType st
           && hasString(st, "role") && hasString(st, "content");
       if (!okType) {
         throw new IllegalArgumentException("Input column '" + col + "' has type " + t.simpleString()
-            + ", but the model's 'messages' input needs array<struct<role:string,content:string>>");
+            + ", but the model's 'messages' input needs array<struct<role:string,content:string>>, or a struct"
+            + " (the whole llm/v1/chat request) whose messages field is one");
       }
     } else if (!DataTypes.StringType.equals(t)) {
       throw new IllegalArgumentException("Input column '" + col + "' has type " + t.simpleString()

@@ -50,6 +50,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   private final boolean java8Time;
   private final ScoringMetrics metrics;
   private final RowOptions rowOptions;
+  /** With a request struct as the messages column, the index of its messages field; else -1. */
+  private final int requestMessages;
 
   public PartitionScorer(ModelSpec spec, ScoringOptions options, StructType inputSchema, String runId,
       boolean java8Time, ScoringMetrics metrics) {
@@ -62,6 +64,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     this.java8Time = java8Time;
     this.metrics = metrics;
     this.rowOptions = RowOptions.resolve(options, inputSchema);
+    StructType request = RowOptions.requestStruct(options, inputSchema);
+    this.requestMessages = request == null ? -1 : request.fieldIndex("messages");
   }
 
   @Override
@@ -207,11 +211,21 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     }
   }
 
-  private static List<ChatMessage> messages(Row r, int idx) {
+  private List<ChatMessage> messages(Row r, int idx) {
     if (r.isNullAt(idx)) {
       throw new IllegalArgumentException("is null");
     }
-    List<Row> list = r.getList(idx);
+    List<Row> list;
+    if (requestMessages >= 0) {
+      // A whole llm/v1/chat request: its messages field.
+      Row request = r.getStruct(idx);
+      if (request.isNullAt(requestMessages)) {
+        throw new IllegalArgumentException("messages is null");
+      }
+      list = request.getList(requestMessages);
+    } else {
+      list = r.getList(idx);
+    }
     if (list.isEmpty()) {
       throw new IllegalArgumentException("is empty");
     }

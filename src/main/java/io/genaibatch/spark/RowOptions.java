@@ -43,9 +43,27 @@ final class RowOptions implements Serializable {
    * One option read from a column: which, where, and the key of its setting (for the range and the
    * message; a key, as settings are not shipped to executors).
    */
-  private record Column(String option, String name, int index, String settingKey) implements Serializable {
+  private record Column(String option, String name, int index, int field, String settingKey)
+      implements Serializable {
     Setting<?> setting() {
       return Settings.byKey(settingKey).orElseThrow();
+    }
+
+    /** The cell's value: the column's, or with {@code field} >= 0 that field of the request struct; null if null. */
+    Object value(Row row) {
+      if (row.isNullAt(index)) {
+        return null;
+      }
+      if (field < 0) {
+        return row.get(index);
+      }
+      Row request = row.getStruct(index);
+      return request.isNullAt(field) ? null : request.get(field);
+    }
+
+    /** The cell as a Java list, for an array cell that is not null. */
+    List<Object> list(Row row) {
+      return field < 0 ? row.getList(index) : row.getStruct(index).getList(field);
     }
   }
 
@@ -101,6 +119,16 @@ final class RowOptions implements Serializable {
       Setting<String> columnSetting, Setting<?> setting) {
     String name = named;
     if (name == null) {
+      StructType request = requestStruct(job, input);
+      if (job.chat() && input.getFieldIndex(option).isEmpty() && request != null
+          && request.getFieldIndex(option).isDefined()) {
+        // The llm/v1/chat request as one struct column: its field of the option's name.
+        String where = job.messagesColumn() + "." + option;
+        check(option, where, request.apply(option).dataType());
+        out.put(option, new Column(option, where, input.fieldIndex(job.messagesColumn()),
+            request.fieldIndex(option), setting.key()));
+        return;
+      }
       if (!job.chat() || input.getFieldIndex(option).isEmpty()) {
         return;
       }
@@ -109,7 +137,24 @@ final class RowOptions implements Serializable {
       throw new IllegalArgumentException("Input has no column '" + name + "' (named by --"
           + columnSetting.key().replace('_', '-') + "); its columns are " + String.join(", ", input.fieldNames()));
     }
-    DataType t = input.apply(name).dataType();
+    check(option, name, input.apply(name).dataType());
+    out.put(option, new Column(option, name, input.fieldIndex(name), -1, setting.key()));
+  }
+
+  /**
+   * The messages column's type when it is a whole llm/v1/chat request (a struct with a {@code
+   * messages} field, its options beside it); else null.
+   */
+  static StructType requestStruct(ScoringOptions job, StructType input) {
+    if (!job.chat() || input.getFieldIndex(job.messagesColumn()).isEmpty()) {
+      return null;
+    }
+    return input.apply(job.messagesColumn()).dataType() instanceof StructType st
+        && st.getFieldIndex("messages").isDefined() ? st : null;
+  }
+
+  /** Fails when a column (or request field) of type {@code t} can never hold {@code option}. */
+  private static void check(String option, String name, DataType t) {
     boolean text = DataTypes.StringType.equals(t);
     boolean ok = switch (option) {
       case "stop" -> text || (t instanceof ArrayType a && DataTypes.StringType.equals(a.elementType()));
@@ -126,7 +171,6 @@ final class RowOptions implements Serializable {
       throw new IllegalArgumentException("Input column '" + name + "' (a row's own " + option + ") has type "
           + t.simpleString() + "; it needs " + want);
     }
-    out.put(option, new Column(option, name, input.fieldIndex(name), setting.key()));
   }
 
   /** Whether a row may get more than one completion, so the output needs every completion's text. */
@@ -179,10 +223,11 @@ final class RowOptions implements Serializable {
 
   /** The row's response format: its own, else the job's; null for none. */
   ResponseFormat format(Row row) throws BadOption {
-    if (format == null || row.isNullAt(format.index())) {
+    Object cell = format == null ? null : format.value(row);
+    if (cell == null) {
       return job.responseFormat();
     }
-    String text = row.getString(format.index());
+    String text = cell.toString();
     if (ResponseFormat.isPlainText(text)) {
       return null;
     }
@@ -203,17 +248,17 @@ final class RowOptions implements Serializable {
   }
 
   private List<String> stops(Row row) throws BadOption {
-    if (stop == null || row.isNullAt(stop.index())) {
+    Object v = stop == null ? null : stop.value(row);
+    if (v == null) {
       return job.stop();
     }
-    Object v = row.get(stop.index());
     if (v instanceof String s) {
       if (s.isEmpty()) {
         throw new BadOption("column " + stop.name() + ": a stop string must not be empty");
       }
       return List.of(s);
     }
-    List<Object> list = row.getList(stop.index());
+    List<Object> list = stop.list(row);
     List<String> out = new ArrayList<>(list.size());
     for (Object o : list) {
       if (o == null || o.toString().isEmpty()) {
@@ -230,10 +275,10 @@ final class RowOptions implements Serializable {
    * column mixes numbers and text is read as text); other text makes the row an error row.
    */
   private static <T> T number(Row row, Column c, Class<T> type) throws BadOption {
-    if (c == null || row.isNullAt(c.index())) {
+    Object v = c == null ? null : c.value(row);
+    if (v == null) {
       return null;
     }
-    Object v = row.get(c.index());
     Object raw = v instanceof BigDecimal d ? d.doubleValue() : v;
     try {
       return type.cast(c.setting().type().parse(raw));

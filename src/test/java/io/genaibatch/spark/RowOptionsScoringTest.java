@@ -124,6 +124,27 @@ class RowOptionsScoringTest extends SparkTestBase {
   }
 
   @Test
+  void chatModeReadsAWholeRequestStructItsMessagesAndItsOptions(@TempDir Path tmp) {
+    String msg = "[{\"role\": \"user\", \"content\": \"Tell me a joke about atoms\"}]";
+    Dataset<Row> in = json(
+        "{\"id\": 0, \"request\": {\"messages\": " + msg + ", \"max_tokens\": 3}}",
+        "{\"id\": 1, \"request\": {\"messages\": " + msg + ", \"max_tokens\": 4, \"n\": 2, \"temperature\": 1.2}}",
+        "{\"id\": 2, \"request\": {\"messages\": " + msg + ", \"max_tokens\": -2}}",
+        "{\"id\": 3, \"request\": null}");
+    BatchScorer scorer = scorer(tmp.resolve("cache"), "chat", true, "messages_column", "request",
+        "max_new_tokens", 5, "do_sample", false);
+    String out = tmp.resolve("out").toString();
+    scorer.score(in, null, null).write().parquet(out);
+    Map<Long, Row> rows = byId(spark.read().parquet(out));
+    assertThat(rows.get(0L).<Integer>getAs("completion_tokens")).isEqualTo(3);
+    Row cc = rows.get(1L).getAs("chat_completion");
+    assertThat(cc.getList(cc.fieldIndex("choices"))).hasSize(2);
+    assertThat(rows.get(1L).<Integer>getAs("completion_tokens")).isBetween(2, 8);
+    assertThat(rows.get(2L).<String>getAs("error")).contains("column request.max_tokens: max_tokens must be");
+    assertThat(rows.get(3L).<String>getAs("error")).contains("messages: is null");
+  }
+
+  @Test
   void aColumnThatCannotHoldItsOptionFailsOnTheDriver(@TempDir Path tmp) {
     Dataset<Row> in = json("{\"id\": 0, \"prompt\": \"Hello\", \"stop\": 5, \"n\": [1]}");
     assertThatThrownBy(() -> scorer(tmp, "stop_column", "stop").score(in, null, null))
