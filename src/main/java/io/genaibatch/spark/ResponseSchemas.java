@@ -31,6 +31,9 @@ import org.apache.spark.sql.types.StructType;
  * reader then keeps that field's JSON text as it was in the answer (a string's value without its
  * quotes; a number, object or array as its JSON), so nothing is lost and the user can parse it
  * further. That is more useful than refusing the whole schema for one loose field.
+ *
+ * <p>Written here by hand: Spark reads JSON into a struct it is given but has no reader of JSON
+ * Schema, and the JSON Schema libraries validate documents but do not map a schema to Spark types.
  */
 public final class ResponseSchemas {
   private ResponseSchemas() {}
