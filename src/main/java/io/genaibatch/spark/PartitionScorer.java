@@ -141,19 +141,18 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       } else {
         prompt = r.isNullAt(promptIdx) ? null : r.getString(promptIdx);
       }
-      try {
-        requests.add(rowOptions.request(r, prompt));
-        formats[k] = rowOptions.format(r);
-      } catch (RowOptions.BadOption e) {
-        requests.add(GenerationRequest.of(null, options.search()));
-        if (rowFailures[k] == null) {
+      GenerationRequest request = null;
+      if (rowFailures[k] == null) {
+        try {
+          request = rowOptions.request(r, prompt);
+          formats[k] = rowOptions.format(r);
+        } catch (RowOptions.BadOption e) {
           rowFailures[k] = Generation.failed(k, 0, ErrorKind.BAD_OPTION, e.getMessage());
         }
       }
-      if (rowFailures[k] != null) {
-        // Nothing to generate: the engine answers a null prompt at once, and the row keeps its own error.
-        requests.set(k, GenerationRequest.of(null, options.search()));
-      }
+      // A failed row has nothing to generate: the engine answers a null prompt at once, and the row
+      // keeps its own error.
+      requests.add(request != null ? request : GenerationRequest.of(null, options.search()));
     }
     List<Generation> gens;
     RowResult windowFailure = null;

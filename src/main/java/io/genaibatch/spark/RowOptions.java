@@ -217,8 +217,9 @@ final class RowOptions implements Serializable {
       search = search.withTopK(0);
     }
     Integer count = number(row, n, Integer.class);
+    ResponseFormat f = format(row);
     return new GenerationRequest(prompt, search, stops(row), count != null ? count : job.n(),
-        format(row) == null ? null : format(row).guidance());
+        f == null ? null : f.guidance());
   }
 
   /** The row's response format: its own, else the job's; null for none. */
