@@ -11,7 +11,9 @@ The same steps as the MLflow + Phi-3 tutorial's custom Python wrapper, as a func
 {"run_id", "model_id", "model_uri", "registered_model", "version", "alias", "artifact_path", ...}.
 
 The model folder (the one that holds genai_config.json) is logged as the pyfunc artifact
-``phi3-mini-onnx``; MLflow copies it to ``artifacts/<folder name>/`` inside the logged model.
+``phi3-mini-onnx``, at ``artifacts/<folder name>/`` inside the logged model. Its weights are
+copied once, by the upload to the store (mlflow.pyfunc.log_model copies a folder twice: into a
+temporary saved model, then to the store), so logging a 2.7 GB folder takes about one copy of it.
 The genai_batch package travels with the model (``code_paths``), so the wrapper classes import in
 a fresh Python at load time.
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import ModelSignature
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, Object, Property, Schema
@@ -224,34 +227,66 @@ def log_phi3_model(
     # Inside a caller's run, log there; otherwise in a new run of its own.
     run_context = contextlib.nullcontext(active) if active else mlflow.start_run(run_name=run_name)
     with tempfile.TemporaryDirectory() as tmp, run_context as run:
-        mlflow.log_params(
-            {
-                "genai_batch.shape": "chat" if chat else "prompt",
-                "genai_batch.model_folder": os.path.basename(model_dir),
-            }
-        )
-        info = mlflow.pyfunc.log_model(
+        params = {
+            "genai_batch.shape": "chat" if chat else "prompt",
+            "genai_batch.model_folder": os.path.basename(model_dir),
+        }
+        mlflow.log_params(params)
+        run_id = run.info.run_id
+        # The same steps as mlflow.pyfunc.log_model (Model.log), but the folder is copied once: that
+        # function saves the model into a temporary folder (a first copy of the weights) and then
+        # uploads that folder (a second). Here the saved model refers to the weights by symlinks and
+        # the upload, MLflow's own for the store (copy, multipart S3 upload, ...), reads through them.
+        logged = mlflow.initialize_logged_model(
             name=name,
-            python_model=python_model,
-            artifacts={ARTIFACT_KEY: model_dir},
-            code_paths=[stage_code_paths(tmp)],
-            signature=signature,
-            input_example=input_example,
-            model_config=config,
-            pip_requirements=pinned_requirements(),
-            metadata=meta,
-            registered_model_name=registered_model_name,
+            source_run_id=run_id,
+            # As Model.log does: the run's parameters, here with the model_config beside them.
+            params={**params, **{k: str(v) for k, v in config.items()}},
         )
+        try:
+            local = save_with_weights_linked(
+                os.path.join(tmp, "model"),
+                model_dir,
+                mlflow.models.Model(
+                    artifact_path=logged.artifact_location,
+                    model_uuid=logged.model_id,
+                    run_id=run_id,
+                    model_id=logged.model_id,
+                    metadata=meta,
+                ),
+                python_model=python_model,
+                code_paths=[stage_code_paths(tmp)],
+                signature=signature,
+                input_example=input_example,
+                model_config=config,
+                pip_requirements=pinned_requirements(),
+            )
+            client = mlflow.MlflowClient()
+            client.log_outputs(run_id=run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
+            client.log_model_artifacts(logged.model_id, local)
+            serving_input = mlflow.models.Model.load(local).get_serving_input(local)
+            if serving_input is not None:
+                # On the stored copy (read in place from a local root; a bucket's is downloaded):
+                # onnxruntime refuses weights that a symlink puts outside the model's folder.
+                check_serving_input(logged.artifact_location, serving_input)
+            # Model.log logs the model_config as run parameters too.
+            mlflow.log_params(config)
+        except BaseException:
+            mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         experiment_id = run.info.experiment_id
 
-    version = info.registered_model_version
-    if registered_model_name and alias:
-        mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
+    version = None
+    if registered_model_name:
+        version = mlflow.register_model(f"models:/{logged.model_id}", registered_model_name).version
+        if alias:
+            mlflow.MlflowClient().set_registered_model_alias(registered_model_name, alias, str(version))
     return {
-        "run_id": info.run_id,
-        "model_id": info.model_id,
-        "model_uri": info.model_uri,
-        "runs_uri": f"runs:/{info.run_id}/{name}",
+        "run_id": run_id,
+        "model_id": logged.model_id,
+        "model_uri": f"models:/{logged.model_id}",
+        "runs_uri": f"runs:/{run_id}/{name}",
         "registered_model": registered_model_name,
         "version": None if version is None else str(version),
         "alias": alias if registered_model_name else None,
@@ -263,12 +298,61 @@ def log_phi3_model(
             else None
         ),
         "artifact_path": name,
-        "artifact_uri": mlflow.get_logged_model(info.model_id).artifact_location,
+        "artifact_uri": logged.artifact_location,
         "onnx_artifact": f"artifacts/{os.path.basename(model_dir)}",
         "experiment_id": experiment_id,
         "shape": "chat" if chat else "prompt",
         "model_config": config,
     }
+
+
+# Files of the model folder at least this large (the weights) are symlinked into the saved model
+# instead of copied by MLflow; smaller ones (config, tokenizer, chat template) go through its copy.
+LINK_MIN_BYTES = 1 << 20
+
+
+def save_with_weights_linked(path: str, model_dir: str, mlflow_model: Any, **save_args: Any) -> str:
+    """Saves the pyfunc model to ``path`` as mlflow.pyfunc.save_model does, with the folder as the
+    artifact ``ARTIFACT_KEY`` (``artifacts/<folder name>/``), but copies only the folder's small
+    files: each file of LINK_MIN_BYTES or more is a symlink to the original. The MLmodel's
+    model_size_bytes counts the linked files. Returns ``path``."""
+    staged = os.path.join(os.path.dirname(path), "folder", os.path.basename(model_dir))
+    linked = []
+    for parent, _, files in os.walk(model_dir):
+        for f in files:
+            src = os.path.join(parent, f)
+            rel = os.path.relpath(src, model_dir)
+            if os.path.getsize(src) >= LINK_MIN_BYTES:
+                linked.append(rel)
+            else:
+                os.makedirs(os.path.join(staged, os.path.dirname(rel)), exist_ok=True)
+                shutil.copy2(src, os.path.join(staged, rel))
+    mlflow.pyfunc.save_model(path, mlflow_model=mlflow_model, artifacts={ARTIFACT_KEY: staged}, **save_args)
+    saved_folder = os.path.join(path, "artifacts", os.path.basename(model_dir))
+    for rel in linked:
+        target = os.path.join(saved_folder, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.symlink(os.path.join(model_dir, rel), target)
+    # The artifact's source is the user's folder, as log_model records it, not the staging folder.
+    mlflow_model.flavors[mlflow.pyfunc.FLAVOR_NAME]["artifacts"][ARTIFACT_KEY]["uri"] = model_dir
+    mlflow_model.model_size_bytes = sum(
+        os.path.getsize(os.path.join(parent, f)) for parent, _, files in os.walk(path) for f in files
+    )
+    mlflow_model.save(os.path.join(path, "MLmodel"))
+    return path
+
+
+def check_serving_input(model_uri: str, serving_input: str) -> None:
+    """What Model.log does with an input example: loads the model in Python and predicts on it.
+    Unlike Model.log, which only warns, a model that cannot answer its example is marked FAILED
+    and not registered."""
+    try:
+        mlflow.models.validate_serving_input(model_uri=model_uri, serving_input=serving_input)
+    except Exception as e:  # any failure of the user's model load or predict
+        raise ValueError(
+            f"the logged model cannot answer its input example ({type(e).__name__}: {e}); "
+            "check the model folder, or log with --no-input-example to skip this check"
+        ) from e
 
 
 def _parser() -> argparse.ArgumentParser:
