@@ -11,6 +11,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Predicate;
 
 /**
@@ -29,6 +30,44 @@ public record GenAiConfig(
 
   public static final String FILE_NAME = "genai_config.json";
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** Whether {@code o} samples: its own do_sample, else this model's default. */
+  public boolean samples(SearchOptions o) {
+    if (o.doSample() != null) {
+      return o.doSample();
+    }
+    return Boolean.TRUE.equals(searchDefaults.get("do_sample"));
+  }
+
+  /** {@code o}'s top_k, else this model's default; 0 when neither limits it. */
+  public int topK(SearchOptions o) {
+    if (o.topK() != null) {
+      return o.topK();
+    }
+    return searchDefaults.get("top_k") instanceof Number k ? k.intValue() : 0;
+  }
+
+  /**
+   * Why {@code n} completions of one prompt under {@code o} would all be the same answer (greedy
+   * search, or sampling from the one most likely token), naming the fix; empty when they can differ.
+   * The engine makes such a request an error row; the driver refuses a job-wide {@code n} that no
+   * row's own option can change.
+   */
+  public Optional<String> sameAnswers(SearchOptions o, int n) {
+    if (n <= 1) {
+      return Optional.empty();
+    }
+    if (!samples(o)) {
+      return Optional.of("n = " + n + " needs sampling: greedy search gives the same answer " + n + " times."
+          + " Set do_sample to true (with a temperature above 0), or n to 1");
+    }
+    if (topK(o) == 1) {
+      return Optional.of("n = " + n + " with top_k 1 (the model's genai_config.json default) samples the one"
+          + " most likely token: the " + n + " answers would be the same. Set top_k above 1, or give the row its"
+          + " own temperature (which samples from all tokens)");
+    }
+    return Optional.empty();
+  }
 
   /** True when {@code dir} holds a {@code genai_config.json}. */
   public static boolean isModelFolder(Path dir) {

@@ -20,6 +20,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -379,16 +380,9 @@ public final class LlmModel implements AutoCloseable {
         out[i] = Generation.failed(i, 0, ErrorKind.EMPTY_PROMPT, "prompt is empty");
         continue;
       }
-      if (req.n() > 1 && !sampling(opts)) {
-        out[i] = Generation.failed(i, 0, ErrorKind.BAD_OPTION, "n = " + req.n() + " needs sampling: greedy search"
-            + " gives the same answer " + req.n() + " times. Set do_sample to true (with a temperature above 0),"
-            + " or n to 1");
-        continue;
-      }
-      if (req.n() > 1 && topK(opts) == 1) {
-        out[i] = Generation.failed(i, 0, ErrorKind.BAD_OPTION, "n = " + req.n() + " with top_k 1 (the model's"
-            + " genai_config.json default) samples the one most likely token: the " + req.n() + " answers would be"
-            + " the same. Set top_k above 1, or give the row its own temperature (which samples from all tokens)");
+      Optional<String> same = config.sameAnswers(opts, req.n());
+      if (same.isPresent()) {
+        out[i] = Generation.failed(i, 0, ErrorKind.BAD_OPTION, same.get());
         continue;
       }
       int[] tokens;
@@ -465,7 +459,7 @@ public final class LlmModel implements AutoCloseable {
    * {@code seed + c} when a seed is set (the same seed would repeat the first answer).
    */
   private GuidedRun runGuided(Prepared r, int context, int batchSize, Generation[] out) {
-    boolean sampled = sampling(r.request().options());
+    boolean sampled = config.samples(r.request().options());
     if (!sampled || r.n() == 1) {
       return new GuidedRun(runOrFail(List.of(r), context, batchSize > 1 && !sampled, out), 1);
     }
@@ -489,22 +483,6 @@ public final class LlmModel implements AutoCloseable {
     }
     out[r.index()] = failed != null ? failed : Generation.of(r.index(), r.tokens().length, choices);
     return new GuidedRun(slots, choices.size() + (failed != null ? 1 : 0));
-  }
-
-  /** {@code o}'s top_k, else the model's default from genai_config.json; 0 when neither limits it. */
-  private int topK(SearchOptions o) {
-    if (o.topK() != null) {
-      return o.topK();
-    }
-    return config.searchDefaults().get("top_k") instanceof Number k ? k.intValue() : 0;
-  }
-
-  /** Whether {@code o} samples: its own do_sample, else the model's default from genai_config.json. */
-  private boolean sampling(SearchOptions o) {
-    if (o.doSample() != null) {
-      return o.doSample();
-    }
-    return Boolean.TRUE.equals(config.searchDefaults().get("do_sample"));
   }
 
   /**

@@ -44,16 +44,19 @@ public final class BatchScorer {
   private final SparkSession spark;
   private final ModelSpec spec;
   private final ModelFetcher.LocalModel local;
+  /** The model's genai_config.json, read on the driver from its metadata. */
+  private final GenAiConfig genai;
   private final ScoringOptions options;
   private final SettingValues settings;
   /** The type of {@code response_parsed}, with {@code parse_response}; else null. */
   private final StructType parsedType;
 
-  private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, ScoringOptions options,
-      SettingValues settings) {
+  private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, GenAiConfig genai,
+      ScoringOptions options, SettingValues settings) {
     this.spark = spark;
     this.spec = spec;
     this.local = local;
+    this.genai = genai;
     this.options = options;
     this.settings = settings;
     this.parsedType = parsedType(options);
@@ -110,13 +113,13 @@ public final class BatchScorer {
       // The driver reads the metadata only; executors fetch the whole model into their host's cache.
       local = ModelFetcher.fetchMetadata(resolved, conn, new ModelCache(Paths.get(cache)));
     }
-    GenAiConfig.read(local.genaiDir(), local::has);
+    GenAiConfig genai = GenAiConfig.read(local.genaiDir(), local::has);
     SettingValues settled = local.mlModel() == null ? values
         : values.below("model_config of " + modelUri, local.mlModel().modelConfig(), Scope.SEARCH, false);
     boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();
     int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
     ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads);
-    return new BatchScorer(spark, spec, local, ScoringOptions.from(settled, chatModel), settled);
+    return new BatchScorer(spark, spec, local, genai, ScoringOptions.from(settled, chatModel), settled);
   }
 
   /**
@@ -203,6 +206,13 @@ public final class BatchScorer {
         throw new IllegalArgumentException("Input already has a column '" + added
             + "', which the output adds; rename or drop it first");
       }
+    }
+    if (!rowOptions.reads("n") && !rowOptions.reads("temperature")) {
+      // A job-wide n that no row can change: every row would be the same error row.
+      genai.sameAnswers(options.search(), options.n()).ifPresent(why -> {
+        throw new IllegalArgumentException(Settings.N.key() + " applies to every row (the input has no n or"
+            + " temperature column), and " + why);
+      });
     }
     if (options.idColumn() != null && !names.contains(options.idColumn())) {
       throw new IllegalArgumentException("Input has no id column '" + options.idColumn() + "'; its columns are "

@@ -38,6 +38,23 @@ class RowOptionsScoringTest extends SparkTestBase {
   }
 
   @Test
+  void aJobWideNThatNoRowCanChangeFailsOnTheDriverWhenItsAnswersWouldBeTheSame(@TempDir Path tmp) {
+    Dataset<Row> in = json("{\"id\": 0, \"prompt\": \"Hello world\"}");
+    // Greedy search: every row would be an error row, so the job stops before any task runs.
+    assertThatThrownBy(() -> scorer(tmp.resolve("cache"), "n", 2, "do_sample", false).score(in, null, null))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("n applies to every row")
+        .hasMessageContaining("n = 2 needs sampling");
+    // Sampling from the one most likely token (the tiny model's genai_config.json has top_k 1).
+    assertThatThrownBy(() -> scorer(tmp.resolve("cache"), "n", 2, "do_sample", true).score(in, null, null))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("with top_k 1");
+    // With top_k above 1 the completions can differ: the job runs.
+    List<Row> rows = scorer(tmp.resolve("cache"), "n", 2, "do_sample", true, "top_k", 50, "max_new_tokens", 3)
+        .score(in, null, null).collectAsList();
+    assertThat(rows.get(0).<String>getAs("error")).isNull();
+    assertThat(rows.get(0).getList(rows.get(0).fieldIndex("responses"))).hasSize(2);
+  }
+
+  @Test
   void promptModeReadsTheColumnsTheFlagsNameRowByRow(@TempDir Path tmp) {
     Dataset<Row> in = json(
         "{\"id\": 0, \"prompt\": \"Hello world\", \"max_tokens\": 2}",
