@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -38,6 +39,7 @@ from mlflow.types.schema import Array, ColSpec, Object, Property, Schema
 
 from genai_batch.phi3_pyfunc import ARTIFACT_KEY, Phi3ChatModel, Phi3Model
 
+LOG = logging.getLogger(__name__)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # The modules the logged model needs at load time, shipped as code/genai_batch/ (code_paths).
 CODE_FILES = ("__init__.py", "phi3_pyfunc.py")
@@ -269,10 +271,16 @@ def log_phi3_model(
                 # On the stored copy (read in place from a local root; a bucket's is downloaded):
                 # onnxruntime refuses weights that a symlink puts outside the model's folder.
                 check_serving_input(logged.artifact_location, serving_input)
-            # Model.log logs the model_config as run parameters too.
-            mlflow.log_params(config)
+            # Model.log logs the model_config as run parameters too, and only warns when it cannot
+            # (a caller's run that holds other values under these keys).
+            try:
+                mlflow.log_params(config)
+            except mlflow.exceptions.MlflowException as e:
+                LOG.warning("model_config not logged as run parameters: %s", e)
         except BaseException:
-            mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            # Marked FAILED so no one takes it for a whole model; the first error is the one raised.
+            with contextlib.suppress(Exception):
+                mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
             raise
         mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         experiment_id = run.info.experiment_id
