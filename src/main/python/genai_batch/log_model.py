@@ -245,17 +245,18 @@ def log_phi3_model(
             # As Model.log does: the run's parameters, here with the model_config beside them.
             params={**params, **{k: str(v) for k, v in config.items()}},
         )
+        mlflow_model = mlflow.models.Model(
+            artifact_path=logged.artifact_location,
+            model_uuid=logged.model_id,
+            run_id=run_id,
+            model_id=logged.model_id,
+            metadata=meta,
+        )
         try:
             local = save_with_weights_linked(
                 os.path.join(tmp, "model"),
                 model_dir,
-                mlflow.models.Model(
-                    artifact_path=logged.artifact_location,
-                    model_uuid=logged.model_id,
-                    run_id=run_id,
-                    model_id=logged.model_id,
-                    metadata=meta,
-                ),
+                mlflow_model,
                 python_model=python_model,
                 code_paths=[stage_code_paths(tmp)],
                 signature=signature,
@@ -266,7 +267,7 @@ def log_phi3_model(
             client = mlflow.MlflowClient()
             client.log_outputs(run_id=run_id, models=[LoggedModelOutput(logged.model_id, step=0)])
             client.log_model_artifacts(logged.model_id, local)
-            serving_input = mlflow.models.Model.load(local).get_serving_input(local)
+            serving_input = mlflow_model.get_serving_input(local)
             if serving_input is not None:
                 # On the stored copy (read in place from a local root; a bucket's is downloaded):
                 # onnxruntime refuses weights that a symlink puts outside the model's folder.

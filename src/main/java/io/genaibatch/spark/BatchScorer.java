@@ -207,7 +207,7 @@ public final class BatchScorer {
             + "', which the output adds; rename or drop it first");
       }
     }
-    if (!rowOptions.reads("n") && !rowOptions.reads("temperature")) {
+    if (!rowOptions.rowsSetNOrTemperature()) {
       // A job-wide n that no row can change: every row would be the same error row.
       genai.sameAnswers(options.search(), options.n()).ifPresent(why -> {
         throw new IllegalArgumentException(Settings.N.key() + " applies to every row (the input has no n or"

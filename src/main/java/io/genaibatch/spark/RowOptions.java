@@ -13,7 +13,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
@@ -84,8 +83,6 @@ final class RowOptions implements Serializable {
   private final Column stop;
   private final Column n;
   private final Column format;
-  /** The options rows read from columns of their own. */
-  private final Set<String> read;
   /** Per-row response formats read so far in this task, by text: the format, or why it is not one. */
   private transient Map<String, Object> formats;
 
@@ -97,12 +94,14 @@ final class RowOptions implements Serializable {
     this.stop = columns.get("stop");
     this.n = columns.get("n");
     this.format = columns.get("response_format");
-    this.read = Set.copyOf(columns.keySet());
   }
 
-  /** Whether rows read {@code option} ({@code n}, {@code temperature}, ...) from a column of their own. */
-  boolean reads(String option) {
-    return read.contains(option);
+  /**
+   * Whether a row may set its own {@code n} or {@code temperature} (which makes it sample), so a
+   * job-wide {@code n} that needs sampling can still hold for it.
+   */
+  boolean rowsSetNOrTemperature() {
+    return n != null || temperature != null;
   }
 
   /**

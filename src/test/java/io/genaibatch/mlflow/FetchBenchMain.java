@@ -41,7 +41,6 @@ public final class FetchBenchMain {
     List<Double> copyMs = new ArrayList<>();
     List<Double> coldMs = new ArrayList<>();
     ModelCache.Fetched cold = null;
-    long coldBytes = 0;
     for (int round = 0; round < rounds; round++) {
       Path copy = Paths.get(args[1], "copy");
       sync();
@@ -56,7 +55,6 @@ public final class FetchBenchMain {
       long t1 = System.nanoTime();
       sync();
       coldMs.add(f.millis() + (System.nanoTime() - t1) / 1e6);
-      coldBytes = f.bytes();
       ModelCache.deleteTree(copy);
       if (round < rounds - 1) {
         ModelCache.deleteTree(f.dir());
@@ -65,7 +63,7 @@ public final class FetchBenchMain {
     }
     out.put("copy_ms", copyMs);
     out.put("executor_cold_ms", coldMs);
-    out.put("executor_cold_bytes", coldBytes);
+    out.put("executor_cold_bytes", cold.bytes());
     ModelCache.Fetched warm = cache.fetch(identity, store);
     out.put("executor_warm_downloaded", warm.downloaded());
     out.put("executor_warm_ms", warm.millis());

@@ -37,6 +37,13 @@ class RowOptionsScoringTest extends SparkTestBase {
     return m;
   }
 
+  /** Scores {@code in}, writes the output as Parquet to {@code out} and reads it back by id. */
+  private Map<Long, Row> scoredById(BatchScorer scorer, Dataset<Row> in, PartitionScorer.ScoringMetrics metrics,
+      Path out) {
+    scorer.score(in, null, metrics).write().parquet(out.toString());
+    return byId(spark.read().parquet(out.toString()));
+  }
+
   @Test
   void aJobWideNThatNoRowCanChangeFailsOnTheDriverWhenItsAnswersWouldBeTheSame(@TempDir Path tmp) {
     Dataset<Row> in = json("{\"id\": 0, \"prompt\": \"Hello world\"}");
@@ -68,9 +75,7 @@ class RowOptionsScoringTest extends SparkTestBase {
     BatchScorer scorer = scorer(tmp.resolve("cache"), "max_new_tokens", 5, "do_sample", false,
         "max_tokens_column", "max_tokens", "temperature_column", "temp", "n_column", "n", "stop_column", "stop");
     PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
-    String out = tmp.resolve("out").toString();
-    scorer.score(in, null, metrics).write().parquet(out);
-    Map<Long, Row> rows = byId(spark.read().parquet(out));
+    Map<Long, Row> rows = scoredById(scorer, in, metrics, tmp.resolve("out"));
     assertThat(rows).hasSize(8);
 
     assertThat(rows.get(0L).<Integer>getAs("completion_tokens")).isEqualTo(2);
@@ -124,9 +129,7 @@ class RowOptionsScoringTest extends SparkTestBase {
         "{\"id\": 1, \"messages\": " + msg + ", \"max_tokens\": 6, \"n\": 2, \"temperature\": 1.2}",
         "{\"id\": 2, \"messages\": " + msg + "}");
     BatchScorer scorer = scorer(tmp.resolve("cache"), "chat", true, "max_new_tokens", 5, "do_sample", false);
-    String out = tmp.resolve("out").toString();
-    scorer.score(in, null, null).write().parquet(out);
-    Map<Long, Row> rows = byId(spark.read().parquet(out));
+    Map<Long, Row> rows = scoredById(scorer, in, null, tmp.resolve("out"));
     assertThat(rows.get(0L).<Integer>getAs("completion_tokens")).isEqualTo(3);
     assertThat(rows.get(2L).<Integer>getAs("completion_tokens")).isEqualTo(5);
     Row two = rows.get(1L);
@@ -150,9 +153,7 @@ class RowOptionsScoringTest extends SparkTestBase {
         "{\"id\": 3, \"request\": null}");
     BatchScorer scorer = scorer(tmp.resolve("cache"), "chat", true, "messages_column", "request",
         "max_new_tokens", 5, "do_sample", false);
-    String out = tmp.resolve("out").toString();
-    scorer.score(in, null, null).write().parquet(out);
-    Map<Long, Row> rows = byId(spark.read().parquet(out));
+    Map<Long, Row> rows = scoredById(scorer, in, null, tmp.resolve("out"));
     assertThat(rows.get(0L).<Integer>getAs("completion_tokens")).isEqualTo(3);
     Row cc = rows.get(1L).getAs("chat_completion");
     assertThat(cc.getList(cc.fieldIndex("choices"))).hasSize(2);
