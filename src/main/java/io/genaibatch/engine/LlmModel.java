@@ -1,5 +1,6 @@
 package io.genaibatch.engine;
 
+import ai.onnxruntime.OrtException;
 import ai.onnxruntime.genai.Config;
 import ai.onnxruntime.genai.GenAIException;
 import ai.onnxruntime.genai.Generator;
@@ -23,6 +24,8 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A loaded onnxruntime-genai model and its tokenizer.
@@ -34,6 +37,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * IllegalStateException}.
  */
 public final class LlmModel implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(LlmModel.class);
   /** ASCII-only JSON, so JNI's modified UTF-8 cannot alter it on the way in. */
   private static final ObjectMapper JSON = new ObjectMapper()
       .configure(JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
@@ -45,18 +49,24 @@ public final class LlmModel implements AutoCloseable {
   private final Utf8Bridge bridge;
   private final double loadMillis;
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-  private final BatchPlanner planner = new BatchPlanner();
+  private final StaticBatches staticBatches;
+  private final int intraOpThreads;
+  /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
+  private Optional<OrtDecoder> decoder;
+  private String noDecoder;
   private boolean closed;
 
   /** Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail. */
   private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, Set<Integer> eosIds, Utf8Bridge bridge,
-      double loadMillis) {
+      double loadMillis, int intraOpThreads) {
     this.config = config;
     this.model = model;
     this.tokenizer = tokenizer;
     this.eosIds = eosIds;
     this.bridge = bridge;
     this.loadMillis = loadMillis;
+    this.intraOpThreads = intraOpThreads;
+    this.staticBatches = new StaticBatches(model, config, eosIds, this::decodeTokens);
   }
 
   /** The end-of-sequence ids of genai_config.json and of the tokenizer, where it says. */
@@ -100,7 +110,7 @@ public final class LlmModel implements AutoCloseable {
       model = new Model(c);
       tok = new Tokenizer(model);
       Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
-      return new LlmModel(cfg, model, tok, eosIds(cfg, tok), bridge, (System.nanoTime() - t0) / 1e6);
+      return new LlmModel(cfg, model, tok, eosIds(cfg, tok), bridge, (System.nanoTime() - t0) / 1e6, intraOpThreads);
     } catch (GenAIException | RuntimeException e) {
       // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
       EngineException failure = new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
@@ -335,39 +345,66 @@ public final class LlmModel implements AutoCloseable {
     if (batchSize < 1) {
       throw new EngineException("Batch size must be at least 1, got " + batchSize);
     }
-    return read(() -> doScore(requests, batchSize, batching));
-  }
-
-  /**
-   * The options that must be the same for every row of one native batch: all but the budget.
-   * Records compare by value, so equal options from different rows land in one group.
-   */
-  private record NativeKey(Boolean doSample, Double temperature, Double topP, Integer topK, Long seed,
-      Double repetitionPenalty, Guidance guidance) {
-    static NativeKey of(GenerationRequest r) {
-      SearchOptions o = r.options();
-      return new NativeKey(o.doSample(), o.temperature(), o.topP(), o.topK(), o.seed(), o.repetitionPenalty(),
-          r.guidance());
+    try (DecodeBuffers buffers = new DecodeBuffers()) {
+      return score(requests, batchSize, batching, buffers);
     }
   }
 
   /**
-   * A good request: its position in the window, tokens, budget of new tokens per completion, and
-   * the requested cap it was sorted by.
+   * As {@link #score(List, int, Batching)}, the continuous loop's key/value cache kept in {@code
+   * buffers} (a task's, reused across its windows) and its cancellation checked between steps.
    */
-  @SuppressWarnings("ArrayRecordComponent") // read, never compared
-  private record Prepared(int index, int[] tokens, int budget, int cap, GenerationRequest request) {
-    int n() {
-      return request.n();
+  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeBuffers buffers) {
+    if (requests == null || requests.isEmpty()) {
+      throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
     }
+    if (batchSize < 1) {
+      throw new EngineException("Batch size must be at least 1, got " + batchSize);
+    }
+    return read(() -> doScore(requests, batchSize, batching, buffers));
   }
 
-  private ScoredWindow doScore(List<GenerationRequest> requests, int batchSize, Batching batching)
-      throws GenAIException {
+  /**
+   * The decoder graph for the continuous loop, opened once (a second session over the model's
+   * weights, on the same native onnxruntime); empty, with the reason logged once, when the graph
+   * is not one the loop can run: onnxruntime-genai's generator serves every row then.
+   */
+  private synchronized Optional<OrtDecoder> decoder() {
+    if (decoder == null) {
+      StringBuilder why = new StringBuilder();
+      try {
+        decoder = DecoderGraph.read(config, why).flatMap(g -> {
+          try {
+            return OrtDecoder.open(g, intraOpThreads, why);
+          } catch (OrtException e) {
+            why.append(e.getMessage());
+            return Optional.empty();
+          }
+        });
+      } catch (RuntimeException | LinkageError e) {
+        why.append(e);
+        decoder = Optional.empty();
+      }
+      noDecoder = decoder.isPresent() ? null : why.toString();
+      if (noDecoder != null) {
+        LOG.warn("Continuous batching is off for {}: {}; onnxruntime-genai's static batches serve every row",
+            config.folder(), noDecoder);
+      }
+    }
+    return decoder;
+  }
+
+  /** Why the continuous loop cannot run this model; empty when it can (or was not tried yet). */
+  public Optional<String> continuousUnavailable() {
+    return Optional.ofNullable(noDecoder);
+  }
+
+  private ScoredWindow doScore(List<GenerationRequest> requests, int batchSize, Batching batching,
+      DecodeBuffers buffers) throws GenAIException {
     int n = requests.size();
     Generation[] out = new Generation[n];
     int context = config.contextLength();
-    Map<NativeKey, List<Prepared>> groups = new LinkedHashMap<>();
+    List<PreparedRequest> good = new ArrayList<>();
     for (int i = 0; i < n; i++) {
       GenerationRequest req = requests.get(i);
       SearchOptions opts = req.options();
@@ -401,344 +438,45 @@ public final class LlmModel implements AutoCloseable {
         continue;
       }
       int cap = opts.maxNewTokens() == null ? Integer.MAX_VALUE : opts.maxNewTokens();
-      groups.computeIfAbsent(NativeKey.of(req), k -> new ArrayList<>())
-          .add(new Prepared(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens()), cap, req));
+      good.add(new PreparedRequest(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens()), cap, req));
     }
-    SlotUsage slots = SlotUsage.NONE;
-    int batches = 0;
-    for (List<Prepared> good : groups.values()) {
-      good.sort(Comparator.comparingInt(Prepared::cap).thenComparingInt((Prepared r) -> r.tokens().length)
-          .thenComparingInt(Prepared::index));
-      if (good.get(0).request().guidance() != null) {
-        for (Prepared r : good) {
-          GuidedRun run = runGuided(r, context, batchSize, out);
-          slots = slots.plus(run.slots());
-          batches += run.batches();
-        }
-        continue;
-      }
-      boolean copies = good.stream().anyMatch(r -> r.n() > 1);
-      int[] fixed = copies ? packed(good, batchSize) : batchSizes(good.size(), batchSize);
-      int from = 0;
-      int k = 0;
-      while (from < good.size()) {
-        // Adaptive: plan the rest of the window with what the batches so far measured, run the
-        // first batch of the plan (the shortest prompts), then plan again.
-        int size = batching == Batching.FIXED || batchSize == 1 || copies ? fixed[k] : nextAdaptive(good, from, batchSize);
-        List<Prepared> batch = good.subList(from, from + size);
-        from += size;
-        k++;
-        batches++;
-        slots = slots.plus(runOrFail(batch, context, batchSize > 1, out));
-      }
+    List<PreparedRequest> continuous = new ArrayList<>();
+    List<PreparedRequest> staticRows = new ArrayList<>();
+    boolean loop = !batching.staticBatches() && batchSize > 1 && decoder().isPresent();
+    for (PreparedRequest r : good) {
+      (loop && r.request().guidance() == null ? continuous : staticRows).add(r);
     }
-    return new ScoredWindow(List.of(out), slots, batches);
+    StaticBatches.Run fixed = staticBatches.run(staticRows, batchSize,
+        batching.staticBatches() ? batching : Batching.FIXED, out);
+    SlotUsage slots = fixed.slots();
+    DecodeProfile profile = DecodeProfile.NONE;
+    if (!continuous.isEmpty()) {
+      ContinuousBatches.Run run = continuousRun(continuous, batchSize, buffers, out);
+      slots = slots.plus(run.slots());
+      profile = run.profile();
+    }
+    return new ScoredWindow(List.of(out), slots, fixed.batches() + (continuous.isEmpty() ? 0 : 1), profile);
   }
 
-  /** {@link #runBatch}, its native failure turned into error generations of its rows. */
-  private SlotUsage runOrFail(List<Prepared> batch, int context, boolean standIn, Generation[] out) {
+  /** The continuous loop over {@code rows}; a failure of onnxruntime fails those rows only. */
+  private ContinuousBatches.Run continuousRun(List<PreparedRequest> rows, int batchSize, DecodeBuffers buffers,
+      Generation[] out) throws GenAIException {
+    ContinuousBatches loop = new ContinuousBatches(decoder().orElseThrow(), config, eosIds, this::decodeTokens,
+        buffers::cancelled);
     try {
-      return runBatch(batch, context, standIn, out);
-    } catch (GenAIException | RuntimeException e) {
-      for (Prepared r : batch) {
+      return loop.run(rows, batchSize, buffers, out);
+    } catch (OrtException | RuntimeException e) {
+      if (buffers.cancelled()) {
+        throw new EngineException("The task was cancelled: " + e.getMessage(), e);
+      }
+      for (PreparedRequest r : rows) {
         out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
             "generation failed: " + e.getMessage());
       }
-      return SlotUsage.NONE;
+      return new ContinuousBatches.Run(SlotUsage.NONE, DecodeProfile.NONE);
     }
   }
 
-  private record GuidedRun(SlotUsage slots, int batches) {}
-
-  /**
-   * A request with guidance, alone: in onnxruntime-genai 0.12.0 a guided batch fails as soon as one
-   * of its rows ends before another (the ended row's grammar is handed a pad token and refuses it;
-   * the same happens in Python), so no two different completions share a generator. A greedy
-   * request runs beside a stand-in copy of itself, which ends at the same step; a sampled one runs
-   * alone, each of its {@code n} completions in a generator of its own, copy {@code c} seeded
-   * {@code seed + c} when a seed is set (the same seed would repeat the first answer).
-   */
-  private GuidedRun runGuided(Prepared r, int context, int batchSize, Generation[] out) {
-    boolean sampled = config.samples(r.request().options());
-    if (!sampled || r.n() == 1) {
-      return new GuidedRun(runOrFail(List.of(r), context, batchSize > 1 && !sampled, out), 1);
-    }
-    SlotUsage slots = SlotUsage.NONE;
-    List<Choice> choices = new ArrayList<>();
-    Generation failed = null;
-    for (int c = 0; c < r.n(); c++) {
-      GenerationRequest req = r.request();
-      Long seed = req.options().seed();
-      GenerationRequest one = new GenerationRequest(req.prompt(),
-          seed == null ? req.options() : req.options().withSeed(seed + c), req.stop(), 1, req.guidance());
-      Generation[] single = new Generation[out.length];
-      slots = slots.plus(runOrFail(List.of(new Prepared(r.index(), r.tokens(), r.budget(), r.cap(), one)), context,
-          false, single));
-      Generation g = single[r.index()];
-      if (!g.ok()) {
-        failed = g;
-        break;
-      }
-      choices.addAll(g.choices());
-    }
-    out[r.index()] = failed != null ? failed : Generation.of(r.index(), r.tokens().length, choices);
-    return new GuidedRun(slots, choices.size() + (failed != null ? 1 : 0));
-  }
-
-  /**
-   * Batch sizes, in requests, for a sorted group where some requests want several completions:
-   * consecutive requests fill a batch up to {@code batchSize} rows, and a request never splits.
-   */
-  private static int[] packed(List<Prepared> sorted, int batchSize) {
-    List<Integer> sizes = new ArrayList<>();
-    int count = 0;
-    int rows = 0;
-    for (Prepared r : sorted) {
-      if (count > 0 && rows + r.n() > batchSize) {
-        sizes.add(count);
-        count = 0;
-        rows = 0;
-      }
-      count++;
-      rows += r.n();
-    }
-    sizes.add(count);
-    return sizes.stream().mapToInt(Integer::intValue).toArray();
-  }
-
-  private int nextAdaptive(List<Prepared> sorted, int from, int maxBatch) {
-    int[] lengths = new int[sorted.size() - from];
-    int cap = 1;
-    for (int k = 0; k < lengths.length; k++) {
-      Prepared r = sorted.get(from + k);
-      lengths[k] = r.tokens().length;
-      cap = Math.max(cap, r.budget());
-    }
-    return planner.plan(lengths, maxBatch, cap)[0];
-  }
-
-  /**
-   * Sizes of the consecutive runs {@code count} sorted prompts are cut into: as few runs of at
-   * most {@code batchSize} as can be, sizes as even as can be; with {@code batchSize} of 2 or
-   * more, never a run of one when there are two prompts or more (one run may then exceed {@code
-   * batchSize} by one).
-   */
-  static int[] batchSizes(int count, int batchSize) {
-    if (count == 0) {
-      return new int[0];
-    }
-    int k = (count + batchSize - 1) / batchSize;
-    if (batchSize > 1 && k > 1 && count / k < 2) {
-      k--;
-    }
-    int[] sizes = new int[k];
-    for (int j = 0; j < k; j++) {
-      sizes[j] = count / k + (j < count % k ? 1 : 0);
-    }
-    return sizes;
-  }
-
-  /** One completion being generated: a row of a native batch. */
-  private static final class Slot {
-    final Prepared request;
-    int[] tokens;
-    int count;
-    boolean done;
-    FinishReason finish;
-    /** Where a stop string starts in the decoded text, when one ended the completion; else -1. */
-    int cutAt = -1;
-    String text;
-    double latencyMs;
-
-    Slot(Prepared request) {
-      this.request = request;
-      this.tokens = new int[Math.min(request.budget(), 64)];
-    }
-
-    void add(int token) {
-      if (count == tokens.length) {
-        tokens = Arrays.copyOf(tokens, Math.max(8, count * 2));
-      }
-      tokens[count++] = token;
-    }
-
-    int[] generated() {
-      return Arrays.copyOf(tokens, count);
-    }
-  }
-
-  /**
-   * One native generator over {@code batch}, every request's completions as rows; fills {@code
-   * out} at the requests' indexes. A lone row runs beside a stand-in copy of itself when {@code
-   * standInAllowed} (batch size 2 or more), so it takes the batched kernel path.
-   */
-  private SlotUsage runBatch(List<Prepared> batch, int context, boolean standInAllowed, Generation[] out)
-      throws GenAIException {
-    long start = System.nanoTime();
-    List<Slot> real = new ArrayList<>();
-    for (Prepared r : batch) {
-      for (int c = 0; c < r.n(); c++) {
-        real.add(new Slot(r));
-      }
-    }
-    boolean standIn = standInAllowed && real.size() == 1;
-    int rows = real.size() + (standIn ? 1 : 0);
-    int longest = 0;
-    int steps = 0;
-    long promptTokens = 0;
-    for (Slot s : real) {
-      longest = Math.max(longest, s.request.tokens().length);
-      steps = Math.max(steps, s.request.budget());
-      promptTokens += s.request.tokens().length;
-    }
-    // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
-    int maxLength = Math.min(context, longest + steps);
-    GenerationRequest first = batch.get(0).request();
-    int stepsRun = 0;
-    long prefillEnd;
-    try (GeneratorParams params = new GeneratorParams(model)) {
-      params.setSearchOption("batch_size", rows);
-      params.setSearchOption("max_length", maxLength);
-      applySearch(params, first.options());
-      if (first.guidance() != null) {
-        NativeGuidance.apply(params, first.guidance());
-      }
-      // With guidance the native side compiles the grammar here: a bad one fails this batch's rows.
-      try (Generator gen = first.guidance() == null ? new Generator(model, params)
-          : NativeGuidance.newGenerator(model, params, first.guidance())) {
-        // Token ids, right-padded with the pad token as encodeBatch would: the prompts were
-        // encoded once above (through the UTF-8 bridge where needed), not again here.
-        int[] flat = new int[rows * longest];
-        Arrays.fill(flat, config.padTokenId());
-        for (int j = 0; j < rows; j++) {
-          int[] t = real.get(Math.min(j, real.size() - 1)).request.tokens();
-          System.arraycopy(t, 0, flat, j * longest, t.length);
-        }
-        gen.appendTokens(flat);
-        prefillEnd = System.nanoTime();
-        int active = real.size();
-        while (active > 0 && !gen.isDone()) {
-          gen.generateNextToken();
-          stepsRun++;
-          double atMs = (System.nanoTime() - start) / 1e6;
-          // onnxruntime-genai 0.12 does not append the token of a step that ends the whole batch
-          // by end-of-sequence (a step ending it by length keeps its token). The lost token is an
-          // end token; the binding cannot say which, so the model's first one stands in.
-          boolean endedByEos = gen.isDone() && longest + stepsRun < maxLength;
-          for (int j = 0; j < real.size(); j++) {
-            Slot s = real.get(j);
-            if (s.done) {
-              continue;
-            }
-            s.add(endedByEos ? firstEos() : gen.getLastTokenInSequence(j));
-            if (finish(s)) {
-              s.done = true;
-              s.latencyMs = atMs;
-              active--;
-            }
-          }
-        }
-      }
-    }
-    long end = System.nanoTime();
-    double endMillis = (end - start) / 1e6;
-    planner.observeBatch(rows, (long) rows * longest, (prefillEnd - start) / 1e6, stepsRun, (end - prefillEnd) / 1e6);
-    long answerTokens = 0;
-    int at = 0;
-    for (Prepared r : batch) {
-      List<Choice> choices = new ArrayList<>(r.n());
-      String incomplete = null;
-      for (int c = 0; c < r.n(); c++) {
-        Slot s = real.get(at++);
-        if (!s.done) {
-          // The native generator ended the batch (its length limit) before this row's own end.
-          s.finish = FinishReason.LENGTH;
-          s.latencyMs = endMillis;
-        }
-        answerTokens += s.count;
-        planner.observeAnswer(s.count);
-        int[] generated = s.generated();
-        String text;
-        if (s.cutAt >= 0) {
-          text = s.text.substring(0, s.cutAt);
-        } else {
-          int[] answer = s.count > 0 && eosIds.contains(generated[s.count - 1])
-              ? Arrays.copyOf(generated, s.count - 1) : generated;
-          text = decodeTokens(answer);
-        }
-        if (r.request().guidance() != null && s.finish == FinishReason.LENGTH) {
-          incomplete = "the answer reached its limit of " + r.budget() + " new tokens before its response format ("
-              + r.request().guidance().type() + ") was complete; raise max_tokens";
-        }
-        choices.add(new Choice(text, generated, s.finish, s.latencyMs));
-      }
-      out[r.index()] = incomplete != null
-          ? Generation.failed(r.index(), r.tokens().length, ErrorKind.INCOMPLETE_RESPONSE, incomplete)
-          : Generation.of(r.index(), r.tokens().length, choices);
-    }
-    return new SlotUsage((long) rows * longest, promptTokens, (long) rows * stepsRun, answerTokens);
-  }
-
-  private int firstEos() {
-    return config.eosTokenIds().isEmpty() ? eosIds.iterator().next() : config.eosTokenIds().get(0);
-  }
-
-  /**
-   * Whether the completion in {@code s} has ended with the token just added: an end-of-sequence
-   * token, its token budget, or the first appearance of one of its stop strings in its decoded text
-   * (checked on the whole text, as a stop string can span tokens; decoding goes through the UTF-8
-   * bridge like every answer).
-   */
-  private boolean finish(Slot s) throws GenAIException {
-    int last = s.tokens[s.count - 1];
-    if (eosIds.contains(last)) {
-      s.finish = FinishReason.STOP;
-      return true;
-    }
-    List<String> stop = s.request.request().stop();
-    if (!stop.isEmpty()) {
-      String text = decodeTokens(s.generated());
-      int cut = -1;
-      for (String str : stop) {
-        int k = text.indexOf(str);
-        if (k >= 0 && (cut < 0 || k < cut)) {
-          cut = k;
-        }
-      }
-      if (cut >= 0) {
-        s.text = text;
-        s.cutAt = cut;
-        s.finish = FinishReason.STOP;
-        return true;
-      }
-    }
-    if (s.count >= s.request.budget()) {
-      s.finish = FinishReason.LENGTH;
-      return true;
-    }
-    return false;
-  }
-
-  private static void applySearch(GeneratorParams p, SearchOptions o) throws GenAIException {
-    if (o.doSample() != null) {
-      p.setSearchOption("do_sample", o.doSample());
-    }
-    if (o.temperature() != null) {
-      p.setSearchOption("temperature", o.temperature());
-    }
-    if (o.topP() != null) {
-      p.setSearchOption("top_p", o.topP());
-    }
-    if (o.topK() != null) {
-      p.setSearchOption("top_k", o.topK());
-    }
-    if (o.seed() != null) {
-      p.setSearchOption("random_seed", o.seed());
-    }
-    if (o.repetitionPenalty() != null) {
-      p.setSearchOption("repetition_penalty", o.repetitionPenalty());
-    }
-  }
 
   private interface NativeCall<T> {
     T call() throws GenAIException;
@@ -775,6 +513,11 @@ public final class LlmModel implements AutoCloseable {
         return;
       }
       closed = true;
+      synchronized (this) {
+        if (decoder != null) {
+          decoder.ifPresent(OrtDecoder::close);
+        }
+      }
       tokenizer.close();
       model.close();
     } finally {

@@ -115,6 +115,26 @@ public final class NativeLibraries {
             + " built for this machine's glibc.");
   }
 
+  /** onnxruntime's Java API property naming the native library it loads. */
+  static final String ORT_JAVA_PROPERTY = "onnxruntime.native.onnxruntime.path";
+
+  /**
+   * Points onnxruntime's Java API ({@code ai.onnxruntime}) at the native onnxruntime the GenAI
+   * library loaded, before its first class is touched, so the process holds one copy of it: loading
+   * the same file again is a no-op, and the Java API's JNI layer binds to it by its soname. A user's
+   * own setting of that property is kept.
+   */
+  static synchronized void shareOnnxRuntime() {
+    ensureLoaded();
+    String ort = System.getProperty(PROP_PREFIX + ORT + ".path");
+    if (ort == null && System.getProperty(BINDING_DIR_PROPERTY) != null) {
+      ort = Paths.get(System.getProperty(BINDING_DIR_PROPERTY), "libonnxruntime.so").toString();
+    }
+    if (ort != null && System.getProperty(ORT_JAVA_PROPERTY) == null && System.getProperty("onnxruntime.native.path") == null) {
+      System.setProperty(ORT_JAVA_PROPERTY, ort);
+    }
+  }
+
   /** One GenAI library and the ONNX Runtime library to load before it. */
   private record Candidate(String description, Path genai, Path ort) {}
 

@@ -29,17 +29,17 @@ class BatchSchedulingTest {
 
   @Test
   void batchesAreEvenAndNeverLeaveAPromptAlone() {
-    assertThat(LlmModel.batchSizes(0, 8)).isEmpty();
-    assertThat(LlmModel.batchSizes(1, 8)).containsExactly(1);
-    assertThat(LlmModel.batchSizes(16, 8)).containsExactly(8, 8);
-    assertThat(LlmModel.batchSizes(9, 8)).containsExactly(5, 4);
-    assertThat(LlmModel.batchSizes(17, 8)).containsExactly(6, 6, 5);
-    assertThat(LlmModel.batchSizes(3, 2)).containsExactly(3);
-    assertThat(LlmModel.batchSizes(5, 2)).containsExactly(3, 2);
-    assertThat(LlmModel.batchSizes(3, 1)).containsExactly(1, 1, 1);
+    assertThat(StaticBatches.batchSizes(0, 8)).isEmpty();
+    assertThat(StaticBatches.batchSizes(1, 8)).containsExactly(1);
+    assertThat(StaticBatches.batchSizes(16, 8)).containsExactly(8, 8);
+    assertThat(StaticBatches.batchSizes(9, 8)).containsExactly(5, 4);
+    assertThat(StaticBatches.batchSizes(17, 8)).containsExactly(6, 6, 5);
+    assertThat(StaticBatches.batchSizes(3, 2)).containsExactly(3);
+    assertThat(StaticBatches.batchSizes(5, 2)).containsExactly(3, 2);
+    assertThat(StaticBatches.batchSizes(3, 1)).containsExactly(1, 1, 1);
     for (int b = 2; b <= 9; b++) {
       for (int n = 2; n <= 60; n++) {
-        int[] sizes = LlmModel.batchSizes(n, b);
+        int[] sizes = StaticBatches.batchSizes(n, b);
         assertThat(Arrays.stream(sizes).sum()).isEqualTo(n);
         assertThat(Arrays.stream(sizes).min().getAsInt()).as("n=%d b=%d", n, b).isGreaterThanOrEqualTo(2);
         assertThat(Arrays.stream(sizes).max().getAsInt()).as("n=%d b=%d", n, b).isLessThanOrEqualTo(b + 1);

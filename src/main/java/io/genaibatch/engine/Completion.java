@@ -1,0 +1,151 @@
+package io.genaibatch.engine;
+
+import ai.onnxruntime.genai.GenAIException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * One completion being generated, a row of a batch, in either loop: its tokens so far, whether and
+ * why it ended, and its answer once it has.
+ */
+final class Completion {
+  /** Decodes token ids to text, as the model's tokenizer does (special tokens dropped). */
+  interface Decoder {
+    String decode(int[] tokens) throws GenAIException;
+  }
+
+  final PreparedRequest request;
+  /** Chooses this completion's tokens in the continuous loop; null in onnxruntime-genai's. */
+  final TokenChooser chooser;
+  private int[] tokens;
+  private int count;
+  private boolean done;
+  private FinishReason finish;
+  /** Where a stop string starts in the decoded text, when one ended the completion; else -1. */
+  private int cutAt = -1;
+  private String text;
+  private double latencyMs;
+  /** Positions of this completion in its cache region (continuous loop only). */
+  int cached;
+
+  Completion(PreparedRequest request, TokenChooser chooser) {
+    this.request = request;
+    this.chooser = chooser;
+    this.tokens = new int[Math.min(request.budget(), 64)];
+  }
+
+  void add(int token) {
+    if (count == tokens.length) {
+      tokens = Arrays.copyOf(tokens, Math.max(8, count * 2));
+    }
+    tokens[count++] = token;
+  }
+
+  int count() {
+    return count;
+  }
+
+  int last() {
+    return tokens[count - 1];
+  }
+
+  /** The token array itself (the first {@link #count()} are the answer). */
+  int[] buffer() {
+    return tokens;
+  }
+
+  int[] generated() {
+    return Arrays.copyOf(tokens, count);
+  }
+
+  boolean done() {
+    return done;
+  }
+
+  FinishReason finish() {
+    return finish;
+  }
+
+  /**
+   * Whether this completion has ended with the token just added: an end-of-sequence token, its
+   * token budget, or the first appearance of one of its stop strings in its decoded text (checked
+   * on the whole text, as a stop string can span tokens). An ended completion records when.
+   */
+  boolean ends(Set<Integer> eosIds, Decoder decoder, double atMs) throws GenAIException {
+    if (endReason(eosIds, decoder)) {
+      done = true;
+      latencyMs = atMs;
+    }
+    return done;
+  }
+
+  private boolean endReason(Set<Integer> eosIds, Decoder decoder) throws GenAIException {
+    if (eosIds.contains(last())) {
+      finish = FinishReason.STOP;
+      return true;
+    }
+    List<String> stop = request.request().stop();
+    if (!stop.isEmpty()) {
+      String decoded = decoder.decode(generated());
+      int cut = -1;
+      for (String str : stop) {
+        int k = decoded.indexOf(str);
+        if (k >= 0 && (cut < 0 || k < cut)) {
+          cut = k;
+        }
+      }
+      if (cut >= 0) {
+        text = decoded;
+        cutAt = cut;
+        finish = FinishReason.STOP;
+        return true;
+      }
+    }
+    if (count >= request.budget()) {
+      finish = FinishReason.LENGTH;
+      return true;
+    }
+    return false;
+  }
+
+  /** Ends a completion that its batch ended before its own end (the native length limit). */
+  void cutOff(double atMs) {
+    if (!done) {
+      done = true;
+      finish = FinishReason.LENGTH;
+      latencyMs = atMs;
+    }
+  }
+
+  /** The answer: text cut before its stop string, or the decoded tokens without a final end token. */
+  Choice choice(Set<Integer> eosIds, Decoder decoder) throws GenAIException {
+    int[] generated = generated();
+    String answer;
+    if (cutAt >= 0) {
+      answer = text.substring(0, cutAt);
+    } else {
+      int[] kept = count > 0 && eosIds.contains(generated[count - 1]) ? Arrays.copyOf(generated, count - 1) : generated;
+      answer = decoder.decode(kept);
+    }
+    return new Choice(answer, generated, finish, latencyMs);
+  }
+
+  /**
+   * The outcome of {@code r} from its completions: its choices, or an {@code INCOMPLETE_RESPONSE}
+   * error when a response format was cut by the token budget before it was complete.
+   */
+  static Generation result(PreparedRequest r, List<Completion> completions, Set<Integer> eosIds, Decoder decoder)
+      throws GenAIException {
+    List<Choice> choices = new java.util.ArrayList<>(completions.size());
+    for (Completion c : completions) {
+      if (r.request().guidance() != null && c.finish == FinishReason.LENGTH) {
+        return Generation.failed(r.index(), r.tokens().length, ErrorKind.INCOMPLETE_RESPONSE,
+            "the answer reached its limit of " + r.budget() + " new tokens before its response format ("
+                + r.request().guidance().type() + ") was complete; raise max_tokens");
+      }
+      choices.add(c.choice(eosIds, decoder));
+    }
+    return Generation.of(r.index(), r.tokens().length, choices);
+  }
+}

@@ -1,0 +1,36 @@
+package io.genaibatch.engine;
+
+/**
+ * Where the time of continuous-batched generation went, in milliseconds: prefills and decode
+ * steps in onnxruntime, choosing tokens and checking ends in Java, moving cache regions, and the
+ * whole; with the counts of prefills and steps and the key/value cache's bytes.
+ */
+public record DecodeProfile(double prefillMs, double stepMs, double chooseMs, double moveMs, double totalMs,
+    long prefills, long steps, long kvBytes) {
+
+  public static final DecodeProfile NONE = new DecodeProfile(0, 0, 0, 0, 0, 0, 0, 0);
+
+  DecodeProfile plusPrefill(long runNanos, long chooseNanos) {
+    return new DecodeProfile(prefillMs + runNanos / 1e6, stepMs, chooseMs + chooseNanos / 1e6, moveMs, totalMs,
+        prefills + 1, steps, kvBytes);
+  }
+
+  DecodeProfile plusStep(long runNanos, long chooseNanos) {
+    return new DecodeProfile(prefillMs, stepMs + runNanos / 1e6, chooseMs + chooseNanos / 1e6, moveMs, totalMs,
+        prefills, steps + 1, kvBytes);
+  }
+
+  DecodeProfile plusMove(long nanos) {
+    return new DecodeProfile(prefillMs, stepMs, chooseMs, moveMs + nanos / 1e6, totalMs, prefills, steps, kvBytes);
+  }
+
+  DecodeProfile withTotal(double ms, long bytes) {
+    return new DecodeProfile(prefillMs, stepMs, chooseMs, moveMs, totalMs + ms, prefills, steps, Math.max(kvBytes, bytes));
+  }
+
+  /** Both profiles' times and counts summed; the larger cache. */
+  public DecodeProfile plus(DecodeProfile o) {
+    return new DecodeProfile(prefillMs + o.prefillMs, stepMs + o.stepMs, chooseMs + o.chooseMs, moveMs + o.moveMs,
+        totalMs + o.totalMs, prefills + o.prefills, steps + o.steps, Math.max(kvBytes, o.kvBytes));
+  }
+}
