@@ -6,7 +6,7 @@ package io.genaibatch.engine;
  * whole; with the counts of prefills and steps and the key/value cache's bytes.
  */
 public record DecodeProfile(double prefillMs, double stepMs, double chooseMs, double moveMs, double totalMs,
-    long prefills, long steps, long kvBytes) {
+    long prefills, long steps, long kvBytes) implements java.io.Serializable {
 
   public static final DecodeProfile NONE = new DecodeProfile(0, 0, 0, 0, 0, 0, 0, 0);
 

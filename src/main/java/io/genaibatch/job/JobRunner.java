@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.common.Sha256;
+import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.mlflow.MlflowException;
@@ -283,6 +284,7 @@ final class JobRunner {
     m.put("executors_used", (double) rss.size());
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
     m.putAll(schedulingMetrics(scorer, metrics.slots(), scored.seconds(), metrics.generationSpan()));
+    m.putAll(decodeMetrics(metrics.profile()));
     m.put("wall_time_s", wallSeconds);
     writeMetricsFile(m);
     System.out.printf("genai-batch: slot efficiency %.1f%% (prefill %.1f%%, decode %.1f%%); %d partitions on %d task"
@@ -481,6 +483,28 @@ final class JobRunner {
       m.put("generation_s", genSeconds);
       m.put("generation_tokens_per_s", useful / genSeconds);
     }
+    return m;
+  }
+
+  /**
+   * Where the continuous loop's time went, summed over tasks (so over cores: seconds of work, not
+   * of wall clock): prefills and decode steps in onnxruntime, choosing tokens and checking ends,
+   * moving cache regions; the counts of prefills and steps; the largest key/value cache a task held.
+   * Empty when no row went through the loop.
+   */
+  static Map<String, Double> decodeMetrics(DecodeProfile p) {
+    Map<String, Double> m = new LinkedHashMap<>();
+    if (p.totalMs() <= 0) {
+      return m;
+    }
+    m.put("continuous_s", p.totalMs() / 1e3);
+    m.put("continuous_prefill_s", p.prefillMs() / 1e3);
+    m.put("continuous_decode_s", p.stepMs() / 1e3);
+    m.put("continuous_choose_s", p.chooseMs() / 1e3);
+    m.put("continuous_move_s", p.moveMs() / 1e3);
+    m.put("continuous_prefills", (double) p.prefills());
+    m.put("continuous_steps", (double) p.steps());
+    m.put("kv_cache_bytes", (double) p.kvBytes());
     return m;
   }
 

@@ -70,8 +70,10 @@ public final class Settings {
           + " input file is one task on one core), or to whole waves of tasks when a few waves would end with a partial"
           + " one; input: keep the input's partitions; N: exactly N");
   public static final Setting<Batching> BATCHING = declare("batching", Scope.SCORING, ValueType.enumOf(Batching.class),
-      Batching.ADAPTIVE, "adaptive|fixed", "adaptive: batch sizes up to --batch-size chosen by the cost measured as the"
-          + " job runs; fixed: as few even batches of --batch-size as can be. Answers do not depend on the choice");
+      Batching.CONTINUOUS, "continuous|adaptive|fixed", "continuous: up to --batch-size rows decode together, a row"
+          + " that ends leaves its slot at once and a waiting row takes it; adaptive: onnxruntime-genai's static batches,"
+          + " sizes up to --batch-size chosen by the cost measured as the job runs; fixed: as few even static batches of"
+          + " --batch-size as can be. Greedy answers do not depend on the choice");
 
   // --- search options (null: the model's model_config, then its genai_config.json, decides)
   public static final Setting<Integer> MAX_NEW_TOKENS = new Builder<>("max_new_tokens", Scope.SEARCH,

@@ -2,6 +2,8 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.engine.ChatMessage;
+import io.genaibatch.engine.DecodeBuffers;
+import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
@@ -86,6 +88,18 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     int promptIdx = options.chat() ? -1 : inputSchema.fieldIndex(options.promptColumn());
     int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
     LlmModel model = lease.model();
+    // The task's key/value cache, reused by its windows and freed when the task ends.
+    DecodeBuffers buffers = new DecodeBuffers(() -> ctx != null && ctx.isInterrupted());
+    DecodeProfile[] profile = {DecodeProfile.NONE};
+    Runnable release = () -> {
+      buffers.close();
+      if (metrics != null && profile[0].totalMs() > 0) {
+        metrics.profiles().add(profile[0]);
+      }
+    };
+    if (ctx != null) {
+      ctx.addTaskCompletionListener((TaskCompletionListener) c -> release.run());
+    }
     return new Iterator<>() {
       private final List<Row> out = new ArrayList<>();
       private int pos;
@@ -102,6 +116,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
             metrics.recordExecutorMemory();
           }
           if (ctx == null) {
+            release.run();
             lease.close();
           }
           return false;
@@ -110,7 +125,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         while (rows.hasNext() && batch.size() < options.windowRows()) {
           batch.add(rows.next());
         }
-        score(model, batch, promptIdx, messagesIdx, out);
+        profile[0] = profile[0].plus(score(model, buffers, batch, promptIdx, messagesIdx, out));
         return true;
       }
 
@@ -124,7 +139,9 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     };
   }
 
-  private void score(LlmModel model, List<Row> batch, int promptIdx, int messagesIdx, List<Row> out) {
+  /** Scores one window into {@code out}; returns where the continuous loop's time went. */
+  private DecodeProfile score(LlmModel model, DecodeBuffers buffers, List<Row> batch, int promptIdx, int messagesIdx,
+      List<Row> out) {
     List<GenerationRequest> requests = new ArrayList<>(batch.size());
     Generation[] rowFailures = new Generation[batch.size()];
     ResponseFormat[] formats = new ResponseFormat[batch.size()];
@@ -155,11 +172,13 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       requests.add(request != null ? request : GenerationRequest.of(null, options.search()));
     }
     List<Generation> gens;
+    DecodeProfile profile = DecodeProfile.NONE;
     RowResult windowFailure = null;
     try {
       long startMs = System.currentTimeMillis();
-      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching());
+      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching(), buffers);
       gens = scored.generations();
+      profile = scored.profile();
       if (metrics != null) {
         metrics.recordSlots(scored.slots());
         metrics.recordWindow(startMs, System.currentTimeMillis());
@@ -208,6 +227,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       }
       out.add(RowFactory.create(values));
     }
+    return profile;
   }
 
   private List<ChatMessage> messages(Row r, int idx) {
@@ -263,7 +283,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       LongAccumulator prefillSlots, LongAccumulator prefillUseful, LongAccumulator decodeSlots,
       LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
       CollectionAccumulator<long[]> windows, String liveKey, LongAccumulator fetchBytes,
-      LongAccumulator fetchMillis, LongAccumulator formatted, LongAccumulator formattedOk)
+      LongAccumulator fetchMillis, LongAccumulator formatted, LongAccumulator formattedOk,
+      CollectionAccumulator<DecodeProfile> profiles)
       implements Serializable {
 
     /** Registers the accumulators on the driver and opens this job's {@link LiveCounts}. */
@@ -280,7 +301,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.collectionAccumulator("genai-batch generation windows"), liveKey,
           sc.longAccumulator("genai-batch executor fetch bytes"), sc.longAccumulator("genai-batch executor fetch ms"),
           sc.longAccumulator("genai-batch answers with a response format"),
-          sc.longAccumulator("genai-batch answers that parse under their response format"));
+          sc.longAccumulator("genai-batch answers that parse under their response format"),
+          sc.collectionAccumulator("genai-batch continuous batching profiles"));
     }
 
     /** What an executor's load downloaded into its host's cache (0 and 0 for a cached or local model). */
@@ -328,6 +350,15 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       prefillUseful.add(s.prefillUseful());
       decodeSlots.add(s.decodeSlots());
       decodeUseful.add(s.decodeUseful());
+    }
+
+    /** Where the continuous loop's time went, summed over the finished tasks (the largest KV cache). */
+    public DecodeProfile profile() {
+      DecodeProfile sum = DecodeProfile.NONE;
+      for (DecodeProfile p : profiles.value()) {
+        sum = sum.plus(p);
+      }
+      return sum;
     }
 
     /** Token slots the finished tasks computed and used. */

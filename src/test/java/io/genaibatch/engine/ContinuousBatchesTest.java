@@ -3,8 +3,13 @@ package io.genaibatch.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.genaibatch.testing.Fixtures;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -56,6 +61,96 @@ class ContinuousBatchesTest {
       assertThat(b.finishReason()).as("row %d", i).isEqualTo(a.finishReason());
       assertThat(b.completionTokens()).as("row %d", i).isEqualTo(a.completionTokens());
     }
-    System.out.println("static " + fixed.slots() + "\ncontinuous " + cont.slots() + "\n" + cont.profile());
+    // A row that ends leaves its slot: every decode slot computed serves a live row, but for the
+    // stand-in beside the last one; the static batches computed finished rows' slots too.
+    assertThat(cont.slots().decodeEfficiency()).isGreaterThan(0.95);
+    assertThat(cont.slots().decodeSlots()).isLessThan(fixed.slots().decodeSlots());
+    assertThat(cont.slots().prefillEfficiency()).as("no padding; one stand-in for the one-token prompt")
+        .isGreaterThan(0.99);
+    assertThat(cont.profile().kvBytes()).isPositive();
+  }
+
+  @Test
+  void answersDoNotDependOnNeighboursOrderOrBatchSize() {
+    List<GenerationRequest> base = mixed();
+    List<Generation> ref = model.score(base, 8, Batching.CONTINUOUS).generations();
+    List<GenerationRequest> shuffled = new ArrayList<>(base);
+    Collections.reverse(shuffled);
+    shuffled.add(3, GenerationRequest.of(null, SearchOptions.greedy(5)));
+    for (int b : new int[] {2, 3, 5}) {
+      List<Generation> got = model.score(shuffled, b, Batching.CONTINUOUS).generations();
+      for (int i = 0; i < shuffled.size(); i++) {
+        GenerationRequest r = shuffled.get(i);
+        if (r.prompt() == null) {
+          assertThat(got.get(i).ok()).isFalse();
+          continue;
+        }
+        assertThat(got.get(i).tokenIds()).as("batch %d, row %d", b, i).containsExactly(ref.get(base.indexOf(r)).tokenIds());
+      }
+    }
+  }
+
+  /**
+   * On a model wide enough for onnxruntime's int4 kernels to take their single-row path, the loop
+   * gives a row its static batched answer when it is the last one live and when it is alone.
+   */
+  @Test
+  void onAWideModelTheLastLiveRowKeepsItsBatchedAnswer() throws Exception {
+    List<String> prompts = new ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      prompts.add("<|user|>\nWrite about river " + i + " and the stone garden " + "light ".repeat(i) + "<|end|>\n<|assistant|>\n");
+    }
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < prompts.size(); i++) {
+      requests.add(GenerationRequest.of(prompts.get(i), SearchOptions.greedy(20 + 5 * i)));
+    }
+    try (LlmModel wide = LlmModel.load(Fixtures.kernelPathsModel(), 1)) {
+      List<Generation> batched = wide.score(requests, 4, Batching.FIXED).generations();
+      List<Generation> cont = wide.score(requests, 4, Batching.CONTINUOUS).generations();
+      for (int i = 0; i < prompts.size(); i++) {
+        assertThat(cont.get(i).tokenIds()).as("prompt %d", i).containsExactly(batched.get(i).tokenIds());
+        Generation lone = wide.score(List.of(requests.get(i)), 8, Batching.CONTINUOUS).generations().get(0);
+        assertThat(lone.tokenIds()).as("prompt %d alone", i).containsExactly(batched.get(i).tokenIds());
+      }
+    }
+  }
+
+  @Test
+  void aSampledRowsAnswerDependsOnItselfAloneAndRowsOfDifferentOptionsShareSteps() {
+    List<GenerationRequest> rows = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      SearchOptions o = SearchOptions.DEFAULTS.withMaxNewTokens(12).withDoSample(true).withTopK(0)
+          .withTemperature(0.5 + 0.25 * i).withSeed(7L);
+      rows.add(new GenerationRequest("<|user|>\nTell me about the wind number " + i + "<|end|>\n<|assistant|>\n", o,
+          List.of(), i == 2 ? 3 : 1, null));
+    }
+    ScoredWindow together = model.score(rows, 8, Batching.CONTINUOUS);
+    assertThat(together.batches()).as("one continuous run for six option sets").isEqualTo(1);
+    assertThat(together.profile().steps()).isLessThan(together.slots().decodeUseful());
+    for (int i = 0; i < rows.size(); i++) {
+      Generation alone = model.score(List.of(rows.get(i)), 8, Batching.CONTINUOUS).generations().get(0);
+      Generation in = together.generations().get(i);
+      assertThat(in.choices()).hasSize(rows.get(i).n());
+      for (int c = 0; c < in.choices().size(); c++) {
+        assertThat(in.choices().get(c).tokenIds()).as("row %d completion %d", i, c)
+            .containsExactly(alone.choices().get(c).tokenIds());
+      }
+    }
+    Generation three = together.generations().get(2);
+    assertThat(three.choices().get(0).tokenIds()).as("completions draw from their own streams")
+        .isNotEqualTo(three.choices().get(1).tokenIds());
+  }
+
+  @Test
+  void theProcessHoldsOneNativeOnnxRuntime() throws Exception {
+    model.score(mixed().subList(0, 3), 2, Batching.CONTINUOUS);
+    Set<String> files = new TreeSet<>();
+    for (String line : Files.readAllLines(Path.of("/proc/self/maps"))) {
+      int at = line.indexOf('/');
+      if (at >= 0 && line.substring(at).matches(".*/libonnxruntime\\.so[.0-9]*")) {
+        files.add(line.substring(at));
+      }
+    }
+    assertThat(files).as("libonnxruntime mapped from one file").hasSize(1);
   }
 }
