@@ -3,4 +3,4 @@
 # library genai-batch loads (the Java binding's own needs glibc 2.38). genai-batch finds it in
 # the cluster Python's site-packages by itself. Upload to a volume and list it in init_scripts.
 set -euo pipefail
-/databricks/python/bin/pip install --quiet onnxruntime-genai==0.12.0 onnxruntime==1.29.0
+/databricks/python/bin/pip install --quiet onnxruntime-genai==0.12.0 onnxruntime==1.28.0

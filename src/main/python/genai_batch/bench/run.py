@@ -78,7 +78,7 @@ RUN_TIMEOUT_S = 1800
 
 METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
-MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,c"}
+MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,b2,p"}
 UNIFORM_DEFAULTS = {"model": "tiny", "rows": 16, "new_tokens": 16, "systems": "a,b,c", "batch_size": 8}
 # Models that --model names and this command generates on demand (make_tiny_phi3.py flags, folder).
 GENERATED = {
@@ -338,16 +338,16 @@ def run_job(ctx: dict, input_dir: str, batch: int | None, run_dir: str, extra: t
     }
 
 
-def run_udf(ctx: dict, input_dir: str, run_dir: str, keep_answers: bool = False) -> dict:
+def run_udf(ctx: dict, input_dir: str, run_dir: str, keep_answers: bool = False, repartition: int = 0) -> dict:
     """(b): PySpark spark_udf over the seed-style pyfunc wrapper; keep_answers: keep id and response per row
-    in run_dir/answers.parquet."""
+    in run_dir/answers.parquet; repartition: (b2), the rows spread over that many partitions first."""
     log_dir = os.path.join(run_dir, "events")
     tmp = os.path.join(run_dir, "tmp")
     os.makedirs(log_dir)
     os.makedirs(tmp)
     cmd = [VENV_PY, "-m", "genai_batch.bench.udf_runner", "--model", ctx["pyfunc"], "--input", input_dir,
            "--output", os.path.join(run_dir, "out"), "--new-tokens", str(ctx["new_tokens"]), "--log-dir", log_dir,
-           "--master", f"local[{ctx['cores']}]"]
+           "--master", f"local[{ctx['cores']}]", "--repartition", str(repartition)]
     env = dict(os.environ)
     env.update(PYTHONPATH=PY_SRC, PYSPARK_PYTHON=VENV_PY, PYSPARK_DRIVER_PYTHON=VENV_PY, TMPDIR=tmp,
                MLFLOW_TRACKING_URI="file:" + os.path.join(run_dir, "mlruns"))
@@ -659,9 +659,10 @@ def parse_args(argv):
                "systems a (the job's defaults), a0 (the job as before: --partitions input --lookahead-rows 8 "
                "--batch-size 8), b (spark_udf, onnxruntime's default threads), c (the engine on the uniform "
                "prompts at --engine-batches). docs/benchmarks.md explains the numbers.")
-    p.add_argument("--workload", choices=("uniform", "mixed"), default="uniform",
+    p.add_argument("--workload", choices=("uniform", "mixed", "decode"), default="uniform",
                    help="uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens; mixed: prompt "
-                   "lengths log-uniform over 10-500 tokens, answers of varied length (see below)")
+                   "lengths log-uniform over 10-500 tokens, answers of varied length (see below); decode: as mixed "
+                   "with short prompts (10-40 tokens), so answers dominate")
     p.add_argument("--model", help="tiny | phi3-mini | phi3-mini-4l | an onnxruntime-genai model folder (default: "
                    "tiny for uniform; phi3-mini-4l for mixed: phi3-mini's shapes with 4 layers and a 3%% stop rate, "
                    "generated into models/phi3-mini-4l-r03 when missing)")
@@ -678,8 +679,8 @@ def parse_args(argv):
                    "(default 2,4,8, none for --model tiny; uniform only)")
     p.add_argument("--quiet-wait", type=float, help="before each run, wait up to this many seconds until fewer "
                    "than 0.5 CPUs are busy (a shared machine; default 60, 0 for --model tiny)")
-    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c) or a,a0,a1,b,c (mixed; default "
-                   "a,a0,a1,b,c) to run")
+    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c) or a,a0,a1,b,b2,p,c (mixed and decode; "
+                   "default a,a0,a1,b,b2,p) to run")
     p.add_argument("--engine-batches", default="1,8,16", help="mixed: batch sizes of (c) on the uniform prompts "
                    "(default 1,8,16)")
     p.add_argument("--engine-new-tokens", type=int, default=32, help="mixed: new tokens per uniform prompt of (c), "
@@ -688,16 +689,16 @@ def parse_args(argv):
                    "(default 0)")
     p.add_argument("--work", help="work folder (default target/benchmark/run-TIMESTAMP)")
     args = p.parse_args(argv)
-    defaults = MIXED_DEFAULTS if args.workload == "mixed" else UNIFORM_DEFAULTS
+    defaults = MIXED_DEFAULTS if args.workload != "uniform" else UNIFORM_DEFAULTS
     for k in ("model", "rows", "new_tokens", "systems", "batch_size"):
         if getattr(args, k) is None:
             setattr(args, k, defaults.get(k))
-    allowed = ("a", "a0", "a1", "b", "c") if args.workload == "mixed" else ("a", "b", "c")
+    allowed = ("a", "a0", "a1", "b", "b2", "p", "c") if args.workload != "uniform" else ("a", "b", "c")
     bad = [x for x in args.systems.split(",") if x.strip() and x.strip() not in allowed]
     if bad:
         p.error(f"--systems {args.systems}: {', '.join(bad)} not among {','.join(allowed)} for --workload "
                 f"{args.workload}")
-    if args.workload == "mixed" and (args.batch_sizes not in (None, "none") or
+    if args.workload != "uniform" and (args.batch_sizes not in (None, "none") or
                                      args.memory_partitions not in (None, "none")):
         p.error("--batch-sizes and --memory-partitions belong to the uniform workload; the mixed one runs (c) at "
                 "--engine-batches instead")
@@ -727,9 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not os.path.isfile(JAR):
         raise SystemExit(f"No {JAR}: run jobs/setup.sh")
-    if "c" in systems:
+    if "c" in systems or "p" in systems:
         ctx["classpath"] = engine_classpath()
-    if args.workload == "mixed":
+    if args.workload != "uniform":
         return main_mixed(args, ctx, systems, t_start)
     texts = prompts(args.rows)
     main_input = write_input(os.path.join(work, "input", f"p{args.cores}"), texts, args.cores)
@@ -836,16 +837,18 @@ def finish(ctx: dict, results: dict, work: str, t_start: float, render, save) ->
 # The mixed workload
 # --------------------------------------------------------------------------------------------------
 
-A0_FLAGS = ("--partitions", "input", "--lookahead-rows", "8", "--batch-size", "8", "--batching", "fixed")
+# (a0): the job's static batches (onnxruntime-genai's Generator), the default before continuous batching.
+A0_FLAGS = ("--batching", "adaptive")
 # (a1): the job running every prompt alone, as the seed does (its answers), on every core.
 A1_FLAGS = ("--batch-size", "1")
 
 
-def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str) -> dict:
-    """The mixed workload's prompts (genai_batch.bench.workload, in its own process)."""
+def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str, lo: int = 10, hi: int = 500) -> dict:
+    """The mixed workload's prompts (genai_batch.bench.workload, in its own process): lo to hi tokens."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     subprocess.run([VENV_PY, "-m", "genai_batch.bench.workload", "--model", model_dir, "--rows", str(rows),
-                    "--seed", str(seed), "--out", dest], check=True, env={**os.environ, "PYTHONPATH": PY_SRC})
+                    "--seed", str(seed), "--min-tokens", str(lo), "--max-tokens", str(hi), "--out", dest],
+                   check=True, env={**os.environ, "PYTHONPATH": PY_SRC})
     with open(dest, encoding="utf-8") as f:
         return json.load(f)
 
@@ -867,8 +870,11 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
     work, cores = ctx["work"], args.cores
     model_dir = ctx["model_dir"]
     batches = _ints(args.engine_batches, "1,8,16")
-    log(f"mixed workload: {args.rows} prompts of 10-500 tokens (seed {args.seed}), counted with {model_dir}'s tokenizer")
-    wl = mixed_prompts(model_dir, args.rows, args.seed, os.path.join(work, "input", "mixed-prompts.json"))
+    lo, hi = (10, 40) if args.workload == "decode" else (10, 500)
+    ctx["prompt_range"] = (lo, hi)
+    log(f"{args.workload} workload: {args.rows} prompts of {lo}-{hi} tokens (seed {args.seed}), counted with "
+        f"{model_dir}'s tokenizer")
+    wl = mixed_prompts(model_dir, args.rows, args.seed, os.path.join(work, "input", "mixed-prompts.json"), lo, hi)
     texts, lengths = wl["prompts"], wl["tokens"]
     ctx.update(mixed_prompt_tokens=lengths, seed=args.seed, engine_batches=batches,
                engine_new_tokens=args.engine_new_tokens)
@@ -880,7 +886,15 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
     with open(uniform_file, "w", encoding="utf-8") as f:
         f.write("\n".join(prompts(c_rows)) + "\n")
     no_eos_dir = no_eos_model(model_dir, os.path.join(work, "models", "no-eos")) if "c" in systems else None
-    if "b" in systems:
+    if "p" in systems:
+        # (p): the machine's limit, the engine's prefill rate: 128-token prompts, one new token, batch 1,
+        # a thread per core as the job's tasks run.
+        limit = mixed_prompts(model_dir, max(8, cores * 4), args.seed + 1,
+                              os.path.join(work, "input", "prefill-prompts.json"), 128, 128)
+        prefill_file = os.path.join(work, "input", "prefill-prompts.txt")
+        with open(prefill_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(p.replace("\n", " ") for p in limit["prompts"]) + "\n")
+    if "b" in systems or "b2" in systems:
         ctx["pyfunc"] = saved_pyfunc(model_dir, os.path.join(ROOT, "target", "benchmark", "pyfunc"), args.new_tokens,
                                      one_thread=False)
     keys = [k for s in systems for k in ([f"c{b}" for b in batches] if s == "c" else [s])]
@@ -901,6 +915,11 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
 
     for k in range(args.repeats):
         for s in systems:  # interleaved, so drift on a shared machine hits every system alike
+            if s == "p":
+                q = quiet(ctx)
+                r = run_engine(ctx, prefill_file, 1, os.path.join(work, "runs", f"p-{k + 1}"), new_tokens=1)
+                record("p", r, q, k)
+                continue
             if s == "c":
                 for b in batches:
                     q = quiet(ctx)
@@ -916,6 +935,8 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
                 r = run_job(ctx, mixed_input, None, run_dir, extra=A0_FLAGS, keep_answers=True)
             elif s == "a1":
                 r = run_job(ctx, mixed_input, None, run_dir, extra=A1_FLAGS, keep_answers=True)
+            elif s == "b2":
+                r = run_udf(ctx, mixed_input, run_dir, keep_answers=True, repartition=cores)
             else:
                 r = run_udf(ctx, mixed_input, run_dir, keep_answers=True)
             record(s, r, q, k)
@@ -932,6 +953,23 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
     return finish(ctx, results, work, t_start, report_mixed, save)
 
 
+def breakdown(runs: list[dict]) -> list[str]:
+    """Where a job's seconds went (medians): outside generation (start, load, read-back, write) and, in
+    the continuous loop summed over tasks, prefills, decode steps, choosing tokens, moving cache regions."""
+    if not runs:
+        return []
+    out = [f"wall {median(r['wall_s'] for r in runs):.1f} s = generation span {median(r['gen_s'] for r in runs):.1f} s"
+           f" + outside it {median(r['wall_s'] - r['gen_s'] for r in runs):.1f} s"]
+    ms = [r.get("job_metrics") or {} for r in runs]
+    if all(m.get("continuous_s") for m in ms):
+        keys = ("continuous_prefill_s", "continuous_decode_s", "continuous_choose_s", "continuous_move_s")
+        parts = ", ".join(f"{k.split('_')[1]} {median(m[k] for m in ms):.1f} s" for k in keys)
+        out.append(f"continuous loop over tasks: {median(m['continuous_s'] for m in ms):.1f} s = {parts}; "
+                   f"{median(m['continuous_steps'] for m in ms):.0f} steps, {median(m['continuous_prefills'] for m in ms):.0f}"
+                   f" prefills; KV cache {median(m['kv_cache_bytes'] for m in ms) / 2**20:.0f} MiB per task")
+    return out
+
+
 def _pct(values: list[int], q: float) -> int:
     v = sorted(values)
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
@@ -942,10 +980,10 @@ def report_mixed(ctx: dict, results: dict) -> str:
     lengths = ctx["mixed_prompt_tokens"]
     main = results["main"]
     lines = [
-        f"## genai-batch benchmark, mixed workload: model {ctx['model_label']} ({ctx['model_dir']})",
+        f"## genai-batch benchmark, {ctx['workload']} workload: model {ctx['model_label']} ({ctx['model_dir']})",
         "",
         f"{ctx['rows']} prompts in one Parquet file (one input partition), Phi-3 chat markup around random words, "
-        f"prompt tokens log-uniform over 10-500 (seed {ctx['seed']}; min {min(lengths)}, median "
+        f"prompt tokens log-uniform over {ctx.get('prompt_range', (10, 500))[0]}-{ctx.get('prompt_range', (10, 500))[1]} (seed {ctx['seed']}; min {min(lengths)}, median "
         f"{_pct(lengths, 0.5)}, mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}, total {sum(lengths)}); "
         f"greedy, at most {cap} new tokens; {cores} cores (local[{cores}] / {cores} threads); {ctx['repeats']} run(s) "
         f"per system, median (min-max); started {ctx['started']}, took {ctx['took_s']:.0f} s.",
@@ -955,9 +993,11 @@ def report_mixed(ctx: dict, results: dict) -> str:
     eb, en = ctx["engine_batches"], ctx["engine_new_tokens"]
     names = {
         "a": "(a) genai-batch, job defaults" + ("" if ctx["batch"] is None else f" but --batch-size {ctx['batch']}"),
-        "a0": "(a0) genai-batch as before (--partitions input --lookahead-rows 8 --batch-size 8 --batching fixed)",
+        "a0": "(a0) genai-batch, static batches as before (--batching adaptive)",
         "a1": "(a1) genai-batch, job defaults but --batch-size 1 (the seed's answers)",
-        "b": "(b) PySpark spark_udf + seed pyfunc, batch 1, onnxruntime default threads",
+        "b": "(b) PySpark spark_udf + seed pyfunc, as its users run it (the input's partitions)",
+        "b2": f"(b2) PySpark spark_udf + seed pyfunc, rows spread over the cores (repartition({cores}))",
+        "p": f"(p) the limit: engine prefill rate, 128-token prompts, batch 1, {cores} threads x 1 native",
     }
     for b in eb:
         names[f"c{b}"] = (f"(c) engine alone, uniform prompts + {en} new tokens, {cores} threads x 1 native, "
@@ -967,7 +1007,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         return r.get("job_metrics") or r.get("slots")
 
     def slot_cell(runs: list[dict], key: str) -> str:
-        if key == "b":
+        if key in ("b", "b2"):
             return "1 / 1 / 1 (batch 1, no padding)"
         got = [slots(r) for r in runs if slots(r)]
         if not got:
@@ -976,9 +1016,9 @@ def report_mixed(ctx: dict, results: dict) -> str:
         return " / ".join(fmt(median(g.get(x) for g in got), 2) for x in f)
 
     def part_cell(runs: list[dict], key: str) -> str:
-        if key.startswith("c"):
+        if key.startswith("c") or key == "p":
             return f"{cores} threads"
-        if key == "b":
+        if key in ("b", "b2"):
             ps = sorted({r.get("partitions") for r in runs} - {None})
             return f"{'/'.join(str(p) for p in ps) or '?'} (a Python worker per partition)"
         ms = [r.get("job_metrics") for r in runs if r.get("job_metrics")]
@@ -1016,7 +1056,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
     med = {k: {f: median(r.get(f) for r in v) for f in ("total_tok_per_s", "tok_per_s", "e2e_total_tok_per_s")}
            for k, v in main.items() if v}
     # the answers
-    for key in ("a", "a0", "a1", "b"):
+    for key in ("a", "a0", "a1", "b", "b2"):
         runs = main.get(key) or []
         if not runs:
             continue
@@ -1058,15 +1098,29 @@ def report_mixed(ctx: dict, results: dict) -> str:
 
     ratios = []
 
+    def wall_ratio(x: str, y: str) -> float | None:
+        wx = median(r.get("wall_s") for r in main.get(x) or [])
+        wy = median(r.get("wall_s") for r in main.get(y) or [])
+        return wx / wy if wx == wx and wy == wy and wy else None
+
     def ratio(x: str, y: str, f: str) -> float | None:
         if x in med and y in med and med[y][f] and med[y][f] == med[y][f]:
             return med[x][f] / med[y][f]
         return None
-    for x, y in (("a", "b"), ("a", "a0"), ("a1", "b"), ("a", "a1")):
+    for x, y in (("a", "b"), ("a", "b2"), ("a", "a1"), ("a", "a0"), ("a1", "b2")):
         r = ratio(x, y, "total_tok_per_s")
         if r is not None:
             ratios.append(f"{x}/{y}: {r:.2f}x total tok/s ({fmt(ratio(x, y, 'tok_per_s'), 2)}x completion tok/s, "
-                          f"{fmt(ratio(x, y, 'e2e_total_tok_per_s'), 2)}x end to end)")
+                          f"{fmt(ratio(x, y, 'e2e_total_tok_per_s'), 2)}x end to end, "
+                          f"{fmt(wall_ratio(y, x), 2)}x by wall time)")
+    if "p" in med and med["p"]["total_tok_per_s"]:
+        limit = med["p"]["total_tok_per_s"]
+        fractions = ", ".join(f"{k} {med[k]['total_tok_per_s'] / limit:.0%}" for k in ("a", "a0", "a1", "b", "b2")
+                              if k in med)
+        ratios.append(f"useful tokens/s during generation as a share of the limit (p, {limit:.1f} tok/s): {fractions}")
+    for key in ("a", "a0"):
+        for line in breakdown(main.get(key) or []):
+            ratios.append(f"({key}) {line}")
     cs = {b: med[f"c{b}"]["total_tok_per_s"] for b in eb if f"c{b}" in med}
     if cs:
         best = max(cs, key=lambda b: cs[b])

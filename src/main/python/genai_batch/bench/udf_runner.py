@@ -1,7 +1,7 @@
 """System (b): PySpark with ``mlflow.pyfunc.spark_udf`` over the seed-style pyfunc wrapper.
 
     python -m genai_batch.bench.udf_runner --model PYFUNC_DIR --input PARQUET_DIR --output DIR \
-        --new-tokens N --log-dir DIR [--master local[2]]
+        --new-tokens N --log-dir DIR [--master local[2]] [--repartition N]
 
 The seed's way of batch scoring: a SparkSession, ``spark_udf(spark, model, result_type="string",
 env_manager="local")``, ``df.withColumn("response", udf("prompt"))``, written to Parquet. Each
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new-tokens", type=int, required=True)
     p.add_argument("--log-dir", required=True)
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--repartition", type=int, default=0,
+                   help="spread the rows over this many partitions first (a careful user's df.repartition(cores)); "
+                   "0 keeps the input's")
     args = p.parse_args(argv)
 
     import mlflow.pyfunc
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     t2 = time.time()
     df = spark.read.parquet(args.input)
+    if args.repartition > 0:
+        df = df.repartition(args.repartition)
     partitions = df.rdd.getNumPartitions()
     df.withColumn("response", udf("prompt")).write.mode("overwrite").parquet(args.output)
     t3 = time.time()

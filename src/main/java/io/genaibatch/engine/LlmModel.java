@@ -43,7 +43,10 @@ public final class LlmModel implements AutoCloseable {
       .configure(JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
 
   private final GenAiConfig config;
+  /** onnxruntime-genai's model: with the weights, or over the tokenizer stub (then {@link #generatorModel} starts null). */
   private final Model model;
+  /** onnxruntime-genai's model with the weights, for its generator; loaded at first need when stubbed. */
+  private Model generatorModel;
   private final Tokenizer tokenizer;
   private final Set<Integer> eosIds;
   private final Utf8Bridge bridge;
@@ -54,19 +57,21 @@ public final class LlmModel implements AutoCloseable {
   /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
   private Optional<OrtDecoder> decoder;
   private String noDecoder;
+  private boolean warned;
   private boolean closed;
 
   /** Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail. */
-  private LlmModel(GenAiConfig config, Model model, Tokenizer tokenizer, Set<Integer> eosIds, Utf8Bridge bridge,
-      double loadMillis, int intraOpThreads) {
+  private LlmModel(GenAiConfig config, Model model, boolean stubbed, Tokenizer tokenizer, Set<Integer> eosIds,
+      Utf8Bridge bridge, double loadMillis, int intraOpThreads) {
     this.config = config;
     this.model = model;
+    this.generatorModel = stubbed ? null : model;
     this.tokenizer = tokenizer;
     this.eosIds = eosIds;
     this.bridge = bridge;
     this.loadMillis = loadMillis;
     this.intraOpThreads = intraOpThreads;
-    this.staticBatches = new StaticBatches(model, config, eosIds, this::decodeTokens);
+    this.staticBatches = new StaticBatches(this::generatorModel, config, eosIds, this::decodeTokens);
   }
 
   /** The end-of-sequence ids of genai_config.json and of the tokenizer, where it says. */
@@ -87,36 +92,101 @@ public final class LlmModel implements AutoCloseable {
     return load(folder, 0);
   }
 
+  /** Loads for onnxruntime-genai's static batches, as {@link #load(Path, int, boolean)} with false. */
+  public static LlmModel load(Path folder, int intraOpThreads) {
+    return load(folder, intraOpThreads, false);
+  }
+
   /**
    * Checks and loads a model folder.
    *
+   * <p>For continuous batching the decoder graph is opened through onnxruntime itself, and
+   * onnxruntime-genai gets a stub graph in place of the model's (it is needed for the tokenizer
+   * and the chat template only), so the process holds one copy of the weights. Rows that need
+   * onnxruntime-genai's generator (a response format) load its own copy of the weights at their first
+   * window. When the decoder graph is not one the loop can run, the model loads as for static batches.
+   *
    * @param folder the folder that holds {@code genai_config.json}
    * @param intraOpThreads native threads per generation call; 0 keeps the runtime's default
+   * @param continuous whether windows will run through the continuous-batching loop
    * @throws EngineException naming the folder when it is missing, not a model, or corrupt
    */
-  public static LlmModel load(Path folder, int intraOpThreads) {
+  public static LlmModel load(Path folder, int intraOpThreads, boolean continuous) {
     GenAiConfig cfg = GenAiConfig.read(folder);
     NativeLibraries.ensureLoaded();
     long t0 = System.nanoTime();
+    Optional<OrtDecoder> decoder = Optional.empty();
+    String why = null;
+    if (continuous) {
+      StringBuilder reason = new StringBuilder();
+      decoder = openDecoder(cfg, intraOpThreads, reason);
+      why = decoder.isPresent() ? null : reason.toString();
+    }
     Model model = null;
     Tokenizer tok = null;
-    try (Config c = new Config(folder.toString())) {
-      if (intraOpThreads > 0) {
-        c.overlay(
-            "{\"model\":{\"decoder\":{\"session_options\":{\"intra_op_num_threads\":"
-                + intraOpThreads
-                + "}}}}");
-      }
-      model = new Model(c);
+    try {
+      model = genaiModel(folder, intraOpThreads, decoder.isPresent());
       tok = new Tokenizer(model);
       Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
-      return new LlmModel(cfg, model, tok, eosIds(cfg, tok), bridge, (System.nanoTime() - t0) / 1e6, intraOpThreads);
+      LlmModel m = new LlmModel(cfg, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
+          (System.nanoTime() - t0) / 1e6, intraOpThreads);
+      if (continuous) {
+        m.decoder = decoder;
+        m.noDecoder = why;
+      }
+      return m;
     } catch (GenAIException | RuntimeException e) {
       // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
       EngineException failure = new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
       closeAfterFailure(tok, failure);
       closeAfterFailure(model, failure);
+      decoder.ifPresent(d -> closeAfterFailure(d, failure));
       throw failure;
+    }
+  }
+
+  /**
+   * onnxruntime-genai's model of {@code folder}: with its weights, or with the tokenizer stub graph
+   * as its decoder ({@link TokenizerStub}; the folder is named by its real path, so the stub's
+   * relative path from it holds).
+   */
+  private static Model genaiModel(Path folder, int intraOpThreads, boolean stub) throws GenAIException {
+    Path real;
+    try {
+      real = folder.toRealPath();
+    } catch (java.io.IOException e) {
+      throw new EngineException("Cannot read model folder " + folder + ": " + e.getMessage(), e);
+    }
+    try (Config c = new Config(real.toString())) {
+      ObjectNode decoder = JSON.createObjectNode();
+      if (intraOpThreads > 0) {
+        decoder.putObject("session_options").put("intra_op_num_threads", intraOpThreads);
+      }
+      if (stub) {
+        decoder.put("filename", real.relativize(TokenizerStub.file()).toString());
+      }
+      if (!decoder.isEmpty()) {
+        ObjectNode root = JSON.createObjectNode();
+        root.putObject("model").set("decoder", decoder);
+        c.overlay(root.toString());
+      }
+      return new Model(c);
+    }
+  }
+
+  private static Optional<OrtDecoder> openDecoder(GenAiConfig cfg, int threads, StringBuilder why) {
+    try {
+      return DecoderGraph.read(cfg, why).flatMap(g -> {
+        try {
+          return OrtDecoder.open(g, threads, why);
+        } catch (OrtException e) {
+          why.append(e.getMessage());
+          return Optional.empty();
+        }
+      });
+    } catch (RuntimeException | LinkageError e) {
+      why.append(e);
+      return Optional.empty();
     }
   }
 
@@ -270,7 +340,7 @@ public final class LlmModel implements AutoCloseable {
 
   /** Generates for one request, as {@link #generateOne(String, SearchOptions)}. */
   public Generation generateOne(GenerationRequest request) {
-    return score(List.of(request), 2, Batching.FIXED).generations().get(0);
+    return score(List.of(request), 2, loadedForLoop() ? Batching.CONTINUOUS : Batching.FIXED).generations().get(0);
   }
 
   /**
@@ -372,26 +442,39 @@ public final class LlmModel implements AutoCloseable {
   private synchronized Optional<OrtDecoder> decoder() {
     if (decoder == null) {
       StringBuilder why = new StringBuilder();
-      try {
-        decoder = DecoderGraph.read(config, why).flatMap(g -> {
-          try {
-            return OrtDecoder.open(g, intraOpThreads, why);
-          } catch (OrtException e) {
-            why.append(e.getMessage());
-            return Optional.empty();
-          }
-        });
-      } catch (RuntimeException | LinkageError e) {
-        why.append(e);
-        decoder = Optional.empty();
-      }
+      decoder = openDecoder(config, intraOpThreads, why);
       noDecoder = decoder.isPresent() ? null : why.toString();
-      if (noDecoder != null) {
-        LOG.warn("Continuous batching is off for {}: {}; onnxruntime-genai's static batches serve every row",
-            config.folder(), noDecoder);
-      }
+    }
+    if (noDecoder != null && !warned) {
+      warned = true;
+      LOG.warn("Continuous batching is off for {}: {}; onnxruntime-genai's static batches serve every row",
+          config.folder(), noDecoder);
     }
     return decoder;
+  }
+
+  /**
+   * onnxruntime-genai's model with the weights, for rows its generator serves; loaded at the first
+   * such row when the model was loaded for the continuous loop (a second copy of the weights from
+   * then on, logged).
+   */
+  private synchronized Model generatorModel() {
+    if (generatorModel == null) {
+      try {
+        long t0 = System.nanoTime();
+        generatorModel = genaiModel(config.folder(), intraOpThreads, false);
+        LOG.info("Loaded onnxruntime-genai's own copy of {} for rows its generator serves (response formats) in {} ms",
+            config.folder(), Math.round((System.nanoTime() - t0) / 1e6));
+      } catch (GenAIException e) {
+        throw new EngineException("Cannot load model " + config.folder() + ": " + e.getMessage(), e);
+      }
+    }
+    return generatorModel;
+  }
+
+  /** Whether the model was loaded for the continuous loop and the loop can run it. */
+  private synchronized boolean loadedForLoop() {
+    return decoder != null && decoder.isPresent();
   }
 
   /** Why the continuous loop cannot run this model; empty when it can (or was not tried yet). */
@@ -519,6 +602,11 @@ public final class LlmModel implements AutoCloseable {
         }
       }
       tokenizer.close();
+      synchronized (this) {
+        if (generatorModel != null && generatorModel != model) {
+          generatorModel.close();
+        }
+      }
       model.close();
     } finally {
       lock.writeLock().unlock();

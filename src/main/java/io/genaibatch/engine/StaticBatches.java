@@ -24,14 +24,16 @@ import java.util.Set;
  * completions of a request share one batch. A batch ends as soon as all of its rows have ended.
  */
 final class StaticBatches {
-  private final Model model;
+  private final java.util.function.Supplier<Model> models;
   private final GenAiConfig config;
   private final Set<Integer> eosIds;
   private final Completion.Decoder text;
   private final BatchPlanner planner = new BatchPlanner();
 
-  StaticBatches(Model model, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text) {
-    this.model = model;
+  /** @param models onnxruntime-genai's model with the weights, asked for at the first batch */
+  StaticBatches(java.util.function.Supplier<Model> models, GenAiConfig config, Set<Integer> eosIds,
+      Completion.Decoder text) {
+    this.models = models;
     this.config = config;
     this.eosIds = eosIds;
     this.text = text;
@@ -222,6 +224,7 @@ final class StaticBatches {
     GenerationRequest first = batch.get(0).request();
     int stepsRun = 0;
     long prefillEnd;
+    Model model = models.get();
     try (GeneratorParams params = new GeneratorParams(model)) {
       params.setSearchOption("batch_size", rows);
       params.setSearchOption("max_length", maxLength);

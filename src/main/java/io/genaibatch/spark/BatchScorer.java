@@ -118,8 +118,10 @@ public final class BatchScorer {
         : values.below("model_config of " + modelUri, local.mlModel().modelConfig(), Scope.SEARCH, false);
     boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();
     int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
-    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads);
-    return new BatchScorer(spark, spec, local, genai, ScoringOptions.from(settled, chatModel), settled);
+    ScoringOptions options = ScoringOptions.from(settled, chatModel);
+    boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1;
+    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads, continuous);
+    return new BatchScorer(spark, spec, local, genai, options, settled);
   }
 
   /**

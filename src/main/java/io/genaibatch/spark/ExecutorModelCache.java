@@ -127,7 +127,7 @@ public final class ExecutorModelCache {
       local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(Paths.get(spec.cacheDir())));
     }
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
-    LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads());
+    LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.continuous());
     LOADS.incrementAndGet();
     // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.
     e = new Entry(model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);

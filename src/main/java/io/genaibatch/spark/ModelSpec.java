@@ -16,9 +16,10 @@ import java.util.Map;
  * @param mlflowEnv the driver's {@code MLFLOW_TRACKING_*} variables, for executors that lack them
  * @param cacheDir the per-host model cache folder
  * @param intraOpThreads native threads per generation call
+ * @param continuous whether windows run through the continuous-batching loop (the model loads for it)
  */
 public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, String> mlflowEnv, String cacheDir,
-    int intraOpThreads) implements Serializable {
+    int intraOpThreads, boolean continuous) implements Serializable {
 
   /** The driver's MLflow credential variables, copied for the executors. */
   public static Map<String, String> driverMlflowEnv() {
@@ -35,7 +36,7 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
 
   /** The key of the executor-wide cache: same model, same load options, same entry. */
   String cacheKey() {
-    return model.identity() + "|threads=" + intraOpThreads;
+    return model.identity() + "|threads=" + intraOpThreads + "|continuous=" + continuous;
   }
 
   TrackingConnection connect() {
@@ -51,6 +52,6 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
   public String toString() {
     return "ModelSpec[" + model.uri() + " -> " + model.artifactUri() + ", tracking=" + trackingUri
         + ", credentials=" + (mlflowEnv.isEmpty() ? "none" : "<redacted>") + ", cache=" + cacheDir
-        + ", threads=" + intraOpThreads + "]";
+        + ", threads=" + intraOpThreads + ", continuous=" + continuous + "]";
   }
 }

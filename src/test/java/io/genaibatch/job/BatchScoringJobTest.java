@@ -227,7 +227,7 @@ class BatchScoringJobTest extends SparkTestBase {
     for (Setting<?> s : Settings.all()) {
       assertThat(r.out()).contains(s.flags().get(0));
     }
-    assertThat(r.out()).contains("--batch-size=N").contains("(default 8)").contains("(default adaptive)")
+    assertThat(r.out()).contains("--batch-size=N").contains("(default 8)").contains("(default continuous)")
         .contains("(default auto)");
     for (ExitCode c : ExitCode.values()) {
       assertThat(r.out()).contains(c.meaning());
