@@ -67,8 +67,10 @@ final class ContinuousBatches {
       byRequest.add(cs);
       positions = Math.max(positions, r.positions());
     }
-    KvCache cache = buffers.cache(decoder.graph(), batchSize + 1, positions);
-    Loop loop = new Loop(cache, batchSize, start);
+    // A window whose batch would pass the task's cache limit runs fewer rows at a time.
+    int rows = buffers.rowsWithin(decoder.graph(), batchSize, positions);
+    KvCache cache = buffers.cache(decoder.graph(), rows + 1, positions);
+    Loop loop = new Loop(cache, rows, start);
     loop.drain(waiting);
     for (int i = 0; i < requests.size(); i++) {
       PreparedRequest r = requests.get(i);

@@ -10,14 +10,33 @@ public final class DecodeBuffers implements AutoCloseable {
   private KvCache cache;
   private long largestBytes;
 
-  /** Buffers of a caller that is never cancelled. */
+  /** The default limit of {@link #DecodeBuffers(java.util.function.BooleanSupplier, long)}: 4 GiB. */
+  public static final long DEFAULT_LIMIT_BYTES = 4L << 30;
+
+  private final long limitBytes;
+
+  /** Buffers of a caller that is never cancelled, within the default limit. */
   public DecodeBuffers() {
-    this(() -> false);
+    this(() -> false, DEFAULT_LIMIT_BYTES);
   }
 
-  /** @param cancelled whether the owning task was cancelled, checked between decode steps */
-  public DecodeBuffers(java.util.function.BooleanSupplier cancelled) {
+  /**
+   * @param cancelled whether the owning task was cancelled, checked between decode steps
+   * @param limitBytes most bytes of cache; a window needing more runs fewer rows at a time
+   */
+  public DecodeBuffers(java.util.function.BooleanSupplier cancelled, long limitBytes) {
     this.cancelled = cancelled;
+    this.limitBytes = limitBytes;
+  }
+
+  /**
+   * Live rows a window may run at once: {@code batchSize}, fewer when {@code batchSize + 1} regions
+   * of {@code positions} would pass the limit, never fewer than two (the batched kernel path).
+   */
+  int rowsWithin(DecoderGraph graph, int batchSize, int positions) {
+    long perSlot = KvCache.bytes(graph, 1, positions);
+    long fit = limitBytes / Math.max(1, perSlot) - 1;
+    return (int) Math.max(2, Math.min(batchSize, fit));
   }
 
   boolean cancelled() {

@@ -62,6 +62,9 @@ public final class Settings {
   public static final Setting<Integer> BATCH_SIZE = declare("batch_size", Scope.SCORING,
       ValueType.integer(1, 4096), 8, "N", "Prompts per generation call; 1 runs every prompt alone and gives the"
           + " answers of a one-prompt-at-a-time reference such as the pyfunc wrapper");
+  public static final Setting<Integer> KV_CACHE_MB = declare("kv_cache_mb", Scope.SCORING,
+      ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task holds for continuous batching,"
+          + " in MiB; a window whose batch would need more runs fewer rows at a time (at least two)");
   public static final Setting<Integer> LOOKAHEAD_ROWS = declare("lookahead_rows", Scope.SCORING,
       ValueType.integer(1, 1_000_000), 256, "N", "Rows a task reads ahead and sorts by prompt length before cutting"
           + " batches, so batches pad little; a task holds this many rows");

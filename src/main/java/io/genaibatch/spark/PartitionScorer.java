@@ -89,7 +89,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
     LlmModel model = lease.model();
     // The task's key/value cache, reused by its windows and freed when the task ends.
-    DecodeBuffers buffers = new DecodeBuffers(() -> ctx != null && ctx.isInterrupted());
+    DecodeBuffers buffers = new DecodeBuffers(() -> ctx != null && ctx.isInterrupted(),
+        options.kvCacheMb() * 1024L * 1024L);
     DecodeProfile[] profile = {DecodeProfile.NONE};
     Runnable release = () -> {
       buffers.close();

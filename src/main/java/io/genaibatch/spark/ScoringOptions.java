@@ -35,10 +35,11 @@ import java.util.List;
  * @param responseFormat the job's response format, checked on the driver; null for none
  * @param columns the columns named for a row's own options (null where none is named)
  * @param parseResponse add {@code response_parsed}, the answer parsed under {@code responseFormat}
+ * @param kvCacheMb most key/value cache a task holds for continuous batching, MiB
  */
 public record ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
     SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching, List<String> stop,
-    int n, ResponseFormat responseFormat, OptionColumns columns, boolean parseResponse)
+    int n, ResponseFormat responseFormat, OptionColumns columns, boolean parseResponse, int kvCacheMb)
     implements Serializable {
 
   /**
@@ -65,7 +66,8 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
         values.get(Settings.CHAT) || chatModel, values.get(Settings.LOOKAHEAD_ROWS), values.get(Settings.PARTITIONS),
         values.get(Settings.BATCHING), stop == null ? List.of() : stop, values.get(Settings.N),
         responseFormat(values.get(Settings.RESPONSE_FORMAT), Settings.RESPONSE_FORMAT.key() + " (from "
-            + values.source(Settings.RESPONSE_FORMAT) + ")"), columns, values.get(Settings.PARSE_RESPONSE));
+            + values.source(Settings.RESPONSE_FORMAT) + ")"), columns, values.get(Settings.PARSE_RESPONSE),
+        values.get(Settings.KV_CACHE_MB));
   }
 
   /**

@@ -1,6 +1,7 @@
 package io.genaibatch.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.genaibatch.testing.Fixtures;
 import java.nio.file.Files;
@@ -139,6 +140,30 @@ class ContinuousBatchesTest {
     Generation three = together.generations().get(2);
     assertThat(three.choices().get(0).tokenIds()).as("completions draw from their own streams")
         .isNotEqualTo(three.choices().get(1).tokenIds());
+  }
+
+  @Test
+  void aWindowWhoseCacheWouldPassTheLimitRunsFewerRowsWithTheSameAnswers() {
+    List<GenerationRequest> requests = mixed();
+    ScoredWindow free = model.score(requests, 8, Batching.CONTINUOUS);
+    long perSlot = free.profile().kvBytes() / 9;
+    try (DecodeBuffers small = new DecodeBuffers(() -> false, perSlot * 3)) {
+      ScoredWindow cut = model.score(requests, 8, Batching.CONTINUOUS, small);
+      assertThat(cut.profile().kvBytes()).as("two live rows and the spare region").isEqualTo(perSlot * 3);
+      assertThat(small.largestBytes()).isLessThanOrEqualTo(perSlot * 3);
+      assertThat(cut.profile().steps()).isGreaterThan(free.profile().steps());
+      for (int i = 0; i < requests.size(); i++) {
+        assertThat(cut.generations().get(i).tokenIds()).containsExactly(free.generations().get(i).tokenIds());
+      }
+    }
+  }
+
+  @Test
+  void aCancelledTaskStopsBetweenSteps() {
+    try (DecodeBuffers cancelled = new DecodeBuffers(() -> true, DecodeBuffers.DEFAULT_LIMIT_BYTES)) {
+      assertThatThrownBy(() -> model.score(mixed(), 4, Batching.CONTINUOUS, cancelled))
+          .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
+    }
   }
 
   @Test
