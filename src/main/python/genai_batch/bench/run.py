@@ -961,6 +961,12 @@ def breakdown(runs: list[dict]) -> list[str]:
     out = [f"wall {median(r['wall_s'] for r in runs):.1f} s = generation span {median(r['gen_s'] for r in runs):.1f} s"
            f" + outside it {median(r['wall_s'] - r['gen_s'] for r in runs):.1f} s"]
     ms = [r.get("job_metrics") or {} for r in runs]
+    phases = ("phase_start_s", "phase_check_s", "phase_tracking_start_s", "phase_score_s", "phase_read_back_s")
+    if all(m.get("phase_score_s") for m in ms):
+        gen = median(m["generation_s"] for m in ms)
+        parts = ", ".join(f"{k[6:-2].replace('_', ' ')} {median(m.get(k, 0) for m in ms):.1f} s" for k in phases)
+        out.append(f"job steps: {parts} (scoring holds the generation span, {gen:.1f} s; the rest of scoring is "
+                   f"{median(m['phase_score_s'] for m in ms) - gen:.1f} s: tasks' start, model load, writing)")
     if all(m.get("continuous_s") for m in ms):
         keys = ("continuous_prefill_s", "continuous_decode_s", "continuous_choose_s", "continuous_move_s")
         parts = ", ".join(f"{k.split('_')[1]} {median(m[k] for m in ms):.1f} s" for k in keys)

@@ -19,6 +19,7 @@ import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.spark.PartitionScorer;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.time.LocalDateTime;
@@ -61,6 +62,12 @@ final class JobRunner {
 
   private final SparkSession spark;
   private final JobConfig cfg;
+  /**
+   * Seconds of the job's steps before the report: JVM and Spark start, driver checks (model
+   * metadata, input read and digest), the tracking run's start, scoring (model loads and generation
+   * included), reading the output back. The fixed cost of a job is all but the generation span.
+   */
+  private final Map<String, Double> phases = new LinkedHashMap<>();
 
   JobRunner(SparkSession spark, JobConfig cfg) {
     this.spark = spark;
@@ -86,12 +93,18 @@ final class JobRunner {
 
   ExitCode run() {
     long t0 = System.nanoTime();
+    // The JVM's start (and so Spark's) up to here: what a job pays before its first step.
+    phases.put("phase_start_s",
+        (System.currentTimeMillis() - ManagementFactory.getRuntimeMXBean().getStartTime()) / 1e3);
     Checked in = check();
+    phases.put("phase_check_s", (System.nanoTime() - t0) / 1e9);
     RunLogger run = null;
     try {
       String trackingFailure = null;
+      long tracking = System.nanoTime();
       try {
         run = startTracking(in);
+        phases.put("phase_tracking_start_s", (System.nanoTime() - tracking) / 1e9);
       } catch (RuntimeException e) {
         // The scoring is worth more than its record: score and write anyway, then exit 4.
         trackingFailure = e.getMessage();
@@ -99,7 +112,10 @@ final class JobRunner {
             Redact.uri(cfg.trackingUri()), e.getMessage());
       }
       Scored scored = score(in, run);
+      phases.put("phase_score_s", scored.seconds());
+      long back = System.nanoTime();
       Written w = readBack(scored, t0);
+      phases.put("phase_read_back_s", (System.nanoTime() - back) / 1e9);
       Map<String, Double> m = report(in.scorer(), scored, w, (System.nanoTime() - t0) / 1e9);
       if (trackingFailure != null) {
         throw new JobFailure(ExitCode.TRACKING, "the output is complete at " + cfg.get(Settings.OUTPUT)
@@ -285,6 +301,7 @@ final class JobRunner {
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
     m.putAll(schedulingMetrics(scorer, metrics.slots(), scored.seconds(), metrics.generationSpan()));
     m.putAll(decodeMetrics(metrics.profile()));
+    m.putAll(phases);
     m.put("wall_time_s", wallSeconds);
     writeMetricsFile(m);
     System.out.printf("genai-batch: slot efficiency %.1f%% (prefill %.1f%%, decode %.1f%%); %d partitions on %d task"
