@@ -64,8 +64,13 @@ public final class BatchScoringJob {
     try {
       SettingValues values = settle(parsed);
       SparkSession.Builder b = SparkSession.builder().appName("genai-batch " + values.get(Settings.MODEL_URI));
-      if (!new SparkConf().contains("spark.master")) {
+      SparkConf conf = new SparkConf();
+      if (!conf.contains("spark.master")) {
         b.master("local[*]");
+      }
+      if (conf.get("spark.master", "local").startsWith("local") && !conf.contains("spark.ui.enabled")) {
+        // A local job's UI dies with it and costs about a second to start: off unless asked for.
+        b.config("spark.ui.enabled", "false");
       }
       SparkSession spark = b.getOrCreate();
       JobConfig cfg = new JobConfig(BatchScorer.withSparkConf(spark, values));

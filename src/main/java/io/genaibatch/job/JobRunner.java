@@ -16,6 +16,7 @@ import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
+import io.genaibatch.spark.LocalPreload;
 import io.genaibatch.spark.PartitionScorer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -68,6 +69,8 @@ final class JobRunner {
    * included), reading the output back. The fixed cost of a job is all but the generation span.
    */
   private final Map<String, Double> phases = new LinkedHashMap<>();
+  /** The model's load ahead of the tasks, under a local master; null otherwise. */
+  private LocalPreload preload;
 
   JobRunner(SparkSession spark, JobConfig cfg) {
     this.spark = spark;
@@ -144,10 +147,19 @@ final class JobRunner {
    */
   private Checked check() {
     try {
+      long t0 = System.nanoTime();
       BatchScorer scorer = BatchScorer.create(spark, cfg.values());
+      if (spark.sparkContext().isLocal()) {
+        preload = LocalPreload.start(scorer.spec());
+      }
+      long t1 = System.nanoTime();
       Dataset<Row> input = BatchScoringJob.readInput(spark, cfg);
       scorer.check(input.schema());
+      long t2 = System.nanoTime();
       PromptSet set = promptSet(input);
+      phases.put("phase_check_model_s", (t1 - t0) / 1e9);
+      phases.put("phase_check_input_s", (t2 - t1) / 1e9);
+      phases.put("phase_check_digest_s", (System.nanoTime() - t2) / 1e9);
       return new Checked(scorer, input, set.rows(), set.digest());
     } catch (IllegalArgumentException | MlflowException | EngineException e) {
       throw new JobFailure(ExitCode.USAGE, e.getMessage(), e);
@@ -191,6 +203,9 @@ final class JobRunner {
    */
   private Scored score(Checked in, RunLogger run) {
     PartitionScorer.ScoringMetrics metrics = PartitionScorer.ScoringMetrics.register(spark.sparkContext());
+    if (preload != null) {
+      preload.record(metrics);
+    }
     long start = System.nanoTime();
     String output = cfg.get(Settings.OUTPUT);
     String mode = cfg.get(Settings.MODE);
