@@ -2,8 +2,8 @@
 # genai-batch against the seed's way (PySpark + mlflow.pyfunc.spark_udf over the pyfunc wrapper)
 # and against the engine alone, on the same prompts, model, greedy search and cores; prints one
 # table (plus batch scaling, memory as partitions grow and the memory-bandwidth bound):
-#   jobs/benchmark.sh [--workload uniform|mixed] [--model tiny|phi3-mini|phi3-mini-4l|DIR] [--rows N]
-#                     [--new-tokens N] [--repeats K] [--batch-size B] [--systems a,a0,b,c]
+#   jobs/benchmark.sh [--workload uniform|mixed|decode] [--model tiny|phi3-mini|phi3-mini-4l|DIR] [--rows N]
+#                     [--new-tokens N] [--repeats K] [--batch-size B] [--systems a,a0,a1,b,b2,p,c]
 #                     [--batch-sizes 1,2,4,8,16] [--memory-partitions 2,4,8]          (uniform only)
 #                     [--engine-batches 1,8,16] [--engine-new-tokens 32] [--seed 0]   (mixed only)
 #   jobs/benchmark.sh --model tiny --rows 16 --repeats 1     # smoke test, about a minute
@@ -12,8 +12,10 @@
 #   the model's tokenizer) in ONE Parquet file, greedy with at most --new-tokens (256) new tokens, on
 #   --model phi3-mini-4l (Phi-3-mini's shapes, 4 layers, answers that stop at varied lengths;
 #   generated into models/phi3-mini-4l-r03 when missing). Systems: a = the job with its defaults,
-#   a0 = the job as before (--partitions input --lookahead-rows 8 --batch-size 8), b = spark_udf with
-#   onnxruntime's default threads, c = the engine alone on the uniform prompts at --engine-batches.
+#   a0 = the static batches (--batching adaptive), a1 = --batch-size 1, b = spark_udf with onnxruntime's
+#   default threads as its users run it, b2 = spark_udf with the rows spread over the cores, p = the limit
+#   (the engine's prefill rate), c = the engine alone on the uniform prompts at --engine-batches.
+# --workload decode: as mixed with 10-40-token prompts, so answers dominate.
 #   Headline: total (prompt + completion) tokens/s; also cores busy, slot efficiency, a/a0 answers.
 #   jobs/benchmark.sh --workload mixed --model tiny --rows 8 --repeats 1   # smoke test, a few minutes
 #   nice -n 10 jobs/benchmark.sh --workload mixed                          # the real run

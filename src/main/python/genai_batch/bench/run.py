@@ -30,12 +30,14 @@ shapes with 4 layers and a 3% per-step stop rate, generated on demand). Systems:
 
 (a)  genai-batch with its defaults (no ``--batch-size`` unless given: the job's defaults are what
      is measured),
-(a0) genai-batch as it behaved before partitioning, look-ahead and adaptive batching:
-     ``--partitions input --lookahead-rows 8 --batch-size 8 --batching fixed`` (the input's one
-     partition, batches of 8 in arrival order),
+(a0) genai-batch with ``--batching adaptive``: onnxruntime-genai's static batches, the default
+     before continuous batching (its answers must equal (a)'s, checked),
 (a1) genai-batch with ``--batch-size 1``: every prompt alone, the seed's answers, every core,
 (b)  ``mlflow.pyfunc.spark_udf`` over the seed-style wrapper, with onnxruntime's default intra-op
-     threads (as users run it; no one-thread overlay),
+     threads (as users run it; no one-thread overlay), on the input's partitions,
+(b2) the same with the rows spread over the cores first (``repartition(cores)``: a careful user),
+(p)  the limit: the engine's prefill rate (128-token prompts, batch 1, a thread per core), every
+     token at compute-bound speed; each system's useful tokens/s is reported as a share of it,
 (c)  the engine alone on the uniform prompts with ``--engine-new-tokens`` new tokens each (the
      end-of-sequence tokens masked, so every row generates exactly that many) at each of
      ``--engine-batches`` (default 1,8,16): the batch gain of this machine's kernels, the reference
@@ -44,8 +46,10 @@ shapes with 4 layers and a 3% per-step stop rate, generated on demand). Systems:
 Per system: total tokens/s (prompt + completion tokens over the generation window, the headline),
 completion tokens/s, end to end, wall time, the cores busy in the generation window, and for (a)
 and (a0) the slot efficiencies and partitions from the job's ``_genai_batch_metrics.json``; then
-whether (a) and (a0) gave identical answers (joined on ``id``) and the ratios a/b, a/a0, (c)'s
-batch gain and (a) mixed over (c) at its best batch.
+whether (a) and (a0) gave identical answers (joined on ``id``), the ratios a/b, a/b2, a/a1, a/a0,
+the shares of the limit, and where (a)'s and (a0)'s seconds went (job steps; the continuous loop's
+prefills, decode steps, token choice and cache moves). ``--workload decode`` is the mixed workload
+with short prompts (10-40 tokens), so answers dominate.
 """
 from __future__ import annotations
 
@@ -656,9 +660,10 @@ def parse_args(argv):
         prog="jobs/benchmark.sh", description=__doc__.split("\n\n")[0],
         epilog="--workload mixed: --rows (default 32) prompts of 10-500 tokens (log-uniform, Phi-3 chat markup) in "
                "one Parquet file, at most --new-tokens (default 256) new tokens, --model phi3-mini-4l by default; "
-               "systems a (the job's defaults), a0 (the job as before: --partitions input --lookahead-rows 8 "
-               "--batch-size 8), b (spark_udf, onnxruntime's default threads), c (the engine on the uniform "
-               "prompts at --engine-batches). docs/benchmarks.md explains the numbers.")
+               "systems a (the job's defaults), a0 (the static batches: --batching adaptive), a1 (--batch-size 1), "
+               "b (spark_udf, onnxruntime's default threads), b2 (spark_udf over all cores), p (the limit: the "
+               "engine's prefill rate), c (the engine on the uniform prompts at --engine-batches). "
+               "docs/benchmarks.md explains the numbers.")
     p.add_argument("--workload", choices=("uniform", "mixed", "decode"), default="uniform",
                    help="uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens; mixed: prompt "
                    "lengths log-uniform over 10-500 tokens, answers of varied length (see below); decode: as mixed "
