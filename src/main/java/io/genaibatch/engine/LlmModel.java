@@ -28,13 +28,16 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A loaded onnxruntime-genai model and its tokenizer.
+ * A loaded model: its tokenizer and chat template (onnxruntime-genai), and the two ways it
+ * generates: the continuous-batching loop over the decoder graph ({@link ContinuousBatches}, the
+ * default for windows) and onnxruntime-genai's own static batches ({@link StaticBatches}). It checks
+ * each window's requests and sends each good one to a loop.
  *
- * <p>Sharing: one instance serves any number of threads at once; each {@link #generate} call
- * makes its own native generator, which lives and dies inside that call. Lifetime: the model
- * outlives everything made from it; {@link #close()} waits for running calls to end, frees the
- * tokenizer then the model, and is idempotent. Any call after close throws {@link
- * IllegalStateException}.
+ * <p>Sharing: one instance serves any number of threads at once; each call brings its own key/value
+ * cache ({@link DecodeBuffers}) or native generators, which live inside that call or its task.
+ * Lifetime: the model outlives everything made from it; {@link #close()} waits for running calls to
+ * end, frees the decoder session, the tokenizer, then the models, and is idempotent. Any call after
+ * close throws {@link IllegalStateException}.
  */
 public final class LlmModel implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(LlmModel.class);

@@ -106,7 +106,7 @@ class SettingValuesTest {
     assertThatThrownBy(() -> SettingValues.defaults().above("c", Map.of("partitions", "many"), Scope.JOB, true))
         .hasMessage("c: 'partitions' must be auto, input or a whole number >= 1, got 'many'");
     assertThatThrownBy(() -> SettingValues.defaults().above("c", Map.of("batching", "greedy"), Scope.JOB, true))
-        .hasMessage("c: 'batching' must be one of fixed, adaptive, got 'greedy'");
+        .hasMessage("c: 'batching' must be one of continuous, fixed, adaptive, got 'greedy'");
     assertThatThrownBy(() -> SettingValues.defaults().above("c", Map.of("max_new_tokens", "32d"), Scope.SEARCH, true))
         .hasMessageContaining("'max_new_tokens' must be a whole number");
   }
