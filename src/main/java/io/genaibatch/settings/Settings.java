@@ -60,8 +60,9 @@ public final class Settings {
   public static final Setting<Boolean> CHAT = declare("chat", Scope.SCORING, ValueType.bool(), false, "BOOL",
       "Score the messages column with the model's chat template (on by itself for an llm/v1/chat model)");
   public static final Setting<Integer> BATCH_SIZE = declare("batch_size", Scope.SCORING,
-      ValueType.integer(1, 4096), 8, "N", "Prompts per generation call; 1 runs every prompt alone and gives the"
-          + " answers of a one-prompt-at-a-time reference such as the pyfunc wrapper");
+      ValueType.integer(1, 4096), 8, "N", "Rows that decode together (with static batches, prompts per generation"
+          + " call); 1 runs every prompt alone and gives the answers of a one-prompt-at-a-time reference such as the"
+          + " pyfunc wrapper");
   public static final Setting<Integer> KV_CACHE_MB = declare("kv_cache_mb", Scope.SCORING,
       ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task holds for continuous batching,"
           + " in MiB; a window whose batch would need more runs fewer rows at a time (at least two)");
