@@ -60,7 +60,7 @@ public final class BatchScorer {
     this.options = options;
     this.settings = settings;
     this.parsedType = parsedType(options);
-    if (options.responseFormat() != null || options.columns().responseFormat() != null) {
+    if (options.responseFormat() != null || options.columns().containsKey(RowOption.RESPONSE_FORMAT)) {
       // A library without llguidance would generate unconstrained: refuse it here, before scoring,
       // where this JVM can tell (in local mode it is the executors' own).
       NativeGuidance.unavailable().ifPresent(why -> {

@@ -5,10 +5,10 @@ import io.genaibatch.engine.GenerationRequest;
 import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.Setting;
-import io.genaibatch.settings.Settings;
 import java.io.Serializable;
 import java.math.BigDecimal;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,14 +39,10 @@ import org.apache.spark.sql.types.StructType;
 final class RowOptions implements Serializable {
   private static final long serialVersionUID = 1L;
 
-  /**
-   * One option read from a column: which, where, and the key of its setting (for the range and the
-   * message; a key, as settings are not shipped to executors).
-   */
-  private record Column(String option, String name, int index, int field, String settingKey)
-      implements Serializable {
+  /** One option read from a column: which, and where (the column, or a field of the request struct). */
+  private record Column(RowOption option, String name, int index, int field) implements Serializable {
     Setting<?> setting() {
-      return Settings.byKey(settingKey).orElseThrow();
+      return option.setting();
     }
 
     /** The cell's value: the column's, or with {@code field} >= 0 that field of the request struct; null if null. */
@@ -77,23 +73,13 @@ final class RowOptions implements Serializable {
   }
 
   private final ScoringOptions job;
-  private final Column maxTokens;
-  private final Column temperature;
-  private final Column topP;
-  private final Column stop;
-  private final Column n;
-  private final Column format;
+  private final Map<RowOption, Column> columns;
   /** Per-row response formats read so far in this task, by text: the format, or why it is not one. */
   private transient Map<String, Object> formats;
 
-  private RowOptions(ScoringOptions job, Map<String, Column> columns) {
+  private RowOptions(ScoringOptions job, Map<RowOption, Column> columns) {
     this.job = job;
-    this.maxTokens = columns.get("max_tokens");
-    this.temperature = columns.get("temperature");
-    this.topP = columns.get("top_p");
-    this.stop = columns.get("stop");
-    this.n = columns.get("n");
-    this.format = columns.get("response_format");
+    this.columns = columns;
   }
 
   /**
@@ -101,7 +87,7 @@ final class RowOptions implements Serializable {
    * job-wide {@code n} that needs sampling can still hold for it.
    */
   boolean rowsSetNOrTemperature() {
-    return n != null || temperature != null;
+    return columns.containsKey(RowOption.N) || columns.containsKey(RowOption.TEMPERATURE);
   }
 
   /**
@@ -111,20 +97,15 @@ final class RowOptions implements Serializable {
    *     cannot hold its option, and what type it needs
    */
   static RowOptions resolve(ScoringOptions job, StructType input) {
-    ScoringOptions.OptionColumns named = job.columns();
-    Map<String, Column> out = new LinkedHashMap<>();
-    add(out, job, input, "max_tokens", named.maxTokens(), Settings.MAX_TOKENS_COLUMN, Settings.MAX_NEW_TOKENS);
-    add(out, job, input, "temperature", named.temperature(), Settings.TEMPERATURE_COLUMN, Settings.TEMPERATURE);
-    add(out, job, input, "top_p", named.topP(), Settings.TOP_P_COLUMN, Settings.TOP_P);
-    add(out, job, input, "stop", named.stop(), Settings.STOP_COLUMN, Settings.STOP);
-    add(out, job, input, "n", named.n(), Settings.N_COLUMN, Settings.N);
-    add(out, job, input, "response_format", named.responseFormat(), Settings.RESPONSE_FORMAT_COLUMN,
-        Settings.RESPONSE_FORMAT);
+    Map<RowOption, Column> out = new EnumMap<>(RowOption.class);
+    for (RowOption o : RowOption.values()) {
+      add(out, job, input, o, job.columns().get(o));
+    }
     return new RowOptions(job, out);
   }
 
-  private static void add(Map<String, Column> out, ScoringOptions job, StructType input, String option, String named,
-      Setting<String> columnSetting, Setting<?> setting) {
+  private static void add(Map<RowOption, Column> out, ScoringOptions job, StructType input, RowOption o, String named) {
+    String option = o.field();
     String name = named;
     if (name == null) {
       StructType request = requestStruct(job, input);
@@ -132,9 +113,8 @@ final class RowOptions implements Serializable {
           && request.getFieldIndex(option).isDefined()) {
         // The llm/v1/chat request as one struct column: its field of the option's name.
         String where = job.messagesColumn() + "." + option;
-        check(option, where, request.apply(option).dataType());
-        out.put(option, new Column(option, where, input.fieldIndex(job.messagesColumn()),
-            request.fieldIndex(option), setting.key()));
+        check(o, where, request.apply(option).dataType());
+        out.put(o, new Column(o, where, input.fieldIndex(job.messagesColumn()), request.fieldIndex(option)));
         return;
       }
       if (!job.chat() || input.getFieldIndex(option).isEmpty()) {
@@ -143,10 +123,10 @@ final class RowOptions implements Serializable {
       name = option;
     } else if (input.getFieldIndex(name).isEmpty()) {
       throw new IllegalArgumentException("Input has no column '" + name + "' (named by --"
-          + columnSetting.key().replace('_', '-') + "); its columns are " + String.join(", ", input.fieldNames()));
+          + o.column().key().replace('_', '-') + "); its columns are " + String.join(", ", input.fieldNames()));
     }
-    check(option, name, input.apply(name).dataType());
-    out.put(option, new Column(option, name, input.fieldIndex(name), -1, setting.key()));
+    check(o, name, input.apply(name).dataType());
+    out.put(o, new Column(o, name, input.fieldIndex(name), -1));
   }
 
   /**
@@ -161,39 +141,30 @@ final class RowOptions implements Serializable {
         && st.getFieldIndex("messages").isDefined() ? st : null;
   }
 
-  /** Fails when a column (or request field) of type {@code t} can never hold {@code option}. */
-  private static void check(String option, String name, DataType t) {
+  /** Fails when a column (or request field) of type {@code t} can never hold option {@code o}. */
+  private static void check(RowOption o, String name, DataType t) {
     boolean text = DataTypes.StringType.equals(t);
-    boolean ok = switch (option) {
-      case "stop" -> text || (t instanceof ArrayType a && DataTypes.StringType.equals(a.elementType()));
-      case "response_format" -> text;
+    boolean ok = switch (o.cell()) {
+      case STRINGS -> text || (t instanceof ArrayType a && DataTypes.StringType.equals(a.elementType()));
+      case TEXT -> text;
       // Text is let through to the rows: each then says which value is not a number.
-      default -> text || t instanceof NumericType;
+      case NUMBER -> text || t instanceof NumericType;
     };
     if (!ok) {
-      String want = switch (option) {
-        case "stop" -> "array<string> or string";
-        case "response_format" -> "string";
-        default -> "a number";
-      };
-      throw new IllegalArgumentException("Input column '" + name + "' (a row's own " + option + ") has type "
-          + t.simpleString() + "; it needs " + want);
+      throw new IllegalArgumentException("Input column '" + name + "' (a row's own " + o.field() + ") has type "
+          + t.simpleString() + "; it needs " + o.cell().wanted);
     }
   }
 
   /** Whether a row may get more than one completion, so the output needs every completion's text. */
   boolean manyCompletions() {
-    return job.n() > 1 || n != null;
+    return job.n() > 1 || columns.containsKey(RowOption.N);
   }
 
   /** The input columns read as a row's own options, by option. */
   Map<String, String> columns() {
     Map<String, String> m = new LinkedHashMap<>();
-    for (Column c : new Column[] {maxTokens, temperature, topP, stop, n, format}) {
-      if (c != null) {
-        m.put(c.option(), c.name());
-      }
-    }
+    columns.values().forEach(c -> m.put(c.option().field(), c.name()));
     return m;
   }
 
@@ -204,17 +175,17 @@ final class RowOptions implements Serializable {
    */
   GenerationRequest request(Row row, String prompt) throws BadOption {
     SearchOptions own = SearchOptions.DEFAULTS;
-    Integer max = number(row, maxTokens, Integer.class);
+    Integer max = number(row, columns.get(RowOption.MAX_TOKENS), Integer.class);
     if (max != null) {
       own = own.withMaxNewTokens(max);
     }
-    Double temp = number(row, temperature, Double.class);
+    Double temp = number(row, columns.get(RowOption.TEMPERATURE), Double.class);
     if (temp != null) {
       // A row's temperature has the meaning of the llm/v1/chat request it comes from (OpenAI's):
       // above 0 it samples, 0 is greedy (normalized below).
       own = own.withTemperature(temp).withDoSample(temp > 0);
     }
-    Double p = number(row, topP, Double.class);
+    Double p = number(row, columns.get(RowOption.TOP_P), Double.class);
     if (p != null) {
       own = own.withTopP(p);
     }
@@ -224,7 +195,7 @@ final class RowOptions implements Serializable {
       // does), which would make the row greedy whatever its temperature. 0 is no top_k limit.
       search = search.withTopK(0);
     }
-    Integer count = number(row, n, Integer.class);
+    Integer count = number(row, columns.get(RowOption.N), Integer.class);
     ResponseFormat f = format(row);
     return new GenerationRequest(prompt, search, stops(row), count != null ? count : job.n(),
         f == null ? null : f.guidance());
@@ -232,6 +203,7 @@ final class RowOptions implements Serializable {
 
   /** The row's response format: its own, else the job's; null for none. */
   ResponseFormat format(Row row) throws BadOption {
+    Column format = columns.get(RowOption.RESPONSE_FORMAT);
     Object cell = format == null ? null : format.value(row);
     if (cell == null) {
       return job.responseFormat();
@@ -257,6 +229,7 @@ final class RowOptions implements Serializable {
   }
 
   private List<String> stops(Row row) throws BadOption {
+    Column stop = columns.get(RowOption.STOP);
     Object v = stop == null ? null : stop.value(row);
     if (v == null) {
       return job.stop();
@@ -292,7 +265,7 @@ final class RowOptions implements Serializable {
     try {
       return type.cast(c.setting().type().parse(raw));
     } catch (IllegalArgumentException e) {
-      throw new BadOption("column " + c.name() + ": " + c.option() + " " + e.getMessage());
+      throw new BadOption("column " + c.name() + ": " + c.option().field() + " " + e.getMessage());
     }
   }
 }

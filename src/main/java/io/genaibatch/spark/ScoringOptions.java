@@ -12,7 +12,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * How rows are scored, as the driver settled it and the tasks receive it: which columns, batch
@@ -33,21 +35,15 @@ import java.util.List;
  * @param stop the job's stop strings; empty for none
  * @param n the job's completions per row
  * @param responseFormat the job's response format, checked on the driver; null for none
- * @param columns the columns named for a row's own options (null where none is named)
+ * @param columns the columns named for a row's own options, by option (absent where none is named); in
+ *     chat mode a column named like the llm/v1/chat field is used when none is named (see {@link RowOptions})
  * @param parseResponse add {@code response_parsed}, the answer parsed under {@code responseFormat}
  * @param kvCacheMb most key/value cache a task holds for continuous batching, MiB
  */
 public record ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
     SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching, List<String> stop,
-    int n, ResponseFormat responseFormat, OptionColumns columns, boolean parseResponse, int kvCacheMb)
+    int n, ResponseFormat responseFormat, Map<RowOption, String> columns, boolean parseResponse, int kvCacheMb)
     implements Serializable {
-
-  /**
-   * The columns named for a row's own options; in chat mode a column named like the llm/v1/chat
-   * field is used when none is named (see {@link RowOptions}).
-   */
-  public record OptionColumns(String maxTokens, String temperature, String topP, String stop, String n,
-      String responseFormat) implements Serializable {}
 
   /**
    * The options {@code values} settle on.
@@ -58,9 +54,12 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
    */
   public static ScoringOptions from(SettingValues values, boolean chatModel) {
     List<String> stop = values.get(Settings.STOP);
-    OptionColumns columns = new OptionColumns(values.get(Settings.MAX_TOKENS_COLUMN),
-        values.get(Settings.TEMPERATURE_COLUMN), values.get(Settings.TOP_P_COLUMN), values.get(Settings.STOP_COLUMN),
-        values.get(Settings.N_COLUMN), values.get(Settings.RESPONSE_FORMAT_COLUMN));
+    EnumMap<RowOption, String> columns = new EnumMap<>(RowOption.class);
+    for (RowOption o : RowOption.values()) {
+      if (values.get(o.column()) != null) {
+        columns.put(o, values.get(o.column()));
+      }
+    }
     return new ScoringOptions(values.get(Settings.PROMPT_COLUMN), values.get(Settings.MESSAGES_COLUMN),
         values.get(Settings.ID_COLUMN), values.get(Settings.BATCH_SIZE), values.search(),
         values.get(Settings.CHAT) || chatModel, values.get(Settings.LOOKAHEAD_ROWS), values.get(Settings.PARTITIONS),
