@@ -11,13 +11,13 @@ import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.compat.SparkCompat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.api.java.UDF2;
 import org.apache.spark.sql.functions;
-import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 
 /**
@@ -37,14 +37,20 @@ import org.apache.spark.sql.types.StructType;
 public final class GenAiFunctions {
   public static final String NAME = "genai_generate";
 
-  public static final StructType RESULT = new StructType()
-      .add(OutputColumns.RESPONSE, DataTypes.StringType, true)
-      .add(OutputColumns.FINISH_REASON, DataTypes.StringType, false)
-      .add(OutputColumns.PROMPT_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputColumns.COMPLETION_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputColumns.TOTAL_TOKENS, DataTypes.IntegerType, false)
-      .add(OutputColumns.ERROR, DataTypes.StringType, true)
-      .add(OutputColumns.RESPONSES, DataTypes.createArrayType(DataTypes.StringType, false), true);
+  /** The columns of a call's result, as the job's output declares them, then every completion's text. */
+  private static final List<OutputSchema.Field> RESULT_FIELDS = OutputSchema.pick(OutputColumns.RESPONSE,
+      OutputColumns.FINISH_REASON, OutputColumns.PROMPT_TOKENS, OutputColumns.COMPLETION_TOKENS,
+      OutputColumns.TOTAL_TOKENS, OutputColumns.ERROR);
+
+  public static final StructType RESULT = result();
+
+  private static StructType result() {
+    StructType t = new StructType();
+    for (OutputSchema.Field f : RESULT_FIELDS) {
+      t = t.add(f.struct());
+    }
+    return t.add(OutputSchema.RESPONSES);
+  }
 
   private GenAiFunctions() {}
 
@@ -98,7 +104,12 @@ public final class GenAiFunctions {
       r = RowResult.generationFailed(e);
     }
     Object responses = g == null || !g.ok() ? null : SparkCompat.asSeq(g.choices().stream().map(Choice::text).toList());
-    return RowFactory.create(r.response(), r.finishReason(), r.promptTokens(), r.completionTokens(), r.totalTokens(),
-        r.error(), responses);
+    OutputSchema.Scored scored = new OutputSchema.Scored(r, null, null, null, null);
+    Object[] values = new Object[RESULT_FIELDS.size() + 1];
+    for (int i = 0; i < RESULT_FIELDS.size(); i++) {
+      values[i] = RESULT_FIELDS.get(i).value().apply(scored);
+    }
+    values[RESULT_FIELDS.size()] = responses;
+    return RowFactory.create(values);
   }
 }

@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Function;
+import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
@@ -15,18 +17,42 @@ import org.apache.spark.sql.types.StructType;
  */
 public final class OutputSchema {
 
-  static final List<StructField> FIELDS = List.of(
-      DataTypes.createStructField(OutputColumns.RESPONSE, DataTypes.StringType, true),
-      DataTypes.createStructField(OutputColumns.FINISH_REASON, DataTypes.StringType, false),
-      DataTypes.createStructField(OutputColumns.PROMPT_TOKENS, DataTypes.IntegerType, false),
-      DataTypes.createStructField(OutputColumns.COMPLETION_TOKENS, DataTypes.IntegerType, false),
-      DataTypes.createStructField(OutputColumns.TOTAL_TOKENS, DataTypes.IntegerType, false),
-      DataTypes.createStructField(OutputColumns.LATENCY_MS, DataTypes.DoubleType, false),
-      DataTypes.createStructField(OutputColumns.ERROR, DataTypes.StringType, true),
-      DataTypes.createStructField(OutputColumns.MODEL_URI, DataTypes.StringType, false),
-      DataTypes.createStructField(OutputColumns.MODEL_VERSION, DataTypes.StringType, true),
-      DataTypes.createStructField(OutputColumns.RUN_ID, DataTypes.StringType, true),
-      DataTypes.createStructField(OutputColumns.SCORED_AT, DataTypes.TimestampType, false));
+  /** What a scored row's output columns are made of: its result and the job's metadata. */
+  record Scored(RowResult result, String modelUri, String modelVersion, String runId, Object scoredAt) {}
+
+  /** One output column: its name, type and nullability, and its value for a scored row. */
+  record Field(String name, DataType type, boolean nullable, Function<Scored, Object> value) {
+    StructField struct() {
+      return DataTypes.createStructField(name, type, nullable);
+    }
+  }
+
+  /** The output columns, in order: each declared here once, with how its value is had. */
+  static final List<Field> FIELDS = List.of(
+      new Field(OutputColumns.RESPONSE, DataTypes.StringType, true, s -> s.result().response()),
+      new Field(OutputColumns.FINISH_REASON, DataTypes.StringType, false, s -> s.result().finishReason()),
+      new Field(OutputColumns.PROMPT_TOKENS, DataTypes.IntegerType, false, s -> s.result().promptTokens()),
+      new Field(OutputColumns.COMPLETION_TOKENS, DataTypes.IntegerType, false, s -> s.result().completionTokens()),
+      new Field(OutputColumns.TOTAL_TOKENS, DataTypes.IntegerType, false, s -> s.result().totalTokens()),
+      new Field(OutputColumns.LATENCY_MS, DataTypes.DoubleType, false, s -> s.result().latencyMs()),
+      new Field(OutputColumns.ERROR, DataTypes.StringType, true, s -> s.result().error()),
+      new Field(OutputColumns.MODEL_URI, DataTypes.StringType, false, Scored::modelUri),
+      new Field(OutputColumns.MODEL_VERSION, DataTypes.StringType, true, Scored::modelVersion),
+      new Field(OutputColumns.RUN_ID, DataTypes.StringType, true, Scored::runId),
+      new Field(OutputColumns.SCORED_AT, DataTypes.TimestampType, false, Scored::scoredAt));
+
+  /** Every completion's text, in prompt mode when rows may ask for several. */
+  static final StructField RESPONSES = DataTypes.createStructField(OutputColumns.RESPONSES,
+      DataTypes.createArrayType(DataTypes.StringType, false), true);
+
+  /** The output columns named {@code names}, in that order, as {@link #FIELDS} declares them. */
+  static List<Field> pick(String... names) {
+    List<Field> out = new ArrayList<>(names.length);
+    for (String n : names) {
+      out.add(FIELDS.stream().filter(f -> f.name().equals(n)).findFirst().orElseThrow());
+    }
+    return out;
+  }
 
   private static final StructType MESSAGE = new StructType()
       .add("role", DataTypes.StringType, false)
@@ -75,10 +101,10 @@ public final class OutputSchema {
   }
 
   private static List<StructField> added(boolean chat, boolean manyCompletions, StructType parsed) {
-    List<StructField> all = new ArrayList<>(FIELDS);
+    List<StructField> all = new ArrayList<>();
+    FIELDS.forEach(f -> all.add(f.struct()));
     if (!chat && manyCompletions) {
-      all.add(DataTypes.createStructField(OutputColumns.RESPONSES,
-          DataTypes.createArrayType(DataTypes.StringType, false), true));
+      all.add(RESPONSES);
     }
     if (chat) {
       all.add(DataTypes.createStructField(OutputColumns.CHAT_COMPLETION, CHAT_COMPLETION_TYPE, true));

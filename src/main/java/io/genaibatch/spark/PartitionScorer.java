@@ -203,17 +203,10 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         values[c] = r.get(c);
       }
       int i = r.length();
-      values[i++] = result.response();
-      values[i++] = result.finishReason();
-      values[i++] = result.promptTokens();
-      values[i++] = result.completionTokens();
-      values[i++] = result.totalTokens();
-      values[i++] = result.latencyMs();
-      values[i++] = result.error();
-      values[i++] = modelUri;
-      values[i++] = modelVersion;
-      values[i++] = runId;
-      values[i++] = scoredAt;
+      OutputSchema.Scored scored = new OutputSchema.Scored(result, modelUri, modelVersion, runId, scoredAt);
+      for (OutputSchema.Field f : OutputSchema.FIELDS) {
+        values[i++] = f.value().apply(scored);
+      }
       if (options.chat()) {
         values[i] = result.ok() ? chatCompletion(g, now.getTime() / 1000) : null;
       } else if (many) {
