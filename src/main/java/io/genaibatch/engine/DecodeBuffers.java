@@ -2,8 +2,9 @@ package io.genaibatch.engine;
 
 /**
  * The key/value cache a task keeps across its windows: allocated at the first window that needs
- * one, reused while a window fits in it, replaced by a larger one when a window needs more
- * positions or slots. Close it when the task ends. One task (thread) at a time.
+ * one, reused while a window fits in it, replaced by one of the window's own shape when it does not
+ * (more positions or slots), always within the task's limit. Close it when the task ends. One task
+ * (thread) at a time.
  */
 public final class DecodeBuffers implements AutoCloseable {
   private final java.util.function.BooleanSupplier cancelled;
@@ -48,10 +49,9 @@ public final class DecodeBuffers implements AutoCloseable {
     if (cache != null && cache.slots() >= slots && cache.capacity() >= positions) {
       return cache;
     }
-    int capacity = Math.max(positions, cache == null ? 0 : cache.capacity());
-    int regions = Math.max(slots, cache == null ? 0 : cache.slots());
+    // Exactly what this window asks for: a union of two windows' shapes could pass the limit.
     close();
-    cache = new KvCache(graph, regions, capacity);
+    cache = new KvCache(graph, slots, positions);
     largestBytes = Math.max(largestBytes, cache.bytes());
     return cache;
   }
