@@ -93,20 +93,29 @@ final class TokenChooser {
     return best;
   }
 
-  /** Samples among the top_k tokens (all when 0), then the top_p nucleus, at the temperature. */
+  /**
+   * Samples among the top_k tokens (all when 0), then the top_p nucleus, at the temperature. Only the
+   * candidates are ordered: none when every token is one (top_k 0, top_p 1), the top_k by a bounded
+   * selection, all of them for a nucleus of every token; each as primitives, this runs once per row
+   * and step.
+   */
   private int draw(float[] logits) {
-    Integer[] order = candidates(logits);
-    double max = logits[order[0]];
-    double[] p = new double[order.length];
+    int[] order = candidates(logits);
+    int count = order == null ? logits.length : order.length;
+    float max = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < count; i++) {
+      max = Math.max(max, logits[id(order, i)]);
+    }
+    double[] p = new double[count];
     double sum = 0;
-    for (int i = 0; i < order.length; i++) {
-      p[i] = Math.exp((logits[order[i]] - max) / temperature);
+    for (int i = 0; i < count; i++) {
+      p[i] = Math.exp((logits[id(order, i)] - max) / temperature);
       sum += p[i];
     }
-    int keep = order.length;
-    if (topP < 1.0) {
+    int keep = count;
+    if (topP < 1.0 && order != null) {
       double acc = 0;
-      for (int i = 0; i < order.length; i++) {
+      for (int i = 0; i < count; i++) {
         acc += p[i] / sum;
         if (acc >= topP) {
           keep = i + 1;
@@ -122,19 +131,61 @@ final class TokenChooser {
     for (int i = 0; i < keep; i++) {
       u -= p[i];
       if (u < 0) {
-        return order[i];
+        return id(order, i);
       }
     }
-    return order[keep - 1];
+    return id(order, keep - 1);
   }
 
-  /** Token ids by logit, largest first (ties by id); only the top_k when it limits them. */
-  private Integer[] candidates(float[] logits) {
-    Integer[] ids = new Integer[logits.length];
-    for (int i = 0; i < ids.length; i++) {
-      ids[i] = i;
+  private static int id(int[] order, int i) {
+    return order == null ? i : order[i];
+  }
+
+  /**
+   * Candidate token ids by logit, largest first (ties by id): the top_k when it limits them, every
+   * token when a nucleus must be cut; null (every token, in id order) when neither limits them.
+   */
+  private int[] candidates(float[] logits) {
+    boolean limitK = topK > 0 && topK < logits.length;
+    if (!limitK && topP >= 1.0) {
+      return null;
     }
-    Arrays.sort(ids, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
-    return topK > 0 && topK < ids.length ? Arrays.copyOf(ids, topK) : ids;
+    int k = limitK ? topK : logits.length;
+    // A key per token that sorts largest logit first, then smallest id: the float's bits mapped to an
+    // int of the same signed order, inverted, in the high half; the id in the low half.
+    long[] keys = new long[logits.length];
+    for (int i = 0; i < logits.length; i++) {
+      int bits = Float.floatToIntBits(logits[i]);
+      int ordered = bits >= 0 ? bits : bits ^ 0x7FFFFFFF;
+      keys[i] = ((long) ~ordered << 32) | (i & 0xFFFFFFFFL);
+    }
+    if (limitK) {
+      keys = smallest(keys, k);
+    }
+    Arrays.sort(keys);
+    int[] out = new int[k];
+    for (int i = 0; i < k; i++) {
+      out[i] = (int) keys[i];
+    }
+    return out;
+  }
+
+  /** The {@code k} smallest keys, unordered: a bounded max-heap, one pass. */
+  private static long[] smallest(long[] keys, int k) {
+    java.util.PriorityQueue<Long> heap = new java.util.PriorityQueue<>(k, java.util.Comparator.reverseOrder());
+    for (long key : keys) {
+      if (heap.size() < k) {
+        heap.add(key);
+      } else if (key < heap.peek()) {
+        heap.poll();
+        heap.add(key);
+      }
+    }
+    long[] out = new long[heap.size()];
+    int i = 0;
+    for (long key : heap) {
+      out[i++] = key;
+    }
+    return out;
   }
 }
