@@ -63,8 +63,9 @@ final class TokenChooser {
   /** The next token; {@code logits} may be changed. */
   int choose(float[] logits, int[] prompt, int[] answer, int answerLength) {
     if (penalty != 1f) {
-      penalize(logits, prompt, prompt.length);
-      penalize(logits, answer, answerLength);
+      boolean[] seen = new boolean[logits.length];
+      penalize(logits, seen, prompt, prompt.length);
+      penalize(logits, seen, answer, answerLength);
     }
     if (!sample || topK == 1) {
       return argmax(logits);
@@ -72,8 +73,8 @@ final class TokenChooser {
     return draw(logits);
   }
 
-  private void penalize(float[] logits, int[] tokens, int count) {
-    boolean[] seen = new boolean[logits.length];
+  /** Penalizes each token of {@code tokens} not {@code seen} yet: once, whether in the prompt, the answer or both. */
+  private void penalize(float[] logits, boolean[] seen, int[] tokens, int count) {
     for (int i = 0; i < count; i++) {
       int t = tokens[i];
       if (t >= 0 && t < logits.length && !seen[t]) {

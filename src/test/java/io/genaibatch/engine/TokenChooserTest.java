@@ -66,4 +66,15 @@ class TokenChooserTest {
     // 1 and 3 tie at 2.0; 1 is in the prompt, so it falls to 0.5 and 3 wins.
     assertThat(c.choose(LOGITS.clone(), new int[] {1}, new int[] {0}, 0)).isEqualTo(3);
   }
+
+  @Test
+  void aTokenInBothThePromptAndTheAnswerIsPenalizedOnce() {
+    SearchOptions o = SearchOptions.greedy(4).withRepetitionPenalty(2.0);
+    TokenChooser c = TokenChooser.of(CONFIG, o, new int[] {1}, 0);
+    // Token 1 (2.0) is in the prompt and the answer: once penalized it is 1.0, level with token 5
+    // (1.0), which wins no tie (1 comes first); twice penalized (0.5) it would lose to 5.
+    float[] logits = LOGITS.clone();
+    logits[3] = -1f;
+    assertThat(c.choose(logits, new int[] {1}, new int[] {1}, 1)).isEqualTo(1);
+  }
 }
