@@ -412,12 +412,6 @@ public final class LlmModel implements AutoCloseable {
    * @throws EngineException for an empty window or a batch size below 1
    */
   public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching) {
-    if (requests == null || requests.isEmpty()) {
-      throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
-    }
-    if (batchSize < 1) {
-      throw new EngineException("Batch size must be at least 1, got " + batchSize);
-    }
     try (DecodeBuffers buffers = new DecodeBuffers()) {
       return score(requests, batchSize, batching, buffers);
     }

@@ -114,13 +114,9 @@ final class OrtDecoder implements AutoCloseable {
       total = Math.max(total, cached[r] + fed[r]);
     }
     long[] mask = new long[rows * total];
-    long[] pos = new long[rows * width];
     for (int r = 0; r < rows; r++) {
       for (int t = 0; t < cached[r] + fed[r]; t++) {
         mask[r * total + t] = 1;
-      }
-      for (int t = 0; t < width; t++) {
-        pos[r * width + t] = Math.min(cached[r] + t, cached[r] + fed[r] - 1);
       }
     }
     OnnxTensor[] kv = cache.view(env, from, rows);
@@ -128,7 +124,8 @@ final class OrtDecoder implements AutoCloseable {
     Map<String, OnnxValue> pinned = new HashMap<>();
     try (OnnxTensor idT = OnnxTensor.createTensor(env, LongBuffer.wrap(ids), new long[] {rows, width});
         OnnxTensor maskT = OnnxTensor.createTensor(env, LongBuffer.wrap(mask), new long[] {rows, total});
-        OnnxTensor posT = positions ? OnnxTensor.createTensor(env, LongBuffer.wrap(pos), new long[] {rows, width}) : null) {
+        OnnxTensor posT = positions ? OnnxTensor.createTensor(env, LongBuffer.wrap(positionIds(rows, width, cached, fed)),
+            new long[] {rows, width}) : null) {
       in.put(graph.inputIds(), idT);
       in.put(graph.attentionMask(), maskT);
       if (posT != null) {
@@ -145,6 +142,17 @@ final class OrtDecoder implements AutoCloseable {
         return lastLogits(logits, rows, width, fed);
       }
     }
+  }
+
+  /** Position ids, for graphs that take them: each row's own, padding repeating its last. */
+  private static long[] positionIds(int rows, int width, int[] cached, int[] fed) {
+    long[] pos = new long[rows * width];
+    for (int r = 0; r < rows; r++) {
+      for (int t = 0; t < width; t++) {
+        pos[r * width + t] = Math.min(cached[r] + t, cached[r] + fed[r] - 1);
+      }
+    }
+    return pos;
   }
 
   /** Each row's logits at its last real token; the graph gives all positions or only the last. */
