@@ -1,74 +1,145 @@
 #!/usr/bin/env bash
 # Runs every test: sets up .venv (pinned PyPI packages) and runs the Maven test suite, which
 # starts what it needs itself (a local MLflow server, Spark local[2], and, in the integration
-# tests after `package`, a standalone cluster running the shaded job jar). The full suite runs on
-# the Spark of .venv (4.0.4, the Spark 4 jar); then, on every other runtime of
-# src/main/python/runtimes.txt (its own .venv-NAME, installed here), the jar of that runtime's
-# Spark line goes through the integration tests that run it through that runtime's spark-submit,
-# spark-shell and JShell: RuntimeJobIT (input to output, error rows, exit codes, resume, a jar of
-# the other line refused), ClusterIT (one model load per executor), NotebooksIT's Scala and Java
-# notebooks (the Transformer and the SQL function). On Spark 3.5 the 3.5 jar is built first and
-# NotebookApiTest (Transformer, Pipeline save/load, SQL function) runs in-process on Spark 3.5.0.
-#   jobs/test.sh [mvn args for the full suite]
-#   GENAI_BATCH_RUNTIMES=none jobs/test.sh         the full suite only
-#   GENAI_BATCH_RUNTIMES=spark3.5 jobs/test.sh     the full suite and that runtime only
-#   GENAI_BATCH_FULL_SUITE=0 jobs/test.sh          the extra runtimes only (needs a built Spark 4
-#                                                  jar and test classes: mvn -DskipTests package)
-# Ends with a table: runtime, jar, result, seconds; exits non-zero when any part failed.
+# tests after `package`, a standalone cluster running the shaded job jar). docs/testing.md says
+# what each leg and each expensive test proves, and what was measured.
+#
+#   jobs/test.sh [mvn args]          everything (the README's test command; .ci/run runs this)
+#   jobs/test.sh --fast [mvn args]   the inner loop: the tests not tagged slow (@Slow), then one
+#                                    job end to end through jobs/run-local.sh (a few minutes)
+#   GENAI_BATCH_RUNTIMES=none jobs/test.sh       the full suite only
+#   GENAI_BATCH_RUNTIMES=spark3.5 jobs/test.sh   the full suite and that runtime only
+#   GENAI_BATCH_FULL_SUITE=0 jobs/test.sh        the extra runtimes only (needs a built Spark 4
+#                                                jar and test classes: mvn -DskipTests package)
+#
+# The legs: the full suite on the Spark of .venv (4.0.4, the Spark 4 jar; two test JVMs at once);
+# then every other runtime of src/main/python/runtimes.txt (its own .venv-NAME, installed here), all
+# at once, each running only what differs there: the jar of its Spark line through that runtime's
+# spark-submit (RuntimeJobIT) and spark-shell (the Scala notebook), and, once per Spark line the full
+# suite did not cover, the two-worker cluster (ClusterIT). On Spark 3.5 the 3.5 jar is built first
+# and NotebookApiTest (Transformer, Pipeline save/load, SQL function) runs in-process on Spark 3.5.0.
+# Ends with a table per leg (result, wall seconds) and the slowest test classes (from the JUnit
+# reports kept under target/test-times); exits non-zero when any part failed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+fast=0
+if [[ "${1:-}" == "--fast" ]]; then
+  fast=1; shift
+fi
 SKIP_BUILD=1 jobs/setup.sh
 
-RUNTIME_ITS="RuntimeJobIT,ClusterIT,NotebooksIT#scalaNotebookRunsInSparkShellAgainstTheRegistry+javaNotebookRunsThroughJShell"
-rows=()
-failed=0
-# part NAME JAR COMMAND...: runs COMMAND, adds a row to the summary.
-part() {
-  local name="$1" jar="$2" start=$SECONDS result=ok
-  shift 2
-  echo "[test] === $name ($jar): $*"
-  "$@" || { result=FAILED; failed=1; }
-  rows+=("$(printf '%-32s %-32s %-7s %6d' "$name" "$jar" "$result" $((SECONDS - start)))")
+TIMES="$ROOT/target/test-times"
+rm -rf "$TIMES"
+mkdir -p "$TIMES"
+legs=0
+
+# next_leg NAME: sets LEG to the folder of the next leg, target/test-times/NN-NAME.
+next_leg() {
+  legs=$((legs + 1))
+  LEG="$TIMES/$(printf '%02d' "$legs")-${1//[^A-Za-z0-9.]/_}"
+  mkdir -p "$LEG"
 }
 
+# row DIR NAME JAR RESULT SECONDS: the leg's line of the closing table.
+row() {
+  echo "$5" > "$1/wall"
+  echo "$2" > "$1/name"
+  printf '%-34s %-32s %-7s %6d\n' "$2" "$3" "$4" "$5" > "$1/row"
+}
+
+# part DIR NAME JAR REPORT_DIRS COMMAND...: runs COMMAND as leg NAME; keeps its wall time, result and
+# the JUnit reports it wrote under REPORT_DIRS (space-separated) in DIR.
+part() {
+  local dir="$1" name="$2" jar="$3" reports="$4" start=$SECONDS result=ok
+  shift 4
+  touch "$dir/started"
+  echo "[test] === $name ($jar): $*"
+  "$@" || result=FAILED
+  row "$dir" "$name" "$jar" "$result" $((SECONDS - start))
+  for r in $reports; do
+    if [[ -d "$r" ]]; then
+      find "$r" -maxdepth 1 -name 'TEST-*.xml' -newer "$dir/started" -exec cp {} "$dir/" \;
+    fi
+  done
+  [[ "$result" == ok ]]
+}
+
+# in_background NAME JAR REPORT_DIRS COMMAND...: part, in the background (its pid in $!), with its
+# output in its leg's folder, shown whole when it ends: legs that run at once never interleave lines.
+in_background() {
+  next_leg "$1"
+  local dir="$LEG"
+  ( if part "$dir" "$@" > "$dir/output.log" 2>&1; then code=0; else code=1; fi
+    cat "$dir/output.log"; exit $code ) &
+}
+
+summary() {
+  echo
+  printf '%-34s %-32s %-7s %6s\n' leg jar result seconds
+  cat "$TIMES"/*/row
+  echo
+  .venv/bin/python src/test/python/test_times.py "$TIMES"
+}
+
+if [[ "$fast" == 1 ]]; then
+  failed=0
+  next_leg fast-tests
+  part "$LEG" "fast: tests not tagged slow" target/classes target/surefire-reports \
+    mvn -B test -DexcludedGroups=slow "$@" || failed=1
+  next_leg fast-job
+  part "$LEG" "fast: one job end to end" genai-batch-spark4_2.13.jar "" jobs/run-local.sh --max-tokens 8 || failed=1
+  summary
+  exit "$failed"
+fi
+
+failed=0
 if [[ "${GENAI_BATCH_FULL_SUITE:-1}" != 0 ]]; then
-  part "spark4.0.4 (.venv): full suite" genai-batch-spark4_2.13.jar mvn -B verify "$@"
+  next_leg full-suite
+  part "$LEG" "spark4.0.4 (.venv): full suite" genai-batch-spark4_2.13.jar "target/surefire-reports target/failsafe-reports" \
+    mvn -B verify "$@" || failed=1
 fi
 
 runtimes="${GENAI_BATCH_RUNTIMES:-all}"
 if [[ "$runtimes" != none ]]; then
   start=$SECONDS
+  next_leg runtime-venvs
   if SKIP_BUILD=1 jobs/setup.sh --runtimes "$runtimes"; then
-    rows+=("$(printf '%-32s %-32s %-7s %6d' "runtime venvs ($runtimes)" - ok $((SECONDS - start)))")
+    row "$LEG" "runtime venvs ($runtimes)" - ok $((SECONDS - start))
     [[ "$runtimes" == all ]] && runtimes="$(grep -v '^[[:space:]]*\(#\|$\)' src/main/python/runtimes.txt | awk '{print $1}' | paste -sd,)"
     IFS=, read -ra names <<< "$runtimes"
+    pids=()
     for name in "${names[@]}"; do
       home="$(".venv-$name/bin/python" -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')"
       core="$(cd "$home/jars" && ls spark-core_*.jar | head -n 1)"   # spark-core_2.12-3.5.9.jar
       version="${core#spark-core_*-}"; version="${version%.jar}"
+      its="RuntimeJobIT,NotebooksIT#scalaNotebookRunsInSparkShellAgainstTheRegistry"
       case "$core" in
         spark-core_2.12-3.5.*)
-          # Builds the 3.5 jar (classes under target/spark3.5), then the ITs against it.
-          part "$name ($version): ITs" genai-batch-spark3.5_2.12.jar \
+          # The 3.5 jar (classes under target/spark3.5), then the ITs against it, the cluster too:
+          # the full suite ran the Spark 4 line only.
+          in_background "$name ($version): ITs" genai-batch-spark3.5_2.12.jar \
+            "target/spark3.5/surefire-reports target/spark3.5/failsafe-reports" \
             mvn -B -Pspark3.5 -Dtest=NotebookApiTest -Dsurefire.failIfNoSpecifiedTests=false \
-              -Dit.test="$RUNTIME_ITS" -Dgenaibatch.spark.home="$home" verify ;;
+              -Dit.test="$its,ClusterIT" -Dgenaibatch.spark.home="$home" verify ;;
         spark-core_2.13-4.*)
           # The Spark 4 jar the full suite built, on this runtime's Spark (test-compile: up to date).
-          part "$name ($version): ITs" genai-batch-spark4_2.13.jar \
-            mvn -B -Dit.test="$RUNTIME_ITS" -Dgenaibatch.spark.home="$home" test-compile \
+          in_background "$name ($version): ITs" genai-batch-spark4_2.13.jar "target/failsafe-reports" \
+            mvn -B -Dit.test="$its" -Dgenaibatch.spark.home="$home" test-compile \
               failsafe:integration-test failsafe:verify ;;
         *) echo "[test] $name: no jar for $core" >&2
-           rows+=("$(printf '%-32s %-32s %-7s %6d' "$name" - FAILED 0)"); failed=1 ;;
+           next_leg "$name"; row "$LEG" "$name" - FAILED 0; failed=1; continue ;;
       esac
+      pids+=($!)
+    done
+    for pid in "${pids[@]+"${pids[@]}"}"; do
+      wait "$pid" || failed=1
     done
   else
-    rows+=("$(printf '%-32s %-32s %-7s %6d' "runtime venvs ($runtimes)" - FAILED $((SECONDS - start)))")
+    row "$LEG" "runtime venvs ($runtimes)" - FAILED $((SECONDS - start))
     failed=1
   fi
 fi
 
-echo
-printf '%-32s %-32s %-7s %6s\n' runtime jar result seconds
-printf '%s\n' "${rows[@]}"
+summary
 exit "$failed"

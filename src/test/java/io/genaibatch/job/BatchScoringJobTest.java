@@ -9,6 +9,7 @@ import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
 import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -255,6 +256,7 @@ class BatchScoringJobTest extends SparkTestBase {
     }
   }
 
+  @Slow
   @Test
   void aJobKilledHalfwayThenResumedScoresEveryRowExactlyOnce(@TempDir Path tmp) throws Exception {
     String input = writePrompts(tmp, 40, true);

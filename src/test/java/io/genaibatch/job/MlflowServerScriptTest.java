@@ -14,6 +14,7 @@ import io.genaibatch.mlflow.ModelUri;
 import io.genaibatch.mlflow.ResolvedModel;
 import io.genaibatch.mlflow.TrackingConnection;
 import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.Slow;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.net.ServerSocket;
@@ -34,6 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
  * answer its input example is marked failed and not registered; {@code stop} ends the server for
  * good, also while a worker is busy with a request.
  */
+@Slow
 class MlflowServerScriptTest {
   private static String script(Map<String, String> env, String... args) throws Exception {
     ProcessBuilder pb = new ProcessBuilder("bash", Fixtures.projectDir().resolve("jobs/mlflow-server.sh").toString());

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
+import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -22,6 +23,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Two nightly runs in a row: evaluation, comparison in MLflow, and a threshold that fails the run. */
+@Slow
 class NightlyEvaluationTest extends SparkTestBase {
   static final ObjectMapper JSON = new ObjectMapper();
 

@@ -9,6 +9,7 @@ import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.spark.ExecutorModelCache;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
+import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
 import java.awt.image.BufferedImage;
 import java.net.ServerSocket;
@@ -35,6 +36,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Every scoring run is a complete MLflow run: read back with MLflow's Python client. */
+@Slow
 class TrackingTest extends SparkTestBase {
 
   /** The run id the job wrote into its output's run_id column: one run, on every row. */

@@ -13,6 +13,7 @@ import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
+import io.genaibatch.testing.Slow;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -32,6 +33,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A model logged by MLflow's Python API as the seed does, resolved, fetched and run from Java. */
+@Slow
 class MlflowModelsTest {
   static final ObjectMapper JSON = new ObjectMapper();
   static MlflowServer server;

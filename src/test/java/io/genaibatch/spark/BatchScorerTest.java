@@ -10,6 +10,7 @@ import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
+import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -105,6 +106,7 @@ class BatchScorerTest extends SparkTestBase {
     assertThat(metrics.rows()).isEqualTo(20);
   }
 
+  @Slow
   @Test
   void aChatModelLoggedByPythonIsScoredInChatModeAndAnswersLikeItsPyfunc(@TempDir Path tmp) throws Exception {
     MlflowServer server = MlflowServer.shared();

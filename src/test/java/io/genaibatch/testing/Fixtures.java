@@ -8,11 +8,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import io.genaibatch.common.Sha256;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.spark.BatchScorer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,23 +39,47 @@ public final class Fixtures {
   }
 
   /**
-   * The fixture script's {@code kernel-paths} model (hidden 1024, ~160 MB), made once per build
-   * under target/: wide enough that int4 kernels answer a lone row differently from a batched one.
+   * The fixture script's {@code kernel-paths} model (hidden 1024, ~160 MB), made once under
+   * target/models/ and kept there, named by a digest of the script and its options (a changed script
+   * makes a new one): wide enough that int4 kernels answer a lone row differently from a batched one.
+   * Safe for test JVMs that run at once: each makes its own temporary folder and the first to move
+   * its folder into place wins; the others drop theirs.
    */
   public static synchronized Path kernelPathsModel() throws IOException, InterruptedException {
-    Path dir = projectDir().resolve("target/models/kernel-paths");
-    if (!Files.isRegularFile(dir.resolve("genai_config.json"))) {
-      Path tmp = projectDir().resolve("target/models/kernel-paths.tmp");
-      Process p = new ProcessBuilder(python().toString(),
-          projectDir().resolve("src/main/python/genai_batch/make_tiny_phi3.py").toString(),
-          "--size", "kernel-paths", "--out", tmp.toString()).redirectErrorStream(true).start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
-        throw new IllegalStateException("make_tiny_phi3.py --size kernel-paths failed: " + out);
+    Path script = projectDir().resolve("src/main/python/genai_batch/make_tiny_phi3.py");
+    List<String> options = List.of("--size", "kernel-paths");
+    String key = Sha256.hexPrefix(Files.readString(script) + "\0" + options, 12);
+    Path dir = projectDir().resolve("target/models/kernel-paths-" + key);
+    if (Files.isRegularFile(dir.resolve("genai_config.json"))) {
+      return dir;
+    }
+    Path tmp = projectDir().resolve("target/models/kernel-paths-" + key + ".tmp-" + ProcessHandle.current().pid());
+    List<String> cmd = new ArrayList<>(List.of(python().toString(), script.toString()));
+    cmd.addAll(options);
+    cmd.addAll(List.of("--out", tmp.toString()));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      throw new IllegalStateException("make_tiny_phi3.py --size kernel-paths failed: " + out);
+    }
+    try {
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException another) {
+      // Another test JVM put its copy in place first: use that one.
+      if (!Files.isRegularFile(dir.resolve("genai_config.json"))) {
+        throw another;
       }
-      Files.move(tmp, dir);
+      deleteTree(tmp);
     }
     return dir;
+  }
+
+  private static void deleteTree(Path root) throws IOException {
+    try (var paths = Files.walk(root)) {
+      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
   }
 
   /**
