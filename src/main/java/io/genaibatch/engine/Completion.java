@@ -10,6 +10,9 @@ import java.util.Set;
  * why it ended, and its answer once it has.
  */
 final class Completion {
+  /** Characters at the end of a decoded text that the next token may still change (an incomplete UTF-8 sequence). */
+  private static final int PARTIAL_CHARACTER = 4;
+
   /** Decodes token ids to text, as the model's tokenizer does (special tokens dropped). */
   interface Decoder {
     String decode(int[] tokens) throws GenAIException;
@@ -25,6 +28,8 @@ final class Completion {
   /** Where a stop string starts in the decoded text, when one ended the completion; else -1. */
   private int cutAt = -1;
   private String text;
+  /** Characters of the decoded text already searched for stop strings. */
+  private int searched;
   private double latencyMs;
   /** Positions of this completion in its cache region (continuous loop only). */
   int cached;
@@ -69,8 +74,11 @@ final class Completion {
 
   /**
    * Whether this completion has ended with the token just added: an end-of-sequence token, its
-   * token budget, or the first appearance of one of its stop strings in its decoded text (checked
-   * on the whole text, as a stop string can span tokens). An ended completion records when.
+   * token budget, or the first appearance of one of its stop strings in its decoded text (a stop
+   * string can span tokens). Only the text's new tail is searched, from a stop string's length
+   * before where the last search ended (and a few characters more, as the last token's bytes may
+   * have completed a character): each token costs the stop strings' length, not the answer's.
+   * An ended completion records when.
    */
   boolean ends(Set<Integer> eosIds, Decoder decoder, double atMs) throws GenAIException {
     if (endReason(eosIds, decoder)) {
@@ -90,11 +98,12 @@ final class Completion {
       String decoded = decoder.decode(generated());
       int cut = -1;
       for (String str : stop) {
-        int k = decoded.indexOf(str);
+        int k = decoded.indexOf(str, Math.max(0, searched - str.length() - PARTIAL_CHARACTER));
         if (k >= 0 && (cut < 0 || k < cut)) {
           cut = k;
         }
       }
+      searched = decoded.length();
       if (cut >= 0) {
         text = decoded;
         cutAt = cut;

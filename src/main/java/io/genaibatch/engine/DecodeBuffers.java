@@ -30,6 +30,11 @@ public final class DecodeBuffers implements AutoCloseable {
     this.limitBytes = limitBytes;
   }
 
+  /** Most bytes of key/value cache this task may hold. */
+  long limitBytes() {
+    return limitBytes;
+  }
+
   /**
    * Live rows a window may run at once: {@code batchSize}, fewer when {@code batchSize + 1} regions
    * of {@code positions} would pass the limit, never fewer than two (the batched kernel path).

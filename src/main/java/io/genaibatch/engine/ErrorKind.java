@@ -22,6 +22,11 @@ public enum ErrorKind {
    * a value it can take, or asks what the search cannot do ({@code n} above 1 with greedy search).
    */
   BAD_OPTION,
+  /**
+   * The row asks for more than a job's limit allows ({@link RowLimits}): new tokens in all, key/value
+   * cache, stop strings, a response format's size or nesting.
+   */
+  OVER_LIMIT,
   /** The answer reached its token budget before its response format was complete. */
   INCOMPLETE_RESPONSE
 }

@@ -69,6 +69,31 @@ public record GenAiConfig(
     return Optional.empty();
   }
 
+  /**
+   * Refuses a model folder whose {@code genai_config.json} names a custom operator library (a native
+   * library that onnxruntime would load into the job: a model folder that carries code) unless
+   * {@code allowed}.
+   *
+   * @throws EngineException naming the file, the library and the setting that allows it
+   */
+  public static void checkCustomOps(Path dir, boolean allowed) {
+    if (allowed) {
+      return;
+    }
+    Path file = dir.resolve(FILE_NAME);
+    JsonNode library;
+    try {
+      library = JSON.readTree(file.toFile()).findValue("custom_ops_library");
+    } catch (IOException e) {
+      throw new EngineException("Cannot read " + file + ": " + e.getMessage(), e);
+    }
+    if (library != null && !library.isNull()) {
+      throw new EngineException(file + " names a custom operator library, " + library + ": native code that"
+          + " onnxruntime would load into the job. genai-batch loads it only when the job allows it:"
+          + " --allow-custom-ops (allow_custom_ops: true), for a model folder you trust");
+    }
+  }
+
   /** True when {@code dir} holds a {@code genai_config.json}. */
   public static boolean isModelFolder(Path dir) {
     return dir != null && Files.isRegularFile(dir.resolve(FILE_NAME));

@@ -422,13 +422,23 @@ public final class LlmModel implements AutoCloseable {
    * buffers} (a task's, reused across its windows) and its cancellation checked between steps.
    */
   public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeBuffers buffers) {
+    return score(requests, batchSize, batching, buffers, RowLimits.NONE);
+  }
+
+  /**
+   * As {@link #score(List, int, Batching, DecodeBuffers)}, a row that asks for more than {@code
+   * limits} allow (new tokens in all, key/value cache against {@code buffers}' limit) coming back as
+   * its error instead of running.
+   */
+  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeBuffers buffers,
+      RowLimits limits) {
     if (requests == null || requests.isEmpty()) {
       throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
     }
     if (batchSize < 1) {
       throw new EngineException("Batch size must be at least 1, got " + batchSize);
     }
-    return read(() -> doScore(requests, batchSize, batching, buffers));
+    return read(() -> doScore(requests, batchSize, batching, buffers, limits));
   }
 
   /**
@@ -479,8 +489,14 @@ public final class LlmModel implements AutoCloseable {
     return Optional.ofNullable(noDecoder);
   }
 
+  /** Key/value bytes of one position of one row; 0 when the continuous loop's graph is not loaded. */
+  private synchronized long kvBytesPerPosition() {
+    return loadedForLoop() ? decoder.get().graph().bytesPerPosition() : 0;
+  }
+
   private ScoredWindow doScore(List<GenerationRequest> requests, int batchSize, Batching batching,
-      DecodeBuffers buffers) throws GenAIException {
+      DecodeBuffers buffers, RowLimits limits) throws GenAIException {
+    long kvPerPosition = kvBytesPerPosition();
     int n = requests.size();
     Generation[] out = new Generation[n];
     int context = config.contextLength();
@@ -518,7 +534,13 @@ public final class LlmModel implements AutoCloseable {
         continue;
       }
       int cap = opts.maxNewTokens() == null ? Integer.MAX_VALUE : opts.maxNewTokens();
-      good.add(new PreparedRequest(i, tokens, TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens()), cap, req));
+      int budget = TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens());
+      Optional<String> breach = limits.tokensBreach(req.n(), len, budget, kvPerPosition, buffers.limitBytes());
+      if (breach.isPresent()) {
+        out[i] = Generation.failed(i, len, ErrorKind.OVER_LIMIT, breach.get());
+        continue;
+      }
+      good.add(new PreparedRequest(i, tokens, budget, cap, req));
     }
     List<PreparedRequest> continuous = new ArrayList<>();
     List<PreparedRequest> staticRows = new ArrayList<>();

@@ -28,7 +28,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Pattern;
-import java.util.regex.PatternSyntaxException;
 
 /**
  * What a user asks the answers to look like, parsed and checked before any model runs: a JSON
@@ -86,7 +85,9 @@ public final class ResponseFormat implements Serializable {
 
   private static final Map<VersionFlag, JsonSchemaFactory> FACTORIES = new ConcurrentHashMap<>();
 
-  private static final Pattern LARK_START = Pattern.compile("(?m)^\\s*start\\s*:");
+  // Blanks only, not \\s: \\s also takes line ends, and a run of them would be scanned again from
+  // every line start (quadratic in the grammar's length).
+  private static final Pattern LARK_START = Pattern.compile("(?m)^[ \\t]*start[ \\t]*:");
 
   private static final String EXAMPLE_JSON =
       "'{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\",\"schema\":{\"type\":\"object\","
@@ -108,7 +109,7 @@ public final class ResponseFormat implements Serializable {
 
   private transient volatile JsonNode schemaNode;
   private transient volatile JsonSchema validator;
-  private transient volatile Pattern pattern;
+  private transient volatile com.google.re2j.Pattern pattern;
 
   private ResponseFormat(Kind kind, String body, String canonical) {
     this.kind = kind;
@@ -323,18 +324,18 @@ public final class ResponseFormat implements Serializable {
   }
 
   /**
-   * Checks the syntax with {@link java.util.regex.Pattern}. llguidance's regex dialect (Rust's
-   * {@code regex} crate) is close to Java's but not the same (no look-around or back-references
-   * there, some escapes differ), so this catches syntax errors only; the native side has the last
-   * word when the generator is made.
+   * Checks the syntax with RE2/J, whose dialect is RE2's: like llguidance's (Rust's {@code regex}
+   * crate), it has no look-around or back-references, and it matches in time linear in the answer's
+   * length, without recursion: no pattern can hang a task or overflow its stack. The native side has
+   * the last word when the generator is made.
    */
   private static ResponseFormat regex(String regex, String where) {
     if (regex.isEmpty()) {
       throw refuse(where, "has an empty regex", "'regex:(yes|no)'");
     }
     try {
-      Pattern.compile(regex);
-    } catch (PatternSyntaxException e) {
+      com.google.re2j.Pattern.compile(regex);
+    } catch (com.google.re2j.PatternSyntaxException e) {
       throw refuse(where, "has a regex that does not compile: " + e.getDescription() + " near index " + e.getIndex()
           + " of " + regex, "'regex:(yes|no)'");
     }
@@ -485,13 +486,47 @@ public final class ResponseFormat implements Serializable {
     return v;
   }
 
-  private Pattern pattern() {
-    Pattern p = pattern;
+  private com.google.re2j.Pattern pattern() {
+    com.google.re2j.Pattern p = pattern;
     if (p == null) {
-      p = Pattern.compile(body);
+      p = com.google.re2j.Pattern.compile(body);
       pattern = p;
     }
     return p;
+  }
+
+  /**
+   * How deep {@code text} nests, read as the format it is: a regex's groups, a Lark grammar's
+   * parentheses and brackets (outside quoted literals), a JSON text's objects and arrays (outside
+   * strings). One pass, no parsing: a row's format is measured before anything parses it.
+   */
+  public static int nestingDepth(String text) {
+    String t = text.strip();
+    boolean regex = t.startsWith("regex:");
+    boolean quotes = !regex;
+    int depth = 0;
+    int deepest = 0;
+    boolean quoted = false;
+    boolean inClass = false;
+    for (int i = 0; i < t.length(); i++) {
+      char c = t.charAt(i);
+      if (c == '\\') {
+        i++;
+      } else if (quoted) {
+        quoted = c != '"';
+      } else if (quotes && c == '"') {
+        quoted = true;
+      } else if (regex && inClass) {
+        inClass = c != ']';
+      } else if (regex && c == '[') {
+        inClass = true;
+      } else if (c == '(' || (!regex && (c == '[' || c == '{'))) {
+        deepest = Math.max(deepest, ++depth);
+      } else if (c == ')' || (!regex && (c == ']' || c == '}'))) {
+        depth = Math.max(0, depth - 1);
+      }
+    }
+    return deepest;
   }
 
   @Override

@@ -1,6 +1,7 @@
 package io.genaibatch.job;
 
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.common.Redact;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.settings.Setting.Scope;
 import io.genaibatch.settings.Setting;
@@ -63,7 +64,7 @@ public final class BatchScoringJob {
   private static int run(ParseResult parsed, PrintWriter err) {
     try {
       SettingValues values = settle(parsed);
-      SparkSession.Builder b = SparkSession.builder().appName("genai-batch " + values.get(Settings.MODEL_URI));
+      SparkSession.Builder b = SparkSession.builder().appName("genai-batch " + Redact.uri(values.get(Settings.MODEL_URI)));
       SparkConf conf = new SparkConf();
       if (!conf.contains("spark.master")) {
         b.master("local[*]");

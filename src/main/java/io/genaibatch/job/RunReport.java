@@ -3,6 +3,7 @@ package io.genaibatch.job;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.common.Redact;
 import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.settings.Setting;
@@ -66,10 +67,12 @@ final class RunReport {
       Map<String, Object> effective = new LinkedHashMap<>(scorer.settings().effective(Setting.Scope.JOB));
       effective.put(Settings.TRACKING_URI.key(), Map.of("value", String.valueOf(Redact.uri(cfg.trackingUri())),
           "source", scorer.settings().source(Settings.TRACKING_URI)));
+      effective.put(Settings.MODEL_URI.key(), Map.of("value", String.valueOf(Redact.uri(cfg.get(Settings.MODEL_URI))),
+          "source", scorer.settings().source(Settings.MODEL_URI)));
       effective.put("settled_search", scorer.options().search().asMap());
       effective.put("chat", scorer.options().chat());
       effective.put("resolved_model", Map.of(
-          "artifact_uri", scorer.spec().model().artifactUri(),
+          "artifact_uri", String.valueOf(Redact.uri(scorer.spec().model().artifactUri())),
           "version", String.valueOf(scorer.spec().model().versionLabel()),
           "driver_metadata_folder", scorer.localModel().genaiDir().toString()));
       Path conf = tmp.resolve("effective_config.yaml");

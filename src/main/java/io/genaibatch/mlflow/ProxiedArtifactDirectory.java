@@ -2,6 +2,7 @@ package io.genaibatch.mlflow;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.common.Redact;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
@@ -20,6 +21,8 @@ import java.util.List;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.X509TrustManager;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The tracking server's proxied artifact store ({@code mlflow server --serve-artifacts}), over
@@ -27,6 +30,7 @@ import javax.net.ssl.X509TrustManager;
  * MLflow's Java client shells out to Python for artifacts; this does not.
  */
 final class ProxiedArtifactDirectory implements ArtifactDirectory {
+  private static final Logger LOG = LoggerFactory.getLogger(ProxiedArtifactDirectory.class);
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String API = "/api/2.0/mlflow-artifacts/artifacts";
 
@@ -44,21 +48,44 @@ final class ProxiedArtifactDirectory implements ArtifactDirectory {
     this.http = http;
   }
 
+  /**
+   * The directory {@code uri} names, on the tracking server or on the host the URI names. The
+   * tracking server's credentials go to the tracking server's own host and port only: a URI that
+   * names another host (a registry entry anyone who can register a version may write) is fetched
+   * without them, and a directory that carries them follows no redirect.
+   */
   static ProxiedArtifactDirectory of(String uri, TrackingConnection tracking) {
     URI u = URI.create(uri);
+    URI server = URI.create(tracking.host());
+    String scheme = server.getScheme() == null ? "http" : server.getScheme();
     String base = tracking.host();
-    if (u.getAuthority() != null && !u.getAuthority().isEmpty()) {
-      String scheme = URI.create(base).getScheme();
-      base = (scheme == null ? "http" : scheme) + "://" + u.getAuthority();
+    String authorization = tracking.authorization();
+    if (u.getHost() != null && !sameServer(scheme, u, server)) {
+      base = scheme + "://" + u.getHost() + (u.getPort() < 0 ? "" : ":" + u.getPort());
+      if (authorization != null) {
+        LOG.warn("Artifacts {} are on {}, not on the tracking server's host {}: fetched without the tracking"
+            + " server's credentials", Redact.uri(uri), base, server.getHost());
+        authorization = null;
+      }
     }
     String p = u.getPath() == null ? "" : u.getPath();
     p = p.replaceAll("^/+", "").replaceAll("/+$", "");
-    return new ProxiedArtifactDirectory(uri.replaceAll("/+$", ""), base, p, tracking.authorization(), client(tracking.insecureTls()));
+    return new ProxiedArtifactDirectory(uri.replaceAll("/+$", ""), base, p, authorization,
+        client(tracking.insecureTls(), authorization != null));
   }
 
-  private static HttpClient client(boolean insecure) {
+  /** Whether {@code artifacts} names the host and port of {@code server} (a missing port: the scheme's). */
+  private static boolean sameServer(String scheme, URI artifacts, URI server) {
+    int fallback = "https".equals(scheme) ? 443 : 80;
+    return artifacts.getHost().equalsIgnoreCase(server.getHost())
+        && (artifacts.getPort() < 0 ? fallback : artifacts.getPort())
+            == (server.getPort() < 0 ? fallback : server.getPort());
+  }
+
+  private static HttpClient client(boolean insecure, boolean credentials) {
+    // A redirect could lead credentials to another host: a directory that carries them follows none.
     HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(20))
-        .followRedirects(HttpClient.Redirect.NORMAL);
+        .followRedirects(credentials ? HttpClient.Redirect.NEVER : HttpClient.Redirect.NORMAL);
     if (insecure) {
       try {
         SSLContext ctx = SSLContext.getInstance("TLS");
@@ -181,6 +208,11 @@ final class ProxiedArtifactDirectory implements ArtifactDirectory {
   private String send(HttpRequest req, String what) throws IOException {
     try {
       HttpResponse<String> r = http.send(req, HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() / 100 == 3) {
+        throw new MlflowException("Cannot " + what + ": " + base + " redirected to "
+            + r.headers().firstValue("Location").map(l -> Redact.uri(l)).orElse("nowhere")
+            + ", which genai-batch does not follow with the tracking server's credentials");
+      }
       if (r.statusCode() / 100 != 2) {
         throw new MlflowException("Cannot " + what + ": HTTP " + r.statusCode() + " " + r.body().strip());
       }

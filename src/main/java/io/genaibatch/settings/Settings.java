@@ -35,6 +35,9 @@ public final class Settings {
       "URI", "MLflow tracking server (else MLFLOW_TRACKING_URI)");
   public static final Setting<String> CACHE_DIR = declare("cache_dir", Scope.SCORING, ValueType.text(), null, "DIR",
       "Per-host model cache folder (default $TMPDIR/genai-batch-models-$USER)");
+  public static final Setting<Boolean> ALLOW_CUSTOM_OPS = declare("allow_custom_ops", Scope.SCORING, ValueType.bool(),
+      false, "BOOL", "Load a model whose genai_config.json names a custom operator library (native code from the"
+          + " model folder); refused by default");
 
   // --- input and output of the job
   public static final Setting<String> INPUT = declare("input", Scope.JOB, ValueType.text(), null, "PATH|TABLE",
@@ -107,6 +110,21 @@ public final class Settings {
   public static final Setting<String> RESPONSE_FORMAT = declare("response_format", Scope.SEARCH, ValueType.text(), null,
       "FORMAT|@FILE", "Constrain every answer: a JSON Schema, OpenAI's {\"type\":\"json_schema\",...},"
           + " regex:PATTERN or lark:GRAMMAR, inline or @file (docs/structured-output.md)");
+
+  // --- what one row may ask for, whatever its cells say (a breach is that row's error, naming the limit)
+  public static final Setting<Integer> MAX_ROW_TOKENS = declare("max_row_tokens", Scope.SCORING,
+      ValueType.integer(1, Integer.MAX_VALUE), 32768, "N", "Most new tokens one row may ask for in all: its n times"
+          + " its token budget (max_tokens, or what the context leaves); its n completions' key/value cache must also"
+          + " fit in --kv-cache-mb");
+  public static final Setting<Integer> MAX_STOP_STRINGS = declare("max_stop_strings", Scope.SCORING,
+      ValueType.integer(1, 10_000), 16, "N", "Most stop strings one row may give");
+  public static final Setting<Integer> MAX_STOP_CHARS = declare("max_stop_chars", Scope.SCORING,
+      ValueType.integer(1, 1_000_000), 256, "N", "Longest stop string one row may give, in characters");
+  public static final Setting<Integer> MAX_FORMAT_CHARS = declare("max_format_chars", Scope.SCORING,
+      ValueType.integer(1, Integer.MAX_VALUE), 65536, "N", "Longest response format one row may give, in characters");
+  public static final Setting<Integer> MAX_FORMAT_DEPTH = declare("max_format_depth", Scope.SCORING,
+      ValueType.integer(1, 10_000), 32, "N", "Deepest nesting of one row's response format: JSON objects and arrays,"
+          + " regex groups, grammar parentheses");
 
   // --- a row's own options, from columns (in chat mode the llm/v1/chat fields, when the input has them)
   public static final Setting<String> MAX_TOKENS_COLUMN = declare("max_tokens_column", Scope.SCORING,

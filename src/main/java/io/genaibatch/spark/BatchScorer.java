@@ -114,13 +114,16 @@ public final class BatchScorer {
       local = ModelFetcher.fetchMetadata(resolved, conn, new ModelCache(Paths.get(cache)));
     }
     GenAiConfig genai = GenAiConfig.read(local.genaiDir(), local::has);
+    boolean allowCustomOps = values.get(Settings.ALLOW_CUSTOM_OPS);
+    GenAiConfig.checkCustomOps(local.genaiDir(), allowCustomOps);
     SettingValues settled = local.mlModel() == null ? values
         : values.below("model_config of " + modelUri, local.mlModel().modelConfig(), Scope.SEARCH, false);
     boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();
     int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
     ScoringOptions options = ScoringOptions.from(settled, chatModel);
     boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1;
-    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads, continuous);
+    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads, continuous,
+        allowCustomOps);
     return new BatchScorer(spark, spec, local, genai, options, settled);
   }
 

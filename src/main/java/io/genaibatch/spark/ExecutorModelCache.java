@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
@@ -127,6 +128,8 @@ public final class ExecutorModelCache {
       local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(Paths.get(spec.cacheDir())));
     }
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
+    // Checked again here: the executor loads its own copy of the folder, not the driver's.
+    GenAiConfig.checkCustomOps(local.genaiDir(), spec.allowCustomOps());
     LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.continuous());
     LOADS.incrementAndGet();
     // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.

@@ -17,9 +17,10 @@ import java.util.Map;
  * @param cacheDir the per-host model cache folder
  * @param intraOpThreads native threads per generation call
  * @param continuous whether windows run through the continuous-batching loop (the model loads for it)
+ * @param allowCustomOps whether a model folder may name a custom operator library (native code)
  */
 public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, String> mlflowEnv, String cacheDir,
-    int intraOpThreads, boolean continuous) implements Serializable {
+    int intraOpThreads, boolean continuous, boolean allowCustomOps) implements Serializable {
 
   /** The driver's MLflow credential variables, copied for the executors. */
   public static Map<String, String> driverMlflowEnv() {
@@ -52,6 +53,6 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
   public String toString() {
     return "ModelSpec[" + model.uri() + " -> " + model.artifactUri() + ", tracking=" + trackingUri
         + ", credentials=" + (mlflowEnv.isEmpty() ? "none" : "<redacted>") + ", cache=" + cacheDir
-        + ", threads=" + intraOpThreads + ", continuous=" + continuous + "]";
+        + ", threads=" + intraOpThreads + ", continuous=" + continuous + ", allowCustomOps=" + allowCustomOps + "]";
   }
 }

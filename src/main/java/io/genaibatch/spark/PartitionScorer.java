@@ -1,10 +1,11 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.common.ProcessMemory;
+import io.genaibatch.common.Redact;
 import io.genaibatch.engine.ChatMessage;
+import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.DecodeBuffers;
 import io.genaibatch.engine.DecodeProfile;
-import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.GenerationRequest;
@@ -60,7 +61,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     this.spec = spec;
     this.options = options;
     this.inputSchema = inputSchema;
-    this.modelUri = spec.model().uri().raw();
+    this.modelUri = Redact.uri(spec.model().uri().raw());
     this.modelVersion = spec.model().versionLabel();
     this.runId = runId;
     this.java8Time = java8Time;
@@ -166,6 +167,9 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           formats[k] = rowOptions.format(r);
         } catch (RowOptions.BadOption e) {
           rowFailures[k] = Generation.failed(k, 0, ErrorKind.BAD_OPTION, e.getMessage());
+        } catch (RuntimeException | StackOverflowError e) {
+          // A row's own cells broke a check in a way no rule names: that row's error, never the task's.
+          rowFailures[k] = Generation.failed(k, 0, ErrorKind.BAD_OPTION, "the row's options cannot be read: " + e);
         }
       }
       // A failed row has nothing to generate: the engine answers a null prompt at once, and the row
@@ -177,7 +181,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     RowResult windowFailure = null;
     try {
       long startMs = System.currentTimeMillis();
-      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching(), buffers);
+      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching(), buffers, options.limits());
       gens = scored.generations();
       profile = scored.profile();
       if (metrics != null) {

@@ -3,6 +3,7 @@ package io.genaibatch.spark;
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.GenerationRequest;
 import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.RowLimits;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.Setting;
 import java.io.Serializable;
@@ -74,7 +75,10 @@ final class RowOptions implements Serializable {
 
   private final ScoringOptions job;
   private final Map<RowOption, Column> columns;
-  /** Per-row response formats read so far in this task, by text: the format, or why it is not one. */
+  /** Distinct response formats a task keeps parsed: the most recently used. */
+  private static final int FORMATS_KEPT = 64;
+
+  /** Per-row response formats read lately in this task, by text: the format, or why it is not one. */
   private transient Map<String, Object> formats;
 
   private RowOptions(ScoringOptions job, Map<RowOption, Column> columns) {
@@ -212,8 +216,25 @@ final class RowOptions implements Serializable {
     if (ResponseFormat.isPlainText(text)) {
       return null;
     }
+    RowLimits limits = job.limits();
+    if (text.length() > limits.maxFormatChars()) {
+      throw new BadOption("column " + format.name() + ": the response format has " + text.length()
+          + " characters, above the limit of --max-format-chars " + limits.maxFormatChars());
+    }
+    int depth = ResponseFormat.nestingDepth(text);
+    if (depth > limits.maxFormatDepth()) {
+      throw new BadOption("column " + format.name() + ": the response format nests " + depth
+          + " levels deep, above the limit of --max-format-depth " + limits.maxFormatDepth());
+    }
     if (formats == null) {
-      formats = new HashMap<>();
+      formats = new LinkedHashMap<>(16, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Object> eldest) {
+          return size() > FORMATS_KEPT;
+        }
+      };
     }
     Object f = formats.computeIfAbsent(text, t -> {
       try {
@@ -234,19 +255,23 @@ final class RowOptions implements Serializable {
     if (v == null) {
       return job.stop();
     }
-    if (v instanceof String s) {
-      if (s.isEmpty()) {
-        throw new BadOption("column " + stop.name() + ": a stop string must not be empty");
-      }
-      return List.of(s);
+    List<Object> list = v instanceof String s ? List.of(s) : stop.list(row);
+    RowLimits limits = job.limits();
+    if (list.size() > limits.maxStopStrings()) {
+      throw new BadOption("column " + stop.name() + ": " + list.size() + " stop strings, above the limit of"
+          + " --max-stop-strings " + limits.maxStopStrings());
     }
-    List<Object> list = stop.list(row);
     List<String> out = new ArrayList<>(list.size());
     for (Object o : list) {
-      if (o == null || o.toString().isEmpty()) {
-        throw new BadOption("column " + stop.name() + ": a stop string must not be null or empty, got " + list);
+      String text = o == null ? "" : o.toString();
+      if (text.isEmpty()) {
+        throw new BadOption("column " + stop.name() + ": a stop string must not be null or empty");
       }
-      out.add(o.toString());
+      if (text.length() > limits.maxStopChars()) {
+        throw new BadOption("column " + stop.name() + ": a stop string of " + text.length() + " characters, above"
+            + " the limit of --max-stop-chars " + limits.maxStopChars());
+      }
+      out.add(text);
     }
     return out;
   }

@@ -3,6 +3,7 @@ package io.genaibatch.spark;
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.RowLimits;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
@@ -39,11 +40,12 @@ import java.util.Map;
  *     chat mode a column named like the llm/v1/chat field is used when none is named (see {@link RowOptions})
  * @param parseResponse add {@code response_parsed}, the answer parsed under {@code responseFormat}
  * @param kvCacheMb most key/value cache a task holds for continuous batching, MiB
+ * @param limits what one row may ask for
  */
 public record ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
     SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching, List<String> stop,
-    int n, ResponseFormat responseFormat, Map<RowOption, String> columns, boolean parseResponse, int kvCacheMb)
-    implements Serializable {
+    int n, ResponseFormat responseFormat, Map<RowOption, String> columns, boolean parseResponse, int kvCacheMb,
+    RowLimits limits) implements Serializable {
 
   /**
    * The options {@code values} settle on.
@@ -66,7 +68,13 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
         values.get(Settings.BATCHING), stop == null ? List.of() : stop, values.get(Settings.N),
         responseFormat(values.get(Settings.RESPONSE_FORMAT), Settings.RESPONSE_FORMAT.key() + " (from "
             + values.source(Settings.RESPONSE_FORMAT) + ")"), columns, values.get(Settings.PARSE_RESPONSE),
-        values.get(Settings.KV_CACHE_MB));
+        values.get(Settings.KV_CACHE_MB), limits(values));
+  }
+
+  private static RowLimits limits(SettingValues values) {
+    return new RowLimits(values.get(Settings.MAX_ROW_TOKENS), values.get(Settings.MAX_STOP_STRINGS),
+        values.get(Settings.MAX_STOP_CHARS), values.get(Settings.MAX_FORMAT_CHARS),
+        values.get(Settings.MAX_FORMAT_DEPTH));
   }
 
   /**

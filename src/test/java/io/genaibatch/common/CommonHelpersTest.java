@@ -57,4 +57,17 @@ class CommonHelpersTest {
       assertThat(kb).isEqualTo(-1);
     }
   }
+
+  @Test
+  void redactCutsCredentialsAndQueriesOutOfUris() {
+    assertThat(Redact.uri("https://user:p@ss@mlflow.example.com:5000/x")).isEqualTo("https://***@mlflow.example.com:5000/x");
+    assertThat(Redact.uri("https://tok3n@host/api")).isEqualTo("https://***@host/api");
+    assertThat(Redact.uri("https://bucket.s3.amazonaws.com/m?X-Amz-Signature=abc&X-Amz-Credential=k"))
+        .isEqualTo("https://bucket.s3.amazonaws.com/m?***");
+    assertThat(Redact.uri("models:/phi3@champion")).isEqualTo("models:/phi3@champion");
+    assertThat(Redact.uri("abfss://models@account.dfs.core.windows.net/phi3"))
+        .as("the container, not a credential").isEqualTo("abfss://models@account.dfs.core.windows.net/phi3");
+    assertThat(Redact.uri("http://127.0.0.1:5000")).isEqualTo("http://127.0.0.1:5000");
+    assertThat(Redact.uri(null)).isNull();
+  }
 }

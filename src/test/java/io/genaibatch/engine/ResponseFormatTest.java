@@ -198,4 +198,29 @@ class ResponseFormatTest {
     assertThatThrownBy(() -> new Guidance("grammar", "x")).isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> new Guidance("regex", "")).isInstanceOf(IllegalArgumentException.class);
   }
+
+  @Test
+  void aRegexMatchesInLinearTimeWithoutRecursionWhateverThePattern() {
+    // Catastrophic for a backtracking matcher: (a|a)* on a long run of a that does not end in b.
+    ResponseFormat catastrophic = ResponseFormat.parse("regex:(a|a)*b", "x");
+    long t0 = System.nanoTime();
+    assertThat(catastrophic.accepts("a".repeat(100_000) + "c")).isFalse();
+    assertThat(catastrophic.accepts("a".repeat(100_000) + "b")).isTrue();
+    // A repeated group over a long answer overflows java.util.regex's stack; RE2/J has none to overflow.
+    assertThat(ResponseFormat.parse("regex:(ab|cd)*", "x").accepts("ab".repeat(200_000))).isTrue();
+    assertThat((System.nanoTime() - t0) / 1e9).as("seconds to match 600 000 characters").isLessThan(10);
+    // RE2's dialect, like llguidance's: no back-references.
+    assertThat(refused("regex:(a)\\1").getMessage()).contains("does not compile");
+  }
+
+  @Test
+  void nestingDepthReadsEachFormatAsWhatItIs() {
+    assertThat(ResponseFormat.nestingDepth("regex:" + "(".repeat(6000) + "a" + ")".repeat(6000))).isEqualTo(6000);
+    assertThat(ResponseFormat.nestingDepth("regex:((a|b)[(]\\()")).as("classes and escapes do not nest")
+        .isEqualTo(2);
+    assertThat(ResponseFormat.nestingDepth(SCHEMA)).isEqualTo(4);
+    assertThat(ResponseFormat.nestingDepth("{\"description\":\"{{{[[[(((\"}")).as("nor do strings").isEqualTo(1);
+    assertThat(ResponseFormat.nestingDepth("lark:start: (\"(\" | (\"b\"))")).isEqualTo(2);
+    assertThat(ResponseFormat.nestingDepth("[".repeat(100_000))).isEqualTo(100_000);
+  }
 }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
@@ -200,6 +201,28 @@ class BatchScoringJobTest extends SparkTestBase {
         tmp.resolve("out").toString(), "--no-tracking");
     assertThat(r.code()).isEqualTo(2);
     assertThat(r.err()).contains(tmp.resolve("no-model").toString());
+  }
+
+  @Test
+  void aModelFolderNamingACustomOperatorLibraryIsRefusedOnTheDriverUnlessAllowed(@TempDir Path tmp) throws Exception {
+    Path model = tmp.resolve("model");
+    try (Stream<Path> files = Files.list(Fixtures.tinyModel())) {
+      Files.createDirectories(model);
+      for (Path f : files.toList()) {
+        Files.copy(f, model.resolve(f.getFileName()));
+      }
+    }
+    ObjectNode config = (ObjectNode) new ObjectMapper().readTree(model.resolve("genai_config.json").toFile());
+    ((ObjectNode) config.path("model").path("decoder")).putObject("session_options")
+        .put("custom_ops_library", "libcarried.so");
+    Files.writeString(model.resolve("genai_config.json"), config.toString());
+    String input = writePrompts(tmp, 4, false);
+    Result r = run("--model-uri", model.toString(), "--input", input, "--output", tmp.resolve("out").toString(),
+        "--no-tracking");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.err()).contains(model.resolve("genai_config.json").toString()).contains("\"libcarried.so\"")
+        .contains("--allow-custom-ops");
+    assertThat(Files.exists(tmp.resolve("out"))).as("nothing scored").isFalse();
   }
 
   @Test
