@@ -1,12 +1,14 @@
 package io.genaibatch.engine;
 
 import io.genaibatch.common.AtomicFiles;
+import io.genaibatch.common.PrivateDirs;
 import io.genaibatch.common.Sha256;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.DirectoryStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
@@ -210,10 +212,16 @@ public final class NativeLibraries {
   }
 
   private static Path stagingDir(String key) throws IOException {
-    Path dir = Paths.get(System.getProperty("java.io.tmpdir"),
-        "genai-batch-native-" + System.getProperty("user.name", "user"), "pair-" + Sha256.hexPrefix(key, 16));
+    Path dir = privateRoot().resolve("pair-" + Sha256.hexPrefix(key, 16));
     Files.createDirectories(dir);
     return dir;
+  }
+
+  /** {@code $TMPDIR/genai-batch-native-$USER}, this user's alone (checked): what is staged there is loaded. */
+  private static Path privateRoot() throws IOException {
+    return PrivateDirs.ensure(Paths.get(System.getProperty("java.io.tmpdir"),
+        "genai-batch-native-" + System.getProperty("user.name", "user")),
+        "Remove it, or point -Djava.io.tmpdir at a folder of your own.");
   }
 
   /**
@@ -223,7 +231,8 @@ public final class NativeLibraries {
    */
   private static Path link(Path link, Path target) throws IOException {
     Path abs = target.toAbsolutePath();
-    if (Files.isRegularFile(link) && Files.size(link) == Files.size(abs)) {
+    if (Files.isRegularFile(link, LinkOption.NOFOLLOW_LINKS) && Files.size(link) == Files.size(abs)
+        && Sha256.ofFile(link).equals(Sha256.ofFile(abs))) {
       return link;
     }
     return AtomicFiles.write(link, tmp -> {
@@ -370,15 +379,13 @@ public final class NativeLibraries {
       }
       bytes = in.readAllBytes();
     }
-    String hash = Sha256.hexPrefix(bytes, 16);
-    Path dir =
-        Paths.get(
-            System.getProperty("java.io.tmpdir"),
-            "genai-batch-native-" + System.getProperty("user.name", "user"),
-            hash);
+    String hash = Sha256.hexPrefix(bytes, 64);
+    Path dir = privateRoot().resolve(hash.substring(0, 16));
     Files.createDirectories(dir);
     Path target = dir.resolve(resource.substring(resource.lastIndexOf('/') + 1));
-    if (Files.isRegularFile(target) && Files.size(target) == bytes.length) {
+    // Loaded only when its bytes are the resource's: a file of the same name is not enough.
+    if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS) && Files.size(target) == bytes.length
+        && Sha256.ofFile(target).equals(hash)) {
       return target;
     }
     return AtomicFiles.write(target, tmp -> Files.write(tmp, bytes));

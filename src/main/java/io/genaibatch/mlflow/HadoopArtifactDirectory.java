@@ -20,6 +20,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileSystem;
@@ -56,8 +57,11 @@ final class HadoopArtifactDirectory implements ArtifactDirectory {
 
   private static final AtomicInteger THREADS = new AtomicInteger();
 
+  /** Where a directory without a configuration of its own takes one (see {@link #useConfigurations}). */
+  private static volatile Supplier<Configuration> configurations = Configuration::new;
+
   private final String uri;
-  /** Null: a new default configuration for each call, as Spark's executors set it up. */
+  /** Null: the job's configuration of the moment ({@link #useConfigurations}). */
   private final Configuration conf;
   private final long rangedThreshold;
   private final long partSize;
@@ -77,13 +81,22 @@ final class HadoopArtifactDirectory implements ArtifactDirectory {
     this.partSize = partSize;
   }
 
+  /**
+   * Where directories without a configuration of their own take one: the Spark layer installs the
+   * job's (its {@code spark.hadoop.*} settings and credentials), on the driver and on executors;
+   * until then a default {@link Configuration}.
+   */
+  static void useConfigurations(Supplier<Configuration> supplier) {
+    configurations = supplier;
+  }
+
   private org.apache.hadoop.fs.Path root() {
     return new org.apache.hadoop.fs.Path(uri);
   }
 
   private FileSystem fs() throws IOException {
     try {
-      return FileSystem.get(URI.create(uri), conf == null ? new Configuration() : conf);
+      return FileSystem.get(URI.create(uri), conf == null ? configurations.get() : conf);
     } catch (IOException e) {
       throw new MlflowException("Cannot open " + uri + ": " + e.getMessage()
           + ". The file system's connector (e.g. hadoop-aws for s3a:, hadoop-azure for abfss:) must be on the class path.", e);

@@ -3,6 +3,8 @@ package io.genaibatch.mlflow;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.common.AtomicFiles;
+import io.genaibatch.common.PrivateDirs;
+import io.genaibatch.common.Redact;
 import io.genaibatch.common.Sha256;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -102,16 +104,20 @@ public final class ModelCache {
     String key = key(identity);
     Path target = root.resolve(key);
     Path marker = target.resolve(COMPLETE);
-    if (Files.isRegularFile(marker)) {
+    try {
+      PrivateDirs.ensure(root, "Remove it, or pass --cache-dir with a folder of your own.");
+    } catch (IOException e) {
+      throw new MlflowException(e.getMessage(), e);
+    }
+    if (Files.isRegularFile(marker) && intact(target)) {
       return new Fetched(target, false, (System.nanoTime() - t0) / 1e6, 0);
     }
     Object jvmLock = JVM_LOCKS.computeIfAbsent(key, k -> new Object());
     synchronized (jvmLock) {
       try {
-        Files.createDirectories(root);
         try (FileChannel ch = FileChannel.open(root.resolve(key + ".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
             FileLock lock = ch.lock()) {
-          if (Files.isRegularFile(marker)) {
+          if (Files.isRegularFile(marker) && intact(target)) {
             return new Fetched(target, false, (System.nanoTime() - t0) / 1e6, 0);
           }
           cleanLeftovers(key, target);
@@ -119,7 +125,7 @@ public final class ModelCache {
           return new Fetched(target, true, (System.nanoTime() - t0) / 1e6, bytes);
         }
       } catch (IOException e) {
-        throw new MlflowException("Cannot fetch model " + source.uri() + " into " + target + ": " + e.getMessage(), e);
+        throw new MlflowException("Cannot fetch model " + Redact.uri(source.uri()) + " into " + target + ": " + e.getMessage(), e);
       }
     }
   }
@@ -142,9 +148,13 @@ public final class ModelCache {
         Files.createDirectories(dest.getParent());
         bytes += downloadFile(source, f, dest);
       }
+      Map<String, Long> sizes = new java.util.TreeMap<>();
+      for (ArtifactFile f : files) {
+        sizes.put(f.path(), Files.size(tmp.resolve(f.path())));
+      }
       Files.writeString(tmp.resolve(COMPLETE), JSON.writeValueAsString(Map.of(
-          "source", source.uri(), "files", files.size(), "bytes", bytes,
-          "listing", listed.stream().map(ArtifactFile::path).toList())), StandardCharsets.UTF_8);
+          "source", Redact.uri(source.uri()), "files", files.size(), "bytes", bytes,
+          "listing", listed.stream().map(ArtifactFile::path).toList(), "sizes", sizes)), StandardCharsets.UTF_8);
       AtomicFiles.publish(tmp, target);
       done = true;
       DOWNLOADS.incrementAndGet();
@@ -154,6 +164,29 @@ public final class ModelCache {
       if (!done) {
         deleteTree(tmp);
       }
+    }
+  }
+
+  /**
+   * Whether the copy at {@code target} still holds every file its marker lists, at the size it was
+   * downloaded with. A copy that fails is fetched again (under the lock); one made before the marker
+   * kept sizes is trusted by its marker, as it was then.
+   */
+  private static boolean intact(Path target) {
+    try {
+      JsonNode sizes = JSON.readTree(target.resolve(COMPLETE).toFile()).path("sizes");
+      for (var it = sizes.fields(); it.hasNext(); ) {
+        var e = it.next();
+        Path f = target.resolve(e.getKey()).normalize();
+        if (!f.startsWith(target) || !Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+            || Files.size(f) != e.getValue().asLong()) {
+          LOG.warn("The cached copy {} does not match its marker at {}: fetching it again", target, e.getKey());
+          return false;
+        }
+      }
+      return true;
+    } catch (IOException e) {
+      return false;
     }
   }
 

@@ -5,6 +5,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Supplier;
+import org.apache.hadoop.conf.Configuration;
 
 /**
  * Turns a resolved model into local folders: the MLflow model directory (fetched into the
@@ -12,6 +14,15 @@ import java.util.Locale;
  */
 public final class ModelFetcher {
   private ModelFetcher() {}
+
+  /**
+   * Where models in Hadoop-backed stores ({@code s3a:}, {@code abfss:}, {@code gs:}, {@code dbfs:})
+   * take their Hadoop configuration from now on: the job's, so its {@code spark.hadoop.*} settings
+   * and credentials hold on executors as on the driver.
+   */
+  public static void useHadoopConfigurations(Supplier<Configuration> supplier) {
+    HadoopArtifactDirectory.useConfigurations(supplier);
+  }
 
   /**
    * A model ready to load on this host.

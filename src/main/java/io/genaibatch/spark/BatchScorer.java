@@ -104,14 +104,17 @@ public final class BatchScorer {
     }
     ModelUri uri = ModelUri.parse(modelUri);
     String tracking = TrackingConnection.uriOrEnv(values.get(Settings.TRACKING_URI));
-    String cache = values.get(Settings.CACHE_DIR) != null ? values.get(Settings.CACHE_DIR)
-        : ModelCache.defaultRoot().toString();
+    // A --cache-dir holds on every host; without one each host (the driver here, each executor
+    // there) takes its own default.
+    String cache = values.get(Settings.CACHE_DIR);
+    JobHadoopConf.install();
     ResolvedModel resolved;
     ModelFetcher.LocalModel local;
     try (TrackingConnection conn = uri.needsTracking() || tracking != null ? TrackingConnection.connect(tracking) : null) {
       resolved = new ModelResolver(conn).resolve(uri);
       // The driver reads the metadata only; executors fetch the whole model into their host's cache.
-      local = ModelFetcher.fetchMetadata(resolved, conn, new ModelCache(Paths.get(cache)));
+      local = ModelFetcher.fetchMetadata(resolved, conn,
+          new ModelCache(cache != null ? Paths.get(cache) : ModelCache.defaultRoot()));
     }
     GenAiConfig genai = GenAiConfig.read(local.genaiDir(), local::has);
     boolean allowCustomOps = values.get(Settings.ALLOW_CUSTOM_OPS);

@@ -5,6 +5,7 @@ import io.genaibatch.engine.LlmModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
 import io.genaibatch.mlflow.TrackingConnection;
+import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
@@ -125,7 +126,10 @@ public final class ExecutorModelCache {
     long t0 = System.nanoTime();
     ModelFetcher.LocalModel local;
     try (TrackingConnection tracking = spec.connect()) {
-      local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(Paths.get(spec.cacheDir())));
+      JobHadoopConf.install();
+      // No --cache-dir: this host's own default, computed here (the driver's may not exist here).
+      Path cache = spec.cacheDir() != null ? Paths.get(spec.cacheDir()) : ModelCache.defaultRoot();
+      local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(cache));
     }
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
     // Checked again here: the executor loads its own copy of the folder, not the driver's.

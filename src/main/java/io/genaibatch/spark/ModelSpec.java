@@ -14,7 +14,7 @@ import java.util.Map;
  * @param model where the model is, from the driver's resolution
  * @param trackingUri the tracking server, or null
  * @param mlflowEnv the driver's {@code MLFLOW_TRACKING_*} variables, for executors that lack them
- * @param cacheDir the per-host model cache folder
+ * @param cacheDir the per-host model cache folder; null for each host's own default
  * @param intraOpThreads native threads per generation call
  * @param continuous whether windows run through the continuous-batching loop (the model loads for it)
  * @param allowCustomOps whether a model folder may name a custom operator library (native code)

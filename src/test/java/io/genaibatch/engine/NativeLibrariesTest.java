@@ -2,13 +2,16 @@ package io.genaibatch.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.common.Sha256;
 import io.genaibatch.testing.Fixtures;
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -70,5 +73,42 @@ class NativeLibrariesTest {
         .contains("the onnxruntime-genai jar: ").contains("GLIBC")
         .contains("python3: not found")
         .contains("Fix: run jobs/setup.sh").contains("pip install onnxruntime-genai==0.12.0");
+  }
+
+  private static Path stagedGenai(Path tmp) throws Exception {
+    try (var walk = Files.walk(tmp.resolve("genai-batch-native-" + System.getProperty("user.name")))) {
+      return walk.filter(f -> f.getFileName().toString().equals("libonnxruntime-genai.so")
+          && f.getParent().getFileName().toString().startsWith("pair-")).findFirst().orElseThrow();
+    }
+  }
+
+  @Test
+  void aStagedLibraryIsTrustedByItsBytesNotItsSize(@TempDir Path tmp) throws Exception {
+    String cp = System.getProperty("java.class.path");
+    String tmpdir = "-Djava.io.tmpdir=" + tmp;
+    assertThat(probe(Fixtures.projectDir(), cp, System.getenv("PATH"), tmpdir)).contains("loaded from ");
+    Path staged = stagedGenai(tmp);
+    String digest = Sha256.ofFile(staged);
+    // Another file of the same size in its place (a new file: the staged one is a hard link to the source).
+    long size = Files.size(staged);
+    Files.delete(staged);
+    Files.write(staged, new byte[(int) size]);
+    assertThat(probe(Fixtures.projectDir(), cp, System.getenv("PATH"), tmpdir)).contains("loaded from ");
+    assertThat(Sha256.ofFile(staged)).as("the impostor was replaced by the library").isEqualTo(digest);
+    assertThat(Files.getPosixFilePermissions(staged.getParent().getParent()))
+        .as("the staging root is this user's alone").isEqualTo(PosixFilePermissions.fromString("rwx------"));
+  }
+
+  @Test
+  void aStagingFolderAnotherUserMadeIsRefusedNamingIt(@TempDir Path tmp) throws Exception {
+    Path root = tmp.resolve("genai-batch-native-" + System.getProperty("user.name"));
+    Files.createDirectories(root);
+    Assumptions.assumeTrue((Integer) Files.getAttribute(root, "unix:uid") == 0,
+        "giving a folder to another user needs root");
+    Files.setAttribute(root, "unix:uid", 65534);
+    String out = probe(Fixtures.projectDir(), System.getProperty("java.class.path"), System.getenv("PATH"),
+        "-Djava.io.tmpdir=" + tmp);
+    assertThat(out).doesNotContain("loaded from ").contains("The folder " + root + " belongs to another user (uid 65534")
+        .contains("-Djava.io.tmpdir");
   }
 }
