@@ -77,17 +77,17 @@ public final class BatchScoringJob {
       JobConfig cfg = new JobConfig(BatchScorer.withSparkConf(spark, values));
       return new JobRunner(spark, cfg).run().code();
     } catch (JobFailure e) {
-      err.println("genai-batch: " + e.getMessage());
+      err.println("genai-batch: " + Redact.message(e.getMessage()));
       if (e.code() == ExitCode.FAILED) {
-        LOG.error("Job failed", e);
+        LOG.error("Job failed", Redact.throwable(e));
       }
       return e.code().code();
     } catch (IllegalArgumentException e) {
-      err.println("genai-batch: " + e.getMessage());
+      err.println("genai-batch: " + Redact.message(e.getMessage()));
       return ExitCode.USAGE.code();
     } catch (RuntimeException e) {
-      err.println("genai-batch: failed: " + e);
-      LOG.error("Job failed", e);
+      err.println("genai-batch: failed: " + Redact.message(String.valueOf(e)));
+      LOG.error("Job failed", Redact.throwable(e));
       return ExitCode.FAILED.code();
     } finally {
       err.flush();
@@ -206,7 +206,7 @@ public final class BatchScoringJob {
           live.put("progress_tokens_per_s", tps);
           run.logMetricsOnce(live, ++step);
         } catch (RuntimeException e) {
-          LOG.warn("Could not log progress to MLflow: {}", e.getMessage());
+          LOG.warn("Could not log progress to MLflow: {}", Redact.message(e.getMessage()));
         }
       }
     }

@@ -111,9 +111,9 @@ final class JobRunner {
         phases.put("phase_tracking_start_s", (System.nanoTime() - tracking) / 1e9);
       } catch (RuntimeException e) {
         // The scoring is worth more than its record: score and write anyway, then exit 4.
-        trackingFailure = e.getMessage();
+        trackingFailure = Redact.message(e.getMessage());
         LOG.error("MLflow tracking at {} failed; scoring anyway, the run will not be logged: {}",
-            Redact.uri(cfg.trackingUri()), e.getMessage());
+            Redact.uri(cfg.trackingUri()), trackingFailure);
       }
       Scored scored = score(in, run);
       phases.put("phase_score_s", scored.seconds());
@@ -227,16 +227,16 @@ final class JobRunner {
       }
       return new Scored(in.rows() + before, metrics, (System.nanoTime() - start) / 1e9);
     } catch (RuntimeException e) {
-      LOG.error("Scoring failed", e);
+      LOG.error("Scoring failed", Redact.throwable(e));
       if (run != null) {
         try {
-          run.setTags(Map.of("genai_batch.error", String.valueOf(e.getMessage())));
+          run.setTags(Map.of("genai_batch.error", String.valueOf(Redact.message(e.getMessage()))));
           run.finish(false);
         } catch (RuntimeException notEnded) {
-          LOG.warn("Could not end the MLflow run as FAILED: {}", notEnded.getMessage());
+          LOG.warn("Could not end the MLflow run as FAILED: {}", Redact.message(notEnded.getMessage()));
         }
       }
-      throw new JobFailure(ExitCode.FAILED, "scoring failed: " + e.getMessage(), e);
+      throw new JobFailure(ExitCode.FAILED, "scoring failed: " + Redact.message(e.getMessage()), e);
     }
   }
 
@@ -363,7 +363,7 @@ final class JobRunner {
       return code;
     } catch (RuntimeException | IOException e) {
       throw new JobFailure(ExitCode.TRACKING, "the output is complete at " + cfg.get(Settings.OUTPUT)
-          + ", but logging the run to MLflow failed: " + e.getMessage(), e);
+          + ", but logging the run to MLflow failed: " + Redact.message(e.getMessage()), e);
     } finally {
       deleteTree(tmp);
     }

@@ -12,6 +12,7 @@ import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardOpenOption;
@@ -19,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -148,13 +150,16 @@ public final class ModelCache {
         Files.createDirectories(dest.getParent());
         bytes += downloadFile(source, f, dest);
       }
-      Map<String, Long> sizes = new java.util.TreeMap<>();
+      Map<String, Long> sizes = new TreeMap<>();
+      Map<String, String> digests = new TreeMap<>();
       for (ArtifactFile f : files) {
         sizes.put(f.path(), Files.size(tmp.resolve(f.path())));
+        digests.put(f.path(), Sha256.ofFile(tmp.resolve(f.path())));
       }
       Files.writeString(tmp.resolve(COMPLETE), JSON.writeValueAsString(Map.of(
           "source", Redact.uri(source.uri()), "files", files.size(), "bytes", bytes,
-          "listing", listed.stream().map(ArtifactFile::path).toList(), "sizes", sizes)), StandardCharsets.UTF_8);
+          "listing", listed.stream().map(ArtifactFile::path).toList(), "sizes", sizes, "sha256", digests)),
+          StandardCharsets.UTF_8);
       AtomicFiles.publish(tmp, target);
       done = true;
       DOWNLOADS.incrementAndGet();
@@ -168,18 +173,20 @@ public final class ModelCache {
   }
 
   /**
-   * Whether the copy at {@code target} still holds every file its marker lists, at the size it was
-   * downloaded with. A copy that fails is fetched again (under the lock); one made before the marker
-   * kept sizes is trusted by its marker, as it was then.
+   * Whether the copy at {@code target} still holds every file its marker lists, with the size and
+   * the SHA-256 it was downloaded with (one read of the copy, at a JVM's first use of it). A copy
+   * that fails is fetched again (under the lock); one made before the marker kept them is trusted
+   * by its marker, as it was then.
    */
   private static boolean intact(Path target) {
     try {
-      JsonNode sizes = JSON.readTree(target.resolve(COMPLETE).toFile()).path("sizes");
-      for (var it = sizes.fields(); it.hasNext(); ) {
+      JsonNode marker = JSON.readTree(target.resolve(COMPLETE).toFile());
+      for (var it = marker.path("sizes").fields(); it.hasNext(); ) {
         var e = it.next();
         Path f = target.resolve(e.getKey()).normalize();
-        if (!f.startsWith(target) || !Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
-            || Files.size(f) != e.getValue().asLong()) {
+        String digest = marker.path("sha256").path(e.getKey()).asText(null);
+        if (!f.startsWith(target) || !Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)
+            || Files.size(f) != e.getValue().asLong() || (digest != null && !digest.equals(Sha256.ofFile(f)))) {
           LOG.warn("The cached copy {} does not match its marker at {}: fetching it again", target, e.getKey());
           return false;
         }

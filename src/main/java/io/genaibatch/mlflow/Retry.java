@@ -1,5 +1,6 @@
 package io.genaibatch.mlflow;
 
+import io.genaibatch.common.Redact;
 import java.time.Duration;
 import java.util.function.Supplier;
 import org.mlflow.tracking.MlflowClientException;
@@ -47,10 +48,11 @@ public final class Retry {
           if (attempt == 1 && !retryable(e)) {
             throw e;
           }
-          throw new MlflowException(what + " failed after " + attempt + " attempts in "
-              + Math.round((now - start) / 1e9) + " s: " + e.getMessage(), e);
+          throw new MlflowException(Redact.message(what) + " failed after " + attempt + " attempts in "
+              + Math.round((now - start) / 1e9) + " s: " + Redact.message(e.getMessage()), e);
         }
-        LOG.warn("{} failed (attempt {}), retrying in {} ms: {}", what, attempt, sleep, e.getMessage());
+        LOG.warn("{} failed (attempt {}), retrying in {} ms: {}", Redact.message(what), attempt, sleep,
+            Redact.message(e.getMessage()));
         try {
           Thread.sleep(sleep);
         } catch (InterruptedException ie) {

@@ -2,6 +2,7 @@ package io.genaibatch.mlflow;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.common.Redact;
 import java.io.Closeable;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -63,6 +64,10 @@ public final class TrackingConnection implements Closeable {
       throw new MlflowException("No MLflow tracking URI: pass --tracking-uri or set " + TRACKING_URI_ENV);
     }
     uri = uri.trim();
+    // Whatever credentials the job holds are cut out of every message it shows from now on.
+    Redact.rememberUri(uri);
+    Redact.rememberSecret(env.get("MLFLOW_TRACKING_PASSWORD"));
+    Redact.rememberSecret(env.get("MLFLOW_TRACKING_TOKEN"));
     if (uri.equals("databricks")) {
       return new TrackingConnection(uri, new DatabricksConfigHostCredsProvider());
     }

@@ -1,6 +1,7 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.common.Redact;
 import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.NativeGuidance;
 import io.genaibatch.engine.ResponseFormat;
@@ -102,6 +103,7 @@ public final class BatchScorer {
       throw new IllegalArgumentException("No model: set " + Settings.MODEL_URI.key() + " (--model-uri, the"
           + " Transformer's setModelUri, or " + Settings.MODEL_URI.confKey() + ")");
     }
+    Redact.rememberUri(modelUri);
     ModelUri uri = ModelUri.parse(modelUri);
     String tracking = TrackingConnection.uriOrEnv(values.get(Settings.TRACKING_URI));
     // A --cache-dir holds on every host; without one each host (the driver here, each executor

@@ -69,5 +69,10 @@ class CommonHelpersTest {
         .as("the container, not a credential").isEqualTo("abfss://models@account.dfs.core.windows.net/phi3");
     assertThat(Redact.uri("http://127.0.0.1:5000")).isEqualTo("http://127.0.0.1:5000");
     assertThat(Redact.uri(null)).isNull();
+    assertThat(Redact.message("Cannot reach https://admin:p@ss@mlflow:5000/api (HTTP 401); fetched"
+        + " https://b.s3.amazonaws.com/m.onnx?X-Amz-Signature=abc, abfss://c@acct.dfs.core.windows.net/m"))
+        .as("a query runs to the next blank, its trailing comma too")
+        .isEqualTo("Cannot reach https://***@mlflow:5000/api (HTTP 401); fetched https://b.s3.amazonaws.com/m.onnx?***"
+            + " abfss://c@acct.dfs.core.windows.net/m");
   }
 }

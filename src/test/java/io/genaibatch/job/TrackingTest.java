@@ -183,6 +183,45 @@ class TrackingTest extends SparkTestBase {
     return file;
   }
 
+  /**
+   * A password in the tracking URI (user-info) reaches no output: not the child JVM's stdout and
+   * stderr (logs included), not the Parquet files, not the run's params, tags, metrics or artifacts,
+   * nor anything the server stored. One with an {@code @} in it, which MLflow's client cannot parse
+   * (it takes the part after the {@code @} for a host), is cut out of the failure's message too.
+   */
+  @Test
+  void aCredentialInTheTrackingUriReachesNoOutput(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    String secret = "uri-s3cret-" + System.nanoTime();
+    String input = BatchScoringJobTest.writePrompts(tmp, 6, false);
+    Path output = tmp.resolve("out");
+    Fixtures.ChildRun job = Fixtures.runJob(tmp, Map.of(), "--model-uri", Fixtures.tinyModel().toString(),
+        "--input", input, "--output", output.toString(), "--max-tokens", "3", "--experiment", "redaction",
+        "--tracking-uri", server.uri().replace("http://", "http://genai:" + secret + "@"));
+    assertThat(job.code()).as(job.output()).isZero();
+    assertThat(job.output()).contains("http://***@127.0.0.1").doesNotContain(secret);
+    JsonNode run = Fixtures.runPython("src/test/python/read_run.py", Map.of("MLFLOW_TRACKING_URI", server.uri()),
+        Map.of("run_id", runId(output.toString()), "download_dir", tmp.resolve("dl").toString()));
+    assertThat(run.toString()).doesNotContain(secret);
+    for (Path root : List.of(output, tmp.resolve("dl"), server.dir())) {
+      try (Stream<Path> files = Files.walk(root)) {
+        for (Path f : files.filter(Files::isRegularFile).toList()) {
+          assertThat(new String(Files.readAllBytes(f), StandardCharsets.ISO_8859_1)).as(f.toString())
+              .doesNotContain(secret);
+        }
+      }
+    }
+
+    String first = "pass" + System.nanoTime();
+    String second = "word" + System.nanoTime();
+    Fixtures.ChildRun withAt = Fixtures.runJob(tmp, Map.of(), "--model-uri", Fixtures.tinyModel().toString(),
+        "--input", input, "--output", tmp.resolve("out-at").toString(), "--max-tokens", "3",
+        "--tracking-retry-seconds", "2",
+        "--tracking-uri", server.uri().replace("http://", "http://genai:" + first + "@" + second + "@"));
+    assertThat(withAt.code()).as(withAt.output()).isEqualTo(4);
+    assertThat(withAt.output()).contains("not logged to MLflow").doesNotContain(first).doesNotContain(second);
+  }
+
   @Test
   void aServerDownAtStartStillWritesTheOutputAndExitsFour(@TempDir Path tmp) throws Exception {
     int port;
