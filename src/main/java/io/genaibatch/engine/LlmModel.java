@@ -549,7 +549,7 @@ public final class LlmModel implements AutoCloseable {
       (loop && r.request().guidance() == null ? continuous : staticRows).add(r);
     }
     StaticBatches.Run fixed = staticBatches.run(staticRows, batchSize,
-        batching.staticBatches() ? batching : Batching.FIXED, out);
+        batching.staticBatches() ? batching : Batching.FIXED, out, buffers::cancelled);
     SlotUsage slots = fixed.slots();
     DecodeProfile profile = DecodeProfile.NONE;
     if (!continuous.isEmpty()) {

@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.BooleanSupplier;
 
 /**
  * onnxruntime-genai's own generator, a static batch: the path of {@code --batching adaptive} and
@@ -56,7 +57,8 @@ final class StaticBatches {
   }
 
   /** Generates {@code requests} in native batches of about {@code batchSize}, filling {@code out}. */
-  Run run(List<PreparedRequest> requests, int batchSize, Batching batching, Generation[] out) {
+  Run run(List<PreparedRequest> requests, int batchSize, Batching batching, Generation[] out,
+      BooleanSupplier cancelled) {
     int context = config.contextLength();
     Map<NativeKey, List<PreparedRequest>> groups = new LinkedHashMap<>();
     for (PreparedRequest r : requests) {
@@ -69,7 +71,7 @@ final class StaticBatches {
           .thenComparingInt(PreparedRequest::index));
       if (good.get(0).request().guidance() != null) {
         for (PreparedRequest r : good) {
-          GuidedRun run = runGuided(r, context, batchSize, out);
+          GuidedRun run = runGuided(r, context, batchSize, out, cancelled);
           slots = slots.plus(run.slots());
           batches += run.batches();
         }
@@ -87,15 +89,19 @@ final class StaticBatches {
         from += size;
         k++;
         batches++;
-        slots = slots.plus(runOrFail(batch, context, batchSize > 1, out));
+        slots = slots.plus(runOrFail(batch, context, batchSize > 1, out, cancelled));
       }
     }
     return new Run(slots, batches);
   }
 
-  private SlotUsage runOrFail(List<PreparedRequest> batch, int context, boolean standIn, Generation[] out) {
+  private SlotUsage runOrFail(List<PreparedRequest> batch, int context, boolean standIn, Generation[] out,
+      BooleanSupplier cancelled) {
+    if (cancelled.getAsBoolean()) {
+      throw new EngineException("The task was cancelled: generation stopped between batches");
+    }
     try {
-      return runBatch(batch, context, standIn, out);
+      return runBatch(batch, context, standIn, out, cancelled);
     } catch (GenAIException | RuntimeException e) {
       for (PreparedRequest r : batch) {
         out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
@@ -115,10 +121,11 @@ final class StaticBatches {
    * alone, each of its {@code n} completions in a generator of its own, copy {@code c} seeded
    * {@code seed + c} when a seed is set (the same seed would repeat the first answer).
    */
-  private GuidedRun runGuided(PreparedRequest r, int context, int batchSize, Generation[] out) {
+  private GuidedRun runGuided(PreparedRequest r, int context, int batchSize, Generation[] out,
+      BooleanSupplier cancelled) {
     boolean sampled = config.samples(r.request().options());
     if (!sampled || r.n() == 1) {
-      return new GuidedRun(runOrFail(List.of(r), context, batchSize > 1 && !sampled, out), 1);
+      return new GuidedRun(runOrFail(List.of(r), context, batchSize > 1 && !sampled, out, cancelled), 1);
     }
     SlotUsage slots = SlotUsage.NONE;
     List<Choice> choices = new ArrayList<>();
@@ -130,7 +137,7 @@ final class StaticBatches {
           seed == null ? req.options() : req.options().withSeed(seed + c), req.stop(), 1, req.guidance());
       Generation[] single = new Generation[out.length];
       slots = slots.plus(runOrFail(List.of(new PreparedRequest(r.index(), r.tokens(), r.budget(), r.cap(), one)), context,
-          false, single));
+          false, single, cancelled));
       Generation g = single[r.index()];
       if (!g.ok()) {
         failed = g;
@@ -200,7 +207,8 @@ final class StaticBatches {
    * out} at the requests' indexes. A lone row runs beside a stand-in copy of itself when {@code
    * standInAllowed} (batch size 2 or more), so it takes the batched kernel path.
    */
-  private SlotUsage runBatch(List<PreparedRequest> batch, int context, boolean standInAllowed, Generation[] out)
+  private SlotUsage runBatch(List<PreparedRequest> batch, int context, boolean standInAllowed, Generation[] out,
+      BooleanSupplier cancelled)
       throws GenAIException {
     long start = System.nanoTime();
     List<Completion> real = new ArrayList<>();
@@ -247,6 +255,9 @@ final class StaticBatches {
         prefillEnd = System.nanoTime();
         int active = real.size();
         while (active > 0 && !gen.isDone()) {
+          if (cancelled.getAsBoolean()) {
+            throw new EngineException("The task was cancelled: generation stopped between decode steps");
+          }
           gen.generateNextToken();
           stepsRun++;
           double atMs = (System.nanoTime() - start) / 1e6;

@@ -163,6 +163,9 @@ class ContinuousBatchesTest {
     try (DecodeBuffers cancelled = new DecodeBuffers(() -> true, DecodeBuffers.DEFAULT_LIMIT_BYTES)) {
       assertThatThrownBy(() -> model.score(mixed(), 4, Batching.CONTINUOUS, cancelled))
           .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
+      // The static batches (guided rows take them in any mode) stop too.
+      assertThatThrownBy(() -> model.score(mixed(), 4, Batching.FIXED, cancelled))
+          .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
     }
   }
 
