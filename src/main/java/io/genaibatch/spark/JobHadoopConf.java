@@ -18,7 +18,8 @@ final class JobHadoopConf {
     ModelFetcher.useHadoopConfigurations(JobHadoopConf::current);
   }
 
-  private static Configuration current() {
+  /** The configuration of the moment: the running Spark's, else a default one. */
+  static Configuration current() {
     SparkEnv env = SparkEnv.get();
     return env == null ? new Configuration() : SparkHadoopUtil.get().newConfiguration(env.conf());
   }

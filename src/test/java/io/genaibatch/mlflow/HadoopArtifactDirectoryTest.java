@@ -108,6 +108,28 @@ class HadoopArtifactDirectoryTest {
     assertThat(names(tmp.resolve("out"))).isEmpty();
   }
 
+  @Test
+  void aDirectoryWithoutItsOwnConfigurationTakesTheInstalledOne(@TempDir Path tmp) throws IOException {
+    Files.createDirectories(tmp.resolve("store"));
+    Files.writeString(tmp.resolve("store/genai_config.json"), "{}");
+    try {
+      // The job's configuration knows the flaky: scheme; a default one does not.
+      ModelFetcher.useHadoopConfigurations(() -> {
+        Configuration conf = new Configuration();
+        conf.setClass("fs.flaky.impl", FlakyFileSystem.class, FileSystem.class);
+        conf.setBoolean("fs.flaky.impl.disable.cache", true);
+        return conf;
+      });
+      new HadoopArtifactDirectory("flaky://" + tmp.resolve("store"))
+          .download(new ArtifactFile("genai_config.json", 2), tmp.resolve("got.json"));
+      assertThat(tmp.resolve("got.json")).hasContent("{}");
+    } finally {
+      ModelFetcher.useHadoopConfigurations(Configuration::new);
+    }
+    assertThatThrownBy(() -> new HadoopArtifactDirectory("flaky://" + tmp.resolve("store"))
+        .download(new ArtifactFile("genai_config.json", 2), tmp.resolve("again.json"))).hasMessageContaining("flaky");
+  }
+
   private static HadoopArtifactDirectory flaky(Path store, long cutAt, AtomicInteger cuts) {
     String id = UUID.randomUUID().toString();
     FlakyFileSystem.CUTS.put(id, cuts);

@@ -21,6 +21,8 @@ public abstract class SparkTestBase {
           .config("spark.sql.shuffle.partitions", "4")
           .config("spark.driver.host", "127.0.0.1")
           .config("spark.driver.bindAddress", "127.0.0.1")
+          // A Hadoop setting given as Spark users give them: JobHadoopConfTest looks for it.
+          .config("spark.hadoop.genaibatch.test.marker", "from the job's Spark conf")
           .getOrCreate();
       Runtime.getRuntime().addShutdownHook(new Thread(() -> spark.stop()));
     }
