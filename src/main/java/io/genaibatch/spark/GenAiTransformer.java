@@ -1,8 +1,9 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
-import io.genaibatch.settings.Setting;
+import io.genaibatch.common.Redact;
 import io.genaibatch.settings.Setting.Scope;
+import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import java.util.ArrayList;
@@ -18,8 +19,10 @@ import org.apache.spark.ml.param.Param;
 import org.apache.spark.ml.param.ParamMap;
 import org.apache.spark.ml.util.DefaultParamsReader;
 import org.apache.spark.ml.util.DefaultParamsWritable;
+import org.apache.spark.ml.util.DefaultParamsWriter;
 import org.apache.spark.ml.util.Identifiable;
 import org.apache.spark.ml.util.MLReader;
+import org.apache.spark.ml.util.MLWriter;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.types.StructField;
@@ -250,6 +253,24 @@ public final class GenAiTransformer extends Transformer implements DefaultParams
   @Override
   public GenAiTransformer copy(ParamMap extra) {
     return defaultCopy(extra);
+  }
+
+  /**
+   * Saves a copy whose tracking and model URIs lost their credentials ({@link Redact#uri}): a saved
+   * Pipeline is read by whoever can read its folder. Give credentials through {@code
+   * MLFLOW_TRACKING_USERNAME}, {@code MLFLOW_TRACKING_PASSWORD} or {@code MLFLOW_TRACKING_TOKEN}.
+   */
+  @Override
+  @SuppressWarnings("unchecked")
+  public MLWriter write() {
+    GenAiTransformer saved = copy(ParamMap.empty());
+    for (Setting<?> s : List.of(Settings.TRACKING_URI, Settings.MODEL_URI)) {
+      Param<Object> p = (Param<Object>) byKey.get(s.key());
+      if (p != null && saved.isSet(p)) {
+        saved.set(p, Redact.uri(String.valueOf(saved.getOrDefault(p))));
+      }
+    }
+    return new DefaultParamsWriter(saved);
   }
 
   /** Reads a transformer saved with {@code write().save(path)}, or as a stage of a saved Pipeline. */

@@ -9,6 +9,8 @@ import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.SparkTestBase;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.spark.ml.Pipeline;
@@ -54,6 +56,24 @@ class NotebookApiTest extends SparkTestBase {
     assertThat(spread.get(0).<String>getAs("answer")).isEqualTo(rows.get(0).<String>getAs("answer"));
     assertThatThrownBy(() -> t.setPartitions("many"))
         .hasMessage("GenAiTransformer: 'partitions' must be auto, input or a whole number >= 1, got 'many'");
+  }
+
+  @Test
+  void aSavedTransformerKeepsNoCredentialOfItsUris(@TempDir Path tmp) throws Exception {
+    String secret = "s3cret-" + System.nanoTime();
+    GenAiTransformer t = new GenAiTransformer().setModelUri(Fixtures.tinyModel().toString())
+        .setTrackingUri("http://genai:" + secret + "@127.0.0.1:5000");
+    t.write().save(tmp.resolve("t").toString());
+    try (var files = Files.walk(tmp.resolve("t"))) {
+      for (Path f : files.filter(Files::isRegularFile).toList()) {
+        assertThat(Files.readString(f, StandardCharsets.ISO_8859_1)).as(f.toString())
+            .doesNotContain(secret);
+      }
+    }
+    GenAiTransformer back = GenAiTransformer.load(tmp.resolve("t").toString());
+    assertThat(back.getOrDefault(back.getParam(Settings.TRACKING_URI.paramName()))).isEqualTo("http://***@127.0.0.1:5000");
+    assertThat(t.getOrDefault(t.getParam(Settings.TRACKING_URI.paramName()))).as("the live one keeps it")
+        .isEqualTo("http://genai:" + secret + "@127.0.0.1:5000");
   }
 
   @Test
