@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.engine.ChatMessage;
 import io.genaibatch.engine.LlmModel;
-import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.Slow;
