@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
 import java.util.Set;
+import java.util.function.BooleanSupplier;
 
 /**
  * The continuous-batching decode loop: up to {@code batchSize} completions decode together, each
@@ -26,20 +27,16 @@ final class ContinuousBatches {
   private final GenAiConfig config;
   private final Set<Integer> eosIds;
   private final Completion.Decoder text;
-  private final Interruption interruption;
-
-  /** Says whether the caller's task was cancelled, checked between steps. */
-  interface Interruption {
-    boolean interrupted();
-  }
+  /** Whether the caller's task was cancelled, checked between steps. */
+  private final BooleanSupplier cancelled;
 
   ContinuousBatches(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text,
-      Interruption interruption) {
+      BooleanSupplier cancelled) {
     this.decoder = decoder;
     this.config = config;
     this.eosIds = eosIds;
     this.text = text;
-    this.interruption = interruption;
+    this.cancelled = cancelled;
   }
 
   /** What one run computed and where its time went. */
@@ -98,7 +95,7 @@ final class ContinuousBatches {
 
     void drain(Deque<Completion> waiting) throws OrtException, GenAIException {
       while (!waiting.isEmpty() || k > 0) {
-        if (interruption.interrupted()) {
+        if (cancelled.getAsBoolean()) {
           throw new EngineException("The task was cancelled: generation stopped between decode steps");
         }
         while (k < batchSize && !waiting.isEmpty()) {

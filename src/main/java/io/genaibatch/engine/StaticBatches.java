@@ -103,6 +103,10 @@ final class StaticBatches {
     try {
       return runBatch(batch, context, standIn, out, cancelled);
     } catch (GenAIException | RuntimeException e) {
+      // As in the continuous loop: a cancelled task stops, its rows are not answered as failures.
+      if (cancelled.getAsBoolean()) {
+        throw new EngineException("The task was cancelled: " + e.getMessage(), e);
+      }
       for (PreparedRequest r : batch) {
         out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
             "generation failed: " + e.getMessage());
