@@ -231,8 +231,10 @@ public final class NativeLibraries {
    */
   private static Path link(Path link, Path target) throws IOException {
     Path abs = target.toAbsolutePath();
-    if (Files.isRegularFile(link, LinkOption.NOFOLLOW_LINKS) && Files.size(link) == Files.size(abs)
-        && Sha256.ofFile(link).equals(Sha256.ofFile(abs))) {
+    // The hard link made last time is the source itself (one file): no bytes to read. A copy (made
+    // across file systems) is read and compared, at every start.
+    if (Files.isRegularFile(link, LinkOption.NOFOLLOW_LINKS) && (Files.isSameFile(link, abs)
+        || (Files.size(link) == Files.size(abs) && Sha256.ofFile(link).equals(Sha256.ofFile(abs))))) {
       return link;
     }
     return AtomicFiles.write(link, tmp -> {
