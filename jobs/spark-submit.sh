@@ -40,10 +40,71 @@ export SPARK_HOME
 spark_args=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do spark_args+=("$1"); shift; done
 [[ "${1:-}" == "--" ]] && shift
-log_opts=()
+
+# The driver JVM's options: the project's log config, the user's own --driver-java-options, and the
+# class archive (below). spark-submit keeps only the last --driver-java-options, so they are merged.
+driver_opts=()
 if [[ -z "${GENAI_BATCH_NO_LOG_CONF:-}" ]]; then
-  log_opts=(--driver-java-options "-Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties")
+  driver_opts+=("-Dlog4j2.configurationFile=$ROOT/conf/log4j2.properties")
 fi
-exec "$SPARK_HOME/bin/spark-submit" --class io.genaibatch.job.BatchScoringJob \
-  --conf spark.ui.showConsoleProgress=false "${log_opts[@]}" \
-  "${spark_args[@]}" "$JAR" "$@"
+rest=() cluster_mode=""
+for ((i = 0; i < ${#spark_args[@]}; i++)); do
+  case "${spark_args[i]}" in
+    --driver-java-options) driver_opts+=("${spark_args[i+1]:-}"); i=$((i + 1)) ;;
+    --driver-java-options=*) driver_opts+=("${spark_args[i]#*=}") ;;
+    --deploy-mode) [[ "${spark_args[i+1]:-}" == cluster ]] && cluster_mode=1; rest+=("${spark_args[i]}") ;;
+    --deploy-mode=cluster) cluster_mode=1; rest+=("${spark_args[i]}") ;;
+    *) rest+=("${spark_args[i]}") ;;
+  esac
+done
+
+# Class archive (JDK class-data sharing): about half of the driver's start and first Spark jobs is
+# loading and verifying Spark's classes; a dynamic archive recorded at the end of a first run maps
+# them ready-made in later runs (docs/design-notes.md, "Job"). One per Java and Spark install,
+# named by a digest of both; the JVM checks the jars it names too and ignores an archive that no
+# longer matches. Kept in a private folder (it is code the JVM loads). Not in cluster deploy mode: the
+# driver runs elsewhere. GENAI_BATCH_CLASS_ARCHIVE=off skips it; GENAI_BATCH_CLASS_ARCHIVE_DIR moves it.
+archive_mode="${GENAI_BATCH_CLASS_ARCHIVE:-auto}" archive="" archive_tmp="" informational=""
+for a in "$@"; do
+  case "$a" in -h|--help|-V|--version) informational=1 ;; esac
+done
+if [[ "$archive_mode" != off && -z "$cluster_mode" ]]; then
+  java="${JAVA_HOME:+$JAVA_HOME/bin/java}"
+  java="${java:-$(command -v java || true)}"
+  dir="${GENAI_BATCH_CLASS_ARCHIVE_DIR:-$ROOT/target/class-archive}"
+  if [[ -n "$java" ]] && mkdir -p "$dir" && chmod 700 "$dir" \
+      && [[ ! -L "$dir" && "$(stat -c %u "$dir")" == "$(id -u)" && "$(stat -c %a "$dir")" == 700 ]]; then
+    key="$( { "$java" -version 2>&1; readlink -f "$java" "$SPARK_HOME"; ls -l --time-style=+%s "$SPARK_HOME/jars"; } \
+      | sha256sum | cut -c1-16)"
+    archive="$dir/driver-$key.jsa"
+    if [[ -f "$archive" && ! -L "$archive" && "$(stat -c %u "$archive")" == "$(id -u)" ]]; then
+      echo "[genai-batch] class archive: $archive" >&2
+      driver_opts+=("-XX:SharedArchiveFile=$archive")
+    elif [[ -z "$informational" ]]; then  # a --help run loads too few classes to be worth recording
+      archive_tmp="$(mktemp "$dir/.driver-$key.XXXXXX")"
+      rm -f "$archive_tmp"
+      echo "[genai-batch] class archive: none yet for this Java and Spark; this run records one for the next" \
+        "runs (once, 10-30 s more; GENAI_BATCH_CLASS_ARCHIVE=off to skip)" >&2
+      # The JDK warns once per class it cannot archive (signed jars, JFR): not the user's concern.
+      driver_opts+=("-XX:ArchiveClassesAtExit=$archive_tmp" "-Xlog:cds=off" "-Xlog:cds+dynamic=off")
+    fi
+  else
+    echo "[genai-batch] class archive: not used ($dir is not a private folder of this user, or no java found)" >&2
+  fi
+fi
+
+set +e
+"$SPARK_HOME/bin/spark-submit" --class io.genaibatch.job.BatchScoringJob \
+  --conf spark.ui.showConsoleProgress=false \
+  ${driver_opts[@]+--driver-java-options "${driver_opts[*]}"} \
+  "${rest[@]}" "$JAR" "$@"
+rc=$?
+set -e
+if [[ -n "$archive_tmp" ]]; then
+  if [[ $rc -eq 0 && -s "$archive_tmp" ]]; then
+    mv -f "$archive_tmp" "$archive"
+  else
+    rm -f "$archive_tmp"
+  fi
+fi
+exit $rc

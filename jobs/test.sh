@@ -33,6 +33,9 @@ SKIP_BUILD=1 jobs/setup.sh
 # on this 2-core machine (docs/testing.md). Tests prove behaviour, never speed; the job's own
 # defaults and the benchmarks keep the JVM's defaults.
 export JAVA_TOOL_OPTIONS="${JAVA_TOOL_OPTIONS:+$JAVA_TOOL_OPTIONS }-XX:TieredStopAtLevel=1"
+# The driver's class archive (jobs/spark-submit.sh) pays for itself from a Spark install's second job:
+# a test run makes few per install, so it is off here but for ClassArchiveIT, which turns it on.
+export GENAI_BATCH_CLASS_ARCHIVE="${GENAI_BATCH_CLASS_ARCHIVE:-off}"
 
 TIMES="$ROOT/target/test-times"
 rm -rf "$TIMES"
