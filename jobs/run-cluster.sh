@@ -4,6 +4,9 @@
 #   jobs/run-cluster.sh [genai-batch flags]        e.g. --config conf/cluster.yaml --model-uri ...
 # Environment: GENAI_BATCH_WORKERS (2), GENAI_BATCH_WORKER_CORES (2), GENAI_BATCH_EXECUTOR_MEMORY
 # (1g), GENAI_BATCH_CLUSTER_DIR (target/cluster: logs, work dirs). Spark from SPARK_HOME or .venv.
+# GENAI_BATCH_WORKER_GPUS=N gives each worker N GPUs by a discovery script, with one task per GPU:
+# real ones where nvidia-smi lists them, else N made-up addresses (Spark's GPU scheduling without a
+# GPU: tasks are given addresses, nothing runs on them; for tests of the assignment).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -23,6 +26,23 @@ stop_cluster() {
   wait 2>/dev/null || true
 }
 trap stop_cluster EXIT
+
+gpus="${GENAI_BATCH_WORKER_GPUS:-0}" gpu_conf=()
+if [[ "$gpus" -gt 0 ]]; then
+  script="$dir/gpus.sh"
+  cat > "$script" <<EOF
+#!/usr/bin/env bash
+# Spark resource discovery: the GPUs of this worker, as JSON.
+if ids="\$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | head -n $gpus)" && [[ -n "\$ids" ]]; then
+  echo "{\"name\": \"gpu\", \"addresses\": [\$(echo "\$ids" | sed 's/.*/"&"/' | paste -sd,)]}"
+else
+  echo '{"name": "gpu", "addresses": [$(seq 0 $((gpus - 1)) | sed 's/.*/"&"/' | paste -sd,)]}'
+fi
+EOF
+  chmod 700 "$script"
+  export SPARK_WORKER_OPTS="${SPARK_WORKER_OPTS:-} -Dspark.worker.resource.gpu.amount=$gpus -Dspark.worker.resource.gpu.discoveryScript=$script"
+  gpu_conf=(--conf spark.executor.resource.gpu.amount="$gpus" --conf spark.task.resource.gpu.amount=1)
+fi
 
 "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "$port" \
   --webui-port "$(free_port)" > "$dir/master.log" 2>&1 &
@@ -46,7 +66,7 @@ set +e
 jobs/spark-submit.sh --master "spark://127.0.0.1:$port" \
   --conf spark.executor.cores="$cores" --conf spark.executor.memory="$mem" \
   --conf spark.cores.max="$((workers * cores))" \
-  --conf spark.executorEnv.VIRTUAL_ENV="$ROOT/.venv" \
+  --conf spark.executorEnv.VIRTUAL_ENV="$ROOT/.venv" ${gpu_conf[@]+"${gpu_conf[@]}"} \
   ${GENAI_BATCH_SPARK_CONF:-} -- "$@"
 code=$?
 set -e

@@ -44,7 +44,7 @@ venv() {
 hash() { sha256sum | cut -c1-16; }
 venv "$VENV" "$(cat "$REQ" "$CON" | hash)" -r "$REQ" -c "$CON"
 
-if [[ -n "$runtimes" ]]; then
+if [[ -n "$runtimes" && "$runtimes" != none ]]; then
   known="$(grep -v '^[[:space:]]*\(#\|$\)' "$RUNTIMES" | awk '{print $1}' | paste -sd' ')"
   [[ "$runtimes" == all ]] && runtimes="${known// /,}"
   IFS=, read -ra asked <<< "$runtimes"

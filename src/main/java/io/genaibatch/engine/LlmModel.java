@@ -109,12 +109,28 @@ public final class LlmModel implements AutoCloseable {
    * @throws EngineException naming the folder when it is missing, not a model, or corrupt
    */
   public static LlmModel load(Path folder, int intraOpThreads, boolean continuous) {
+    return load(folder, intraOpThreads, continuous, ExecutionProvider.cpu());
+  }
+
+  /**
+   * As {@link #load(Path, int, boolean)}, on {@code provider}. Any provider but the CPU generates
+   * through onnxruntime-genai's own batches: the continuous loop runs on the CPU only.
+   *
+   * @throws EngineException naming what to install when the loaded onnxruntime lacks the provider
+   */
+  public static LlmModel load(Path folder, int intraOpThreads, boolean continuous, ExecutionProvider provider) {
     GenAiConfig cfg = GenAiConfig.read(folder);
     NativeLibraries.ensureLoaded();
+    if (!provider.isCpu()) {
+      NativeLibraries.onnxRuntimeDir().flatMap(provider::missingIn).ifPresent(why -> {
+        throw new EngineException(why);
+      });
+    }
+    boolean loop = continuous && provider.isCpu();
     long t0 = System.nanoTime();
     Optional<OrtDecoder> decoder = Optional.empty();
     String why = null;
-    if (continuous) {
+    if (loop) {
       StringBuilder reason = new StringBuilder();
       decoder = openDecoder(cfg, intraOpThreads, reason);
       why = decoder.isPresent() ? null : reason.toString();
@@ -122,19 +138,22 @@ public final class LlmModel implements AutoCloseable {
     Model model = null;
     Tokenizer tok = null;
     try {
-      model = genaiModel(folder, intraOpThreads, decoder.isPresent());
+      model = genaiModel(folder, intraOpThreads, decoder.isPresent(), provider);
       tok = new Tokenizer(model);
       Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
       LlmModel m = new LlmModel(cfg, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
           (System.nanoTime() - t0) / 1e6, intraOpThreads);
-      if (continuous) {
+      if (loop) {
         m.decoder = decoder;
         m.noDecoder = why;
+      } else if (!provider.isCpu()) {
+        m.decoder = Optional.empty(); // never opened later either: the loop's graph runs on the CPU
+        m.noDecoder = "on execution provider " + provider.name() + " onnxruntime-genai batches the rows";
       }
       return m;
     } catch (GenAIException | RuntimeException e) {
       // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
-      EngineException failure = new EngineException("Cannot load model " + folder + ": " + e.getMessage(), e);
+      EngineException failure = loadFailure(folder, provider, e);
       closeAfterFailure(tok, failure);
       closeAfterFailure(model, failure);
       decoder.ifPresent(d -> closeAfterFailure(d, failure));
@@ -142,12 +161,23 @@ public final class LlmModel implements AutoCloseable {
     }
   }
 
+  /** Why {@code folder} did not load, with what to install when an accelerator was asked for. */
+  private static EngineException loadFailure(Path folder, ExecutionProvider provider, Exception e) {
+    String why = String.valueOf(e.getMessage()).strip();
+    if (!provider.isCpu()) {
+      why = (why.endsWith(".") ? why.substring(0, why.length() - 1) : why) + ". " + provider.installHint();
+    }
+    return new EngineException("Cannot load model " + folder
+        + (provider.isCpu() ? "" : " on execution provider " + provider) + ": " + why, e);
+  }
+
   /**
    * onnxruntime-genai's model of {@code folder}: with its weights, or with the tokenizer stub graph
    * as its decoder ({@link TokenizerStub}; the folder is named by its real path, so the stub's
    * relative path from it holds).
    */
-  private static Model genaiModel(Path folder, int intraOpThreads, boolean stub) throws GenAIException {
+  private static Model genaiModel(Path folder, int intraOpThreads, boolean stub, ExecutionProvider provider)
+      throws GenAIException {
     Path real;
     try {
       real = folder.toRealPath();
@@ -167,6 +197,7 @@ public final class LlmModel implements AutoCloseable {
         root.putObject("model").set("decoder", decoder);
         c.overlay(root.toString());
       }
+      provider.applyTo(c);
       return new Model(c);
     }
   }
@@ -463,7 +494,8 @@ public final class LlmModel implements AutoCloseable {
     if (generatorModel == null) {
       try {
         long t0 = System.nanoTime();
-        generatorModel = genaiModel(config.folder(), intraOpThreads, false);
+        // The continuous loop, and so this copy beside it, runs on the CPU only.
+        generatorModel = genaiModel(config.folder(), intraOpThreads, false, ExecutionProvider.cpu());
         LOG.info("Loaded onnxruntime-genai's own copy of {} for rows its generator serves (response formats) in {} ms",
             config.folder(), Math.round((System.nanoTime() - t0) / 1e6));
       } catch (GenAIException e) {

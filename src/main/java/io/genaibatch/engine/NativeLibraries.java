@@ -117,6 +117,16 @@ public final class NativeLibraries {
             + " built for this machine's glibc.");
   }
 
+  /**
+   * The folder of the native onnxruntime loaded for the GenAI library, where onnxruntime looks for
+   * its execution providers' libraries; empty when the binding was pointed at its libraries by the
+   * user's own properties.
+   */
+  public static synchronized Optional<Path> onnxRuntimeDir() {
+    ensureLoaded();
+    return Optional.ofNullable(System.getProperty(PROP_PREFIX + ORT + ".path")).map(p -> Paths.get(p).getParent());
+  }
+
   /** onnxruntime's Java API property naming the native library it loads. */
   static final String ORT_JAVA_PROPERTY = "onnxruntime.native.onnxruntime.path";
 
@@ -198,6 +208,10 @@ public final class NativeLibraries {
       Path dir = stagingDir(c.genai.toAbsolutePath() + "|" + c.ort.toAbsolutePath());
       genai = link(dir.resolve(GENAI_FILE), c.genai);
       ort = link(dir.resolve("libonnxruntime.so"), c.ort);
+      // Each looks for its execution providers' libraries beside itself: onnxruntime for CUDA's and
+      // TensorRT's, the GenAI library of a CUDA build for libonnxruntime-genai-cuda.so.
+      linkAll(dir, c.ort.toAbsolutePath().getParent(), "libonnxruntime_providers_*.so");
+      linkAll(dir, c.genai.toAbsolutePath().getParent(), "libonnxruntime-genai-*.so");
     } catch (IOException e) {
       return "cannot stage the libraries: " + e;
     }
@@ -209,6 +223,14 @@ public final class NativeLibraries {
     System.setProperty(PROP_PREFIX + GENAI + ".path", genai.toString());
     System.setProperty(PROP_PREFIX + ORT + ".path", ort.toString());
     return null;
+  }
+
+  private static void linkAll(Path dir, Path from, String glob) throws IOException {
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(from, glob)) {
+      for (Path p : ds) {
+        link(dir.resolve(p.getFileName()), p);
+      }
+    }
   }
 
   private static Path stagingDir(String key) throws IOException {

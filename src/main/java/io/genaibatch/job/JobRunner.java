@@ -314,6 +314,11 @@ final class JobRunner {
     m.put("executor_fetch_mb_per_s", metrics.fetchMbPerSecond());
     Map<String, Double> rss = metrics.peakRssMbByExecutor();
     m.put("executors_used", (double) rss.size());
+    Map<String, Long> byGpu = metrics.tasksByGpu();
+    if (!byGpu.isEmpty()) {
+      m.put("gpus_used", (double) byGpu.size());
+      System.out.printf("genai-batch: tasks per GPU Spark gave them (%s): %s%n", scorer.spec().provider(), byGpu);
+    }
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
     m.putAll(schedulingMetrics(scorer, metrics.slots(), scored.seconds(), metrics.generationSpan()));
     m.putAll(decodeMetrics(metrics.profile()));

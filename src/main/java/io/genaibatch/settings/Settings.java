@@ -1,6 +1,7 @@
 package io.genaibatch.settings;
 
 import io.genaibatch.engine.Batching;
+import io.genaibatch.engine.ExecutionProvider;
 import io.genaibatch.settings.Setting.Scope;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -38,6 +39,13 @@ public final class Settings {
   public static final Setting<Boolean> ALLOW_CUSTOM_OPS = declare("allow_custom_ops", Scope.SCORING, ValueType.bool(),
       false, "BOOL", "Load a model whose genai_config.json names a custom operator library (native code from the"
           + " model folder); refused by default");
+  public static final Setting<String> EXECUTION_PROVIDER = declare("execution_provider", Scope.SCORING,
+      ValueType.choice(ExecutionProvider.NAMES.stream().map(n -> n.toLowerCase(Locale.ROOT)).toArray(String[]::new)), ExecutionProvider.CPU, "NAME",
+      "Where the model runs: cpu, or an onnxruntime-genai execution provider (cuda, ...) of the native library's"
+          + " build; with cuda on a cluster, each task takes the GPU Spark gave it (spark.task.resource.gpu.amount)");
+  public static final Setting<Map<String, String>> PROVIDER_OPTIONS = declare("provider_options", Scope.SCORING,
+      ValueType.textMap(), Map.of(), "NAME=VALUE", "Options of the execution provider, e.g. enable_cuda_graph=1 or"
+          + " gpu_mem_limit=20000000000; repeatable (device_id is the task's GPU unless given)");
 
   // --- input and output of the job
   public static final Setting<String> INPUT = declare("input", Scope.JOB, ValueType.text(), null, "PATH|TABLE",

@@ -232,6 +232,26 @@ public final class ValueType<T> {
     }, v -> v);
   }
 
+  /** Names to text values ({@code device_id: 0}); layers merge name by name. */
+  @SuppressWarnings("unchecked")
+  public static ValueType<Map<String, String>> textMap() {
+    Class<Map<String, String>> type = (Class<Map<String, String>>) (Class<?>) Map.class;
+    return new ValueType<>(type, "a map of name to value, e.g. device_id: 0", raw -> {
+      if (!(raw instanceof Map<?, ?> m)) {
+        return null;
+      }
+      Map<String, String> out = new LinkedHashMap<>();
+      for (Map.Entry<?, ?> e : m.entrySet()) {
+        if (e.getKey() == null || e.getKey().toString().isBlank() || e.getValue() == null
+            || e.getValue() instanceof Map<?, ?> || e.getValue() instanceof List<?>) {
+          return null;
+        }
+        out.put(e.getKey().toString(), e.getValue().toString());
+      }
+      return out;
+    }, v -> v);
+  }
+
   private static Long whole(Object raw) {
     Double d = number(raw);
     if (raw instanceof Long l) {

@@ -2,8 +2,10 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.common.Redact;
+import io.genaibatch.engine.ExecutionProvider;
 import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.NativeGuidance;
+import io.genaibatch.engine.NativeLibraries;
 import io.genaibatch.engine.ResponseFormat;
 import io.genaibatch.mlflow.MlModel;
 import io.genaibatch.mlflow.ModelCache;
@@ -19,6 +21,7 @@ import java.nio.file.Paths;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
@@ -32,6 +35,8 @@ import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import scala.Tuple2;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import scala.collection.Iterator;
 
 /**
@@ -42,6 +47,7 @@ import scala.collection.Iterator;
  * fails here, before any task starts.
  */
 public final class BatchScorer {
+  private static final Logger LOG = LoggerFactory.getLogger(BatchScorer.class);
   private final SparkSession spark;
   private final ModelSpec spec;
   private final ModelFetcher.LocalModel local;
@@ -49,12 +55,15 @@ public final class BatchScorer {
   private final GenAiConfig genai;
   private final ScoringOptions options;
   private final SettingValues settings;
+  /** Spark's GPU scheduling of this job; null when it asks for none. */
+  private final GpuScheduling gpus;
   /** The type of {@code response_parsed}, with {@code parse_response}; else null. */
   private final StructType parsedType;
 
   private BatchScorer(SparkSession spark, ModelSpec spec, ModelFetcher.LocalModel local, GenAiConfig genai,
-      ScoringOptions options, SettingValues settings) {
+      ScoringOptions options, SettingValues settings, Optional<GpuScheduling> gpus) {
     this.spark = spark;
+    this.gpus = gpus.orElse(null);
     this.spec = spec;
     this.local = local;
     this.genai = genai;
@@ -126,10 +135,34 @@ public final class BatchScorer {
     boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();
     int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
     ScoringOptions options = ScoringOptions.from(settled, chatModel);
-    boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1;
+    ExecutionProvider provider = ExecutionProvider.of(settled.get(Settings.EXECUTION_PROVIDER),
+        settled.get(Settings.PROVIDER_OPTIONS));
+    Optional<GpuScheduling> gpus = checkProvider(spark, provider);
+    // The continuous loop runs the decoder graph on the CPU; an accelerator batches in onnxruntime-genai.
+    boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1 && provider.isCpu();
     ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads, continuous,
-        allowCustomOps);
-    return new BatchScorer(spark, spec, local, genai, options, settled);
+        allowCustomOps, provider);
+    return new BatchScorer(spark, spec, local, genai, options, settled, gpus);
+  }
+
+  /**
+   * The GPU scheduling for {@code provider}, checked before scoring: on a cluster an accelerator
+   * needs Spark's GPU scheduling; under a local master this JVM is the executor, so the native
+   * library must have the provider.
+   */
+  private static Optional<GpuScheduling> checkProvider(SparkSession spark, ExecutionProvider provider) {
+    boolean localMaster = spark.sparkContext().isLocal();
+    Optional<GpuScheduling> gpus = GpuScheduling.check(spark.sparkContext().getConf(), provider, localMaster);
+    if (provider.isCpu() && gpus.isPresent()) {
+      LOG.warn("{} is set, but --execution-provider is cpu: the GPUs Spark gives the tasks stay idle (set"
+          + " --execution-provider cuda to use them)", GpuScheduling.TASK_AMOUNT);
+    }
+    if (!provider.isCpu() && localMaster) {
+      NativeLibraries.onnxRuntimeDir().flatMap(provider::missingIn).ifPresent(why -> {
+        throw new IllegalArgumentException(why);
+      });
+    }
+    return gpus;
   }
 
   /**
@@ -263,9 +296,15 @@ public final class BatchScorer {
         functions.when(functions.to_json(parsed).notEqual(functions.lit("{}")), parsed));
   }
 
-  /** Tasks that can run at once: the cluster's cores (Spark's default parallelism) over spark.task.cpus. */
+  /**
+   * Tasks that can run at once: the cluster's cores (Spark's default parallelism) over
+   * spark.task.cpus, and with GPU scheduling no more than the executors' GPUs take.
+   */
   public int taskSlots() {
-    return Math.max(1, spark.sparkContext().defaultParallelism() / threadsPerTask());
+    int cores = Math.max(1, spark.sparkContext().defaultParallelism() / threadsPerTask());
+    // Registered executors, the driver's entry aside (a local master's one entry is both).
+    int executors = spark.sparkContext().statusTracker().getExecutorInfos().length - 1;
+    return gpus != null && executors > 0 ? Math.min(cores, gpus.slots(executors)) : cores;
   }
 
   /** Native threads each task's generation uses: spark.task.cpus, the cores the task owns. */

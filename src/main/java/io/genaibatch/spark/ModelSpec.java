@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.engine.ExecutionProvider;
 import io.genaibatch.mlflow.ResolvedModel;
 import io.genaibatch.mlflow.TrackingConnection;
 import java.io.Serializable;
@@ -18,9 +19,17 @@ import java.util.Map;
  * @param intraOpThreads native threads per generation call
  * @param continuous whether windows run through the continuous-batching loop (the model loads for it)
  * @param allowCustomOps whether a model folder may name a custom operator library (native code)
+ * @param provider where the model runs; on an accelerator, the task's own device is set by {@link #onDevice}
  */
 public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, String> mlflowEnv, String cacheDir,
-    int intraOpThreads, boolean continuous, boolean allowCustomOps) implements Serializable {
+    int intraOpThreads, boolean continuous, boolean allowCustomOps, ExecutionProvider provider)
+    implements Serializable {
+
+  /** This spec on the accelerator at {@code address}: its own entry in the executor's cache. */
+  ModelSpec onDevice(String address) {
+    return new ModelSpec(model, trackingUri, mlflowEnv, cacheDir, intraOpThreads, continuous, allowCustomOps,
+        provider.onDevice(address));
+  }
 
   /** The driver's MLflow credential variables, copied for the executors. */
   public static Map<String, String> driverMlflowEnv() {
@@ -37,7 +46,7 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
 
   /** The key of the executor-wide cache: same model, same load options, same entry. */
   String cacheKey() {
-    return model.identity() + "|threads=" + intraOpThreads + "|continuous=" + continuous;
+    return model.identity() + "|threads=" + intraOpThreads + "|continuous=" + continuous + "|provider=" + provider;
   }
 
   TrackingConnection connect() {
@@ -53,6 +62,7 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
   public String toString() {
     return "ModelSpec[" + model.uri() + " -> " + model.artifactUri() + ", tracking=" + trackingUri
         + ", credentials=" + (mlflowEnv.isEmpty() ? "none" : "<redacted>") + ", cache=" + cacheDir
-        + ", threads=" + intraOpThreads + ", continuous=" + continuous + ", allowCustomOps=" + allowCustomOps + "]";
+        + ", threads=" + intraOpThreads + ", continuous=" + continuous + ", allowCustomOps=" + allowCustomOps
+        + ", provider=" + provider + "]";
   }
 }

@@ -21,6 +21,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.UUID;
 import org.apache.spark.SparkContext;
@@ -76,8 +77,14 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     if (!rows.hasNext()) {
       return rows;
     }
-    ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec);
     TaskContext ctx = TaskContext.get();
+    // On an accelerator, the GPU Spark gave this task: one model per executor and GPU.
+    Optional<String> gpu = GpuScheduling.taskAddress(ctx);
+    ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(
+        spec.provider().isCpu() ? spec : gpu.map(spec::onDevice).orElse(spec));
+    if (metrics != null) {
+      gpu.ifPresent(metrics::recordGpu);
+    }
     if (ctx != null) {
       ctx.addTaskCompletionListener((TaskCompletionListener) c -> lease.close());
     }
@@ -282,7 +289,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       LongAccumulator decodeUseful, CollectionAccumulator<String> executorMemory,
       CollectionAccumulator<long[]> windows, String liveKey, LongAccumulator fetchBytes,
       LongAccumulator fetchMillis, LongAccumulator formatted, LongAccumulator formattedOk,
-      CollectionAccumulator<DecodeProfile> profiles)
+      CollectionAccumulator<DecodeProfile> profiles, CollectionAccumulator<String> gpus)
       implements Serializable {
 
     /** Registers the accumulators on the driver and opens this job's {@link LiveCounts}. */
@@ -300,7 +307,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
           sc.longAccumulator("genai-batch executor fetch bytes"), sc.longAccumulator("genai-batch executor fetch ms"),
           sc.longAccumulator("genai-batch answers with a response format"),
           sc.longAccumulator("genai-batch answers that parse under their response format"),
-          sc.collectionAccumulator("genai-batch continuous batching profiles"));
+          sc.collectionAccumulator("genai-batch continuous batching profiles"),
+          sc.collectionAccumulator("genai-batch task GPUs"));
     }
 
     /** What an executor's load downloaded into its host's cache (0 and 0 for a cached or local model). */
@@ -371,6 +379,22 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       if (kb > 0 && env != null) {
         executorMemory.add(env.executorId() + " " + kb);
       }
+    }
+
+    /** Adds "EXECUTOR_ID GPU_ADDRESS" of a task Spark gave a GPU. */
+    void recordGpu(String address) {
+      SparkEnv env = SparkEnv.get();
+      gpus.add((env == null ? "?" : env.executorId()) + " " + address);
+    }
+
+    /** Tasks per GPU Spark gave them ("executor EXECUTOR_ID gpu ADDRESS"); empty without GPU scheduling. */
+    public Map<String, Long> tasksByGpu() {
+      Map<String, Long> m = new TreeMap<>();
+      for (String s : gpus.value()) {
+        String[] p = s.split(" ", -1);
+        m.merge("executor " + p[0] + " gpu " + p[1], 1L, Long::sum);
+      }
+      return m;
     }
 
     /** Peak resident memory per executor id, in MB, from what the tasks reported. */

@@ -28,7 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
  * The shaded job jar ({@link Fixtures#jobJar()}, on the Spark of {@link Fixtures#sparkHome()})
  * through jobs/run-cluster.sh on a standalone cluster (a master and two
  * workers, one executor JVM each, on 127.0.0.1), logging to a real MLflow server: the model is
- * loaded once per executor JVM whatever the number of partitions, read from the run's metrics.
+ * loaded once per executor JVM whatever the number of partitions, read from the run's metrics;
+ * under Spark's GPU scheduling (made-up GPUs) each task is given a GPU of its executor.
  */
 class ClusterIT {
   static final ObjectMapper JSON = new ObjectMapper();
@@ -72,6 +73,9 @@ class ClusterIT {
         .redirectOutput(dir.resolve("cluster-" + partitions + ".log").toFile());
     Fixtures.sparkEnv(pb.environment()).put("MLFLOW_TRACKING_URI", server.uri());
     pb.environment().put("SKIP_BUILD", "1");
+    // Two made-up GPUs per worker (a discovery script, no CUDA): Spark's GPU scheduling gives every
+    // task one, which the CPU provider leaves idle, saying so.
+    pb.environment().put("GENAI_BATCH_WORKER_GPUS", "2");
     pb.environment().put("GENAI_BATCH_CLUSTER_DIR", dir.resolve("cluster-" + partitions).toString());
     // One input file, one partition: no packing of small files.
     pb.environment().put("GENAI_BATCH_SPARK_CONF",
@@ -80,6 +84,7 @@ class ClusterIT {
     assertThat(p.waitFor(540, TimeUnit.SECONDS)).isTrue();
     String log = Files.readString(dir.resolve("cluster-" + partitions + ".log"));
     assertThat(p.exitValue()).as(log).isZero();
+    assertThat(log).contains("spark.task.resource.gpu.amount is set, but --execution-provider is cpu");
     // The numbers come from the job's metrics file and its output, never from its log.
     JsonNode written = JSON.readTree(out.resolve(BatchScoringJob.METRICS_FILE).toFile());
     assertThat(written.path("rows_total").asInt()).isEqualTo(ROWS);
@@ -133,6 +138,8 @@ class ClusterIT {
     assertThat(eight.path("executors_used").asInt()).isEqualTo(2);
     assertThat(eight.path("model_loads").asInt()).isEqualTo(2);
     assertThat(eight.path("rows_total").asInt()).isEqualTo(ROWS);
+    // Each task was given a GPU of its executor: both addresses of both executors were in use.
+    assertThat(eight.path("gpus_used").asInt()).isEqualTo(4);
 
     JsonNode thirtyTwo = runOnCluster(dir, 32);
     assertThat(thirtyTwo.path("executors_used").asInt()).isEqualTo(2);

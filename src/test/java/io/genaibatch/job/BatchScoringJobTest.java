@@ -226,6 +226,23 @@ class BatchScoringJobTest extends SparkTestBase {
   }
 
   @Test
+  void anAcceleratorThisBuildLacksFailsOnTheDriverNamingWhatToInstall(@TempDir Path tmp) throws Exception {
+    String input = writePrompts(tmp, 4, false);
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output",
+        tmp.resolve("out").toString(), "--no-tracking", "--execution-provider", "cuda", "--provider-options",
+        "enable_cuda_graph=1");
+    assertThat(r.code()).isEqualTo(2);
+    assertThat(r.err()).contains("execution_provider cuda needs libonnxruntime_providers_cuda.so")
+        .contains("onnxruntime-gpu").contains("onnxruntime-genai-cuda");
+    assertThat(Files.exists(tmp.resolve("out"))).as("nothing scored").isFalse();
+
+    Result unknown = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output",
+        tmp.resolve("out").toString(), "--no-tracking", "--execution-provider", "tpu");
+    assertThat(unknown.code()).isEqualTo(2);
+    assertThat(unknown.err()).contains("execution_provider").contains("cuda");
+  }
+
+  @Test
   void configFileAndFlagsFollowThePrecedence(@TempDir Path tmp) throws Exception {
     String input = writePrompts(tmp, 6, false);
     Path conf = tmp.resolve("job.yaml");
