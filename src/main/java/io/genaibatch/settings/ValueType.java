@@ -213,40 +213,34 @@ public final class ValueType<T> {
   }
 
   /** Names to numbers >= 0 ({@code eval_token_f1: 0.05}); layers merge name by name. */
-  @SuppressWarnings("unchecked")
   public static ValueType<Map<String, Double>> limits() {
-    Class<Map<String, Double>> type = (Class<Map<String, Double>>) (Class<?>) Map.class;
-    return new ValueType<>(type, "a map of metric name to a number >= 0, e.g. eval_token_f1: 0.05", raw -> {
-      if (!(raw instanceof Map<?, ?> m)) {
-        return null;
-      }
-      Map<String, Double> out = new LinkedHashMap<>();
-      for (Map.Entry<?, ?> e : m.entrySet()) {
-        Double d = number(e.getValue());
-        if (e.getKey() == null || e.getKey().toString().isBlank() || d == null || d < 0 || d.isInfinite()) {
-          return null;
-        }
-        out.put(e.getKey().toString(), d);
-      }
-      return out;
-    }, v -> v);
+    return mapOf("a map of metric name to a number >= 0, e.g. eval_token_f1: 0.05", raw -> {
+      Double d = number(raw);
+      return d == null || d < 0 || d.isInfinite() ? null : d;
+    });
   }
 
   /** Names to text values ({@code device_id: 0}); layers merge name by name. */
-  @SuppressWarnings("unchecked")
   public static ValueType<Map<String, String>> textMap() {
-    Class<Map<String, String>> type = (Class<Map<String, String>>) (Class<?>) Map.class;
-    return new ValueType<>(type, "a map of name to value, e.g. device_id: 0", raw -> {
+    return mapOf("a map of name to value, e.g. device_id: 0",
+        raw -> raw == null || raw instanceof Map<?, ?> || raw instanceof List<?> ? null : raw.toString());
+  }
+
+  /** A map of non-blank names to values {@code value} takes (null: refused). */
+  @SuppressWarnings("unchecked")
+  private static <V> ValueType<Map<String, V>> mapOf(String doc, Function<Object, V> value) {
+    Class<Map<String, V>> type = (Class<Map<String, V>>) (Class<?>) Map.class;
+    return new ValueType<>(type, doc, raw -> {
       if (!(raw instanceof Map<?, ?> m)) {
         return null;
       }
-      Map<String, String> out = new LinkedHashMap<>();
+      Map<String, V> out = new LinkedHashMap<>();
       for (Map.Entry<?, ?> e : m.entrySet()) {
-        if (e.getKey() == null || e.getKey().toString().isBlank() || e.getValue() == null
-            || e.getValue() instanceof Map<?, ?> || e.getValue() instanceof List<?>) {
+        V v = value.apply(e.getValue());
+        if (e.getKey() == null || e.getKey().toString().isBlank() || v == null) {
           return null;
         }
-        out.put(e.getKey().toString(), e.getValue().toString());
+        out.put(e.getKey().toString(), v);
       }
       return out;
     }, v -> v);
