@@ -17,6 +17,7 @@ import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
+import io.genaibatch.spark.GpuScheduling;
 import io.genaibatch.spark.LocalPreload;
 import io.genaibatch.spark.PartitionScorer;
 import java.io.IOException;
@@ -486,6 +487,7 @@ final class JobRunner {
     p.put("executor_instances", spark.sparkContext().getConf().get("spark.executor.instances", "default"));
     p.put("executor_cores", spark.sparkContext().getConf().get("spark.executor.cores", "default"));
     p.put("task_cpus", spark.sparkContext().getConf().get("spark.task.cpus", "1"));
+    p.put("task_gpus", spark.sparkContext().getConf().get(GpuScheduling.TASK_AMOUNT, "0"));
     p.put("job_version", BatchScoringJob.VERSION);
     return p;
   }
