@@ -48,6 +48,8 @@ import scala.collection.Iterator;
  */
 public final class BatchScorer {
   private static final Logger LOG = LoggerFactory.getLogger(BatchScorer.class);
+  /** Rows per generation call on an accelerator unless --batch-size says otherwise. */
+  public static final int ACCELERATOR_BATCH_SIZE = 32;
   private final SparkSession spark;
   private final ModelSpec spec;
   private final ModelFetcher.LocalModel local;
@@ -130,13 +132,16 @@ public final class BatchScorer {
     GenAiConfig genai = GenAiConfig.read(local.genaiDir(), local::has);
     boolean allowCustomOps = values.get(Settings.ALLOW_CUSTOM_OPS);
     GenAiConfig.checkCustomOps(local.genaiDir(), allowCustomOps);
-    SettingValues settled = local.mlModel() == null ? values
+    SettingValues fromModel = local.mlModel() == null ? values
         : values.below("model_config of " + modelUri, local.mlModel().modelConfig(), Scope.SEARCH, false);
+    ExecutionProvider provider = ExecutionProvider.of(fromModel.get(Settings.EXECUTION_PROVIDER),
+        fromModel.get(Settings.PROVIDER_OPTIONS));
+    // A GPU's generation call pays off with more rows than a core's: its own default batch size.
+    SettingValues settled = provider.isCpu() ? fromModel : fromModel.below("the default on an accelerator",
+        Map.of(Settings.BATCH_SIZE.key(), ACCELERATOR_BATCH_SIZE), Scope.SCORING, false);
     boolean chatModel = local.mlModel() != null && local.mlModel().signature().isChat();
     int threads = Integer.parseInt(spark.sparkContext().getConf().get("spark.task.cpus", "1"));
     ScoringOptions options = ScoringOptions.from(settled, chatModel);
-    ExecutionProvider provider = ExecutionProvider.of(settled.get(Settings.EXECUTION_PROVIDER),
-        settled.get(Settings.PROVIDER_OPTIONS));
     Optional<GpuScheduling> gpus = checkProvider(spark, provider);
     // The continuous loop runs the decoder graph on the CPU; an accelerator batches in onnxruntime-genai.
     boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1 && provider.isCpu();
