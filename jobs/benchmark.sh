@@ -2,7 +2,7 @@
 # genai-batch against the seed's way (PySpark + mlflow.pyfunc.spark_udf over the pyfunc wrapper)
 # and against the engine alone, on the same prompts, model, greedy search and cores; prints one
 # table (plus batch scaling, memory as partitions grow and the memory-bandwidth bound):
-#   jobs/benchmark.sh [--workload uniform|mixed|decode] [--model tiny|phi3-mini|phi3-mini-4l|DIR] [--rows N]
+#   jobs/benchmark.sh [--workload uniform|mixed|decode|structured] [--model tiny|phi3-mini|phi3-mini-4l|DIR] [--rows N]
 #                     [--new-tokens N] [--repeats K] [--batch-size B] [--systems a,a0,a1,b,b2,p,c]
 #                     [--batch-sizes 1,2,4,8,16] [--memory-partitions 2,4,8]          (uniform only)
 #                     [--engine-batches 1,8,16] [--engine-new-tokens 32] [--seed 0]   (mixed only)
@@ -16,6 +16,8 @@
 #   default threads as its users run it, b2 = spark_udf with the rows spread over the cores, p = the limit
 #   (the engine's prefill rate), c = the engine alone on the uniform prompts at --engine-batches.
 # --workload decode: as mixed with 10-40-token prompts, so answers dominate.
+# --workload structured: as mixed, every answer under a JSON Schema (--response-format); systems a (with
+#   the schema), af (the same prompts free), a1 (--batch-size 1 with the schema), p: what guided rows cost.
 #   Headline: total (prompt + completion) tokens/s; also cores busy, slot efficiency, a/a0 answers.
 #   jobs/benchmark.sh --workload mixed --model tiny --rows 8 --repeats 1   # smoke test, a few minutes
 #   nice -n 10 jobs/benchmark.sh --workload mixed                          # the real run

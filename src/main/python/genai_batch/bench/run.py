@@ -1,7 +1,9 @@
 """genai-batch against the seed's way and against the engine alone, on the same prompts, model,
 search options and cores; run as ``jobs/benchmark.sh`` (``python -m genai_batch.bench``).
 
-Two workloads (``--workload``): ``uniform`` (the default, described first) and ``mixed`` (below).
+Workloads (``--workload``): ``uniform`` (the default, described first), ``mixed`` (below), ``decode``
+(mixed with short prompts) and ``structured`` (mixed with every answer under a JSON Schema; systems a, af:
+the same prompts free, a1 and p).
 
 Systems of the uniform workload, each a fresh process per run:
 
@@ -83,6 +85,19 @@ RUN_TIMEOUT_S = 1800
 METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
 MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,b2,p"}
+STRUCTURED_DEFAULTS = {**MIXED_DEFAULTS, "systems": "a,af,a1,p"}
+# --workload structured: every row answers under this JSON Schema (a label, a number and a reason of
+# bounded length, as an extraction or a graded evaluation asks for).
+STRUCTURED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
+        "reason": {"type": "string", "maxLength": 160},
+    },
+    "required": ["label", "confidence", "reason"],
+    "additionalProperties": False,
+}
 UNIFORM_DEFAULTS = {"model": "tiny", "rows": 16, "new_tokens": 16, "systems": "a,b,c", "batch_size": 8}
 # Models that --model names and this command generates on demand (make_tiny_phi3.py flags, folder).
 GENERATED = {
@@ -683,10 +698,11 @@ def parse_args(argv):
                "b (spark_udf, onnxruntime's default threads), b2 (spark_udf over all cores), p (the limit: the "
                "engine's prefill rate), c (the engine on the uniform prompts at --engine-batches). "
                "docs/benchmarks.md explains the numbers.")
-    p.add_argument("--workload", choices=("uniform", "mixed", "decode"), default="uniform",
+    p.add_argument("--workload", choices=("uniform", "mixed", "decode", "structured"), default="uniform",
                    help="uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens; mixed: prompt "
                    "lengths log-uniform over 10-500 tokens, answers of varied length (see below); decode: as mixed "
-                   "with short prompts (10-40 tokens), so answers dominate")
+                   "with short prompts (10-40 tokens), so answers dominate; structured: as mixed, every answer under "
+                   "a JSON Schema (--response-format), systems a, af (the same prompts free), a1, p")
     p.add_argument("--model", help="tiny | phi3-mini | phi3-mini-4l | an onnxruntime-genai model folder (default: "
                    "tiny for uniform; phi3-mini-4l for mixed: phi3-mini's shapes with 4 layers and a 3%% stop rate, "
                    "generated into models/phi3-mini-4l-r03 when missing)")
@@ -713,11 +729,12 @@ def parse_args(argv):
                    "(default 0)")
     p.add_argument("--work", help="work folder (default target/benchmark/run-TIMESTAMP)")
     args = p.parse_args(argv)
-    defaults = MIXED_DEFAULTS if args.workload != "uniform" else UNIFORM_DEFAULTS
+    defaults = {"uniform": UNIFORM_DEFAULTS, "structured": STRUCTURED_DEFAULTS}.get(args.workload, MIXED_DEFAULTS)
     for k in ("model", "rows", "new_tokens", "systems", "batch_size"):
         if getattr(args, k) is None:
             setattr(args, k, defaults.get(k))
-    allowed = ("a", "a0", "a1", "b", "b2", "p", "c") if args.workload != "uniform" else ("a", "b", "c")
+    allowed = {"uniform": ("a", "b", "c"), "structured": ("a", "af", "a1", "p")}.get(
+        args.workload, ("a", "a0", "a1", "b", "b2", "p", "c"))
     bad = [x for x in args.systems.split(",") if x.strip() and x.strip() not in allowed]
     if bad:
         p.error(f"--systems {args.systems}: {', '.join(bad)} not among {','.join(allowed)} for --workload "
@@ -905,6 +922,13 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
     ctx.update(mixed_prompt_tokens=lengths, seed=args.seed, engine_batches=batches,
                engine_new_tokens=args.engine_new_tokens)
     mixed_input = write_input(os.path.join(work, "input", "mixed"), texts, 1)  # ONE file: one input partition
+    fmt_flags: tuple[str, ...] = ()
+    if args.workload == "structured":
+        schema = os.path.join(work, "input", "schema.json")
+        with open(schema, "w", encoding="utf-8") as f:
+            json.dump(STRUCTURED_SCHEMA, f, indent=2)
+        fmt_flags = ("--response-format", "@" + schema)
+        ctx["schema"] = STRUCTURED_SCHEMA
     # (c): the uniform prompts, enough for a full batch per thread at the largest batch
     c_rows = max(args.rows, cores * max(batches or [1]))
     ctx["engine_rows"] = c_rows
@@ -958,11 +982,13 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
             run_dir = os.path.join(work, "runs", f"{s}-{k + 1}")
             q = quiet(ctx)
             if s == "a":
+                r = run_job(ctx, mixed_input, args.batch_size, run_dir, extra=fmt_flags, keep_answers=True)
+            elif s == "af":
                 r = run_job(ctx, mixed_input, args.batch_size, run_dir, keep_answers=True)
             elif s == "a0":
                 r = run_job(ctx, mixed_input, None, run_dir, extra=A0_FLAGS, keep_answers=True)
             elif s == "a1":
-                r = run_job(ctx, mixed_input, None, run_dir, extra=A1_FLAGS, keep_answers=True)
+                r = run_job(ctx, mixed_input, None, run_dir, extra=A1_FLAGS + fmt_flags, keep_answers=True)
             elif s == "b2":
                 r = run_udf(ctx, mixed_input, run_dir, keep_answers=True, repartition=cores)
             else:
@@ -1035,6 +1061,10 @@ def report_mixed(ctx: dict, results: dict) -> str:
         "b2": f"(b2) PySpark spark_udf + seed pyfunc, rows spread over the cores (repartition({cores}))",
         "p": f"(p) the limit: engine prefill rate, 128-token prompts, batch 1, {cores} threads x 1 native",
     }
+    if ctx.get("schema"):
+        names["a"] += ", every answer under the JSON Schema (--response-format)"
+        names["a1"] = "(a1) genai-batch, --batch-size 1, every answer under the JSON Schema"
+        names["af"] = "(af) genai-batch, job defaults, the same prompts free (no response format)"
     for b in eb:
         names[f"c{b}"] = (f"(c) engine alone, uniform prompts + {en} new tokens, {cores} threads x 1 native, "
                           f"batch {b}")
@@ -1143,7 +1173,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         if x in med and y in med and med[y][f] and med[y][f] == med[y][f]:
             return med[x][f] / med[y][f]
         return None
-    for x, y in (("a", "b"), ("a", "b2"), ("a", "a1"), ("a", "a0"), ("a1", "b2")):
+    for x, y in (("a", "b"), ("a", "b2"), ("a", "a1"), ("a", "a0"), ("a1", "b2"), ("a", "af")):
         r = ratio(x, y, "total_tok_per_s")
         if r is not None:
             ratios.append(f"{x}/{y}: {r:.2f}x total tok/s ({fmt(ratio(x, y, 'tok_per_s'), 2)}x completion tok/s, "
@@ -1151,12 +1181,17 @@ def report_mixed(ctx: dict, results: dict) -> str:
                           f"{fmt(wall_ratio(y, x), 2)}x by wall time)")
     if "p" in med and med["p"]["total_tok_per_s"]:
         limit = med["p"]["total_tok_per_s"]
-        fractions = ", ".join(f"{k} {med[k]['total_tok_per_s'] / limit:.0%}" for k in ("a", "a0", "a1", "b", "b2")
+        fractions = ", ".join(f"{k} {med[k]['total_tok_per_s'] / limit:.0%}" for k in ("a", "af", "a0", "a1", "b", "b2")
                               if k in med)
         ratios.append(f"useful tokens/s during generation as a share of the limit (p, {limit:.1f} tok/s): {fractions}")
-    for key in ("a", "a0"):
+    for key in ("a", "af", "a0"):
         for line in breakdown(main.get(key) or []):
             ratios.append(f"({key}) {line}")
+    for key in ("a", "a1"):
+        ms = [r.get("job_metrics") or {} for r in main.get(key) or []] if ctx.get("schema") else []
+        if ms and all(m.get("responses_formatted") for m in ms):
+            ratios.append(f"({key}) answers that parse under the schema: "
+                          + ", ".join(f"{int(m.get('responses_parsed', 0))}/{int(m['responses_formatted'])}" for m in ms))
     cs = {b: med[f"c{b}"]["total_tok_per_s"] for b in eb if f"c{b}" in med}
     if cs:
         best = max(cs, key=lambda b: cs[b])
