@@ -37,10 +37,10 @@ class ClassArchiveIT {
     Path folder = dir.resolve("archive");
     Map<String, String> env = archiveIn(folder);
 
-    // A run that fails on the driver (no such model) keeps nothing.
+    // A run that fails on the driver (a bad flag) keeps nothing.
     Fixtures.ChildRun failed = RuntimeJobIT.submit(dir, "failed", env, List.of(),
-        "--model-uri", dir.resolve("no-model").toString(), "--input", in.toString(), "--input-format", "json",
-        "--output", dir.resolve("failed-out").toString(), "--no-tracking");
+        "--model-uri", Fixtures.tinyModel().toString(), "--input", in.toString(), "--input-format", "json",
+        "--output", dir.resolve("failed-out").toString(), "--no-tracking", "--batch-size", "0");
     assertThat(failed.code()).as(failed.output()).isEqualTo(2);
     assertThat(files(folder)).as("nothing kept from a failed run, no temporary file left").isEmpty();
 
