@@ -20,7 +20,8 @@ import org.slf4j.LoggerFactory;
  * identity and load options. A task {@link #acquire acquires} a lease, and a task-completion
  * listener closes it; the model stays loaded for the next task. Loading another model first
  * closes the models no task holds, so an executor keeps one model in memory unless its tasks
- * use two at once; all are closed at JVM exit.
+ * use two at once, or one per GPU its tasks were given (the same model on each); all are closed
+ * at JVM exit.
  */
 public final class ExecutorModelCache {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorModelCache.class);
@@ -40,12 +41,14 @@ public final class ExecutorModelCache {
   }
 
   private static final class Entry {
+    final String modelKey;
     final LlmModel model;
     final double fetchMillis;
     final long fetchBytes;
     int holders;
 
-    Entry(LlmModel model, double fetchMillis, long fetchBytes) {
+    Entry(String modelKey, LlmModel model, double fetchMillis, long fetchBytes) {
+      this.modelKey = modelKey;
       this.model = model;
       this.fetchMillis = fetchMillis;
       this.fetchBytes = fetchBytes;
@@ -122,7 +125,7 @@ public final class ExecutorModelCache {
       e.holders++;
       return new Lease(key, e, false, 0);
     }
-    evictIdle();
+    evictIdle(spec.modelKey());
     long t0 = System.nanoTime();
     ModelFetcher.LocalModel local;
     try (TrackingConnection tracking = spec.connect()) {
@@ -137,7 +140,7 @@ public final class ExecutorModelCache {
     LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.continuous(), spec.provider());
     LOADS.incrementAndGet();
     // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.
-    e = new Entry(model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);
+    e = new Entry(spec.modelKey(), model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);
     e.holders = 1;
     MODELS.put(key, e);
     LOG.info("Loaded model {} from {} in {} ms (fetch {} ms, {} bytes downloaded)", spec.model().uri(), local.genaiDir(),
@@ -145,10 +148,11 @@ public final class ExecutorModelCache {
     return new Lease(key, e, true, (System.nanoTime() - t0) / 1e6);
   }
 
-  private static void evictIdle() {
+  /** Closes the idle models other than {@code keep} (which may be loaded on another GPU). */
+  private static void evictIdle(String keep) {
     List<String> idle = new ArrayList<>();
     MODELS.forEach((k, v) -> {
-      if (v.holders == 0) {
+      if (v.holders == 0 && !v.modelKey.equals(keep)) {
         idle.add(k);
       }
     });

@@ -6,6 +6,7 @@ import io.genaibatch.mlflow.TrackingConnection;
 import java.io.Serializable;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * What an executor needs to fetch and load a model: the resolved model, the tracking server
@@ -44,9 +45,17 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
     return m;
   }
 
-  /** The key of the executor-wide cache: same model, same load options, same entry. */
+  /** The key of the executor-wide cache: same model, same load options, same device, same entry. */
   String cacheKey() {
-    return model.identity() + "|threads=" + intraOpThreads + "|continuous=" + continuous + "|provider=" + provider;
+    return modelKey() + "|device=" + provider.options().getOrDefault(ExecutionProvider.DEVICE_ID, "-");
+  }
+
+  /** The model and its load options whatever the device: an executor keeps one per GPU it was given. */
+  String modelKey() {
+    Map<String, String> options = new TreeMap<>(provider.options());
+    options.remove(ExecutionProvider.DEVICE_ID);
+    return model.identity() + "|threads=" + intraOpThreads + "|continuous=" + continuous + "|provider="
+        + provider.name() + options;
   }
 
   TrackingConnection connect() {
