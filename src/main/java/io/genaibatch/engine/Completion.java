@@ -34,9 +34,17 @@ final class Completion {
   /** Positions of this completion in its cache region (continuous loop only). */
   int cached;
 
+  /** This completion's position in its response format, in the continuous loop; else null. */
+  final Llguidance.Matcher guide;
+
   Completion(PreparedRequest request, TokenChooser chooser) {
+    this(request, chooser, null);
+  }
+
+  Completion(PreparedRequest request, TokenChooser chooser, Llguidance.Matcher guide) {
     this.request = request;
     this.chooser = chooser;
+    this.guide = guide;
     this.tokens = new int[Math.min(request.budget(), 64)];
   }
 

@@ -29,9 +29,17 @@ final class ContinuousBatches {
   private final Completion.Decoder text;
   /** Whether the caller's task was cancelled, checked between steps. */
   private final BooleanSupplier cancelled;
+  /** Masks for rows under a response format; null when the run has none. */
+  private final Llguidance guides;
 
   ContinuousBatches(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text,
       BooleanSupplier cancelled) {
+    this(decoder, config, eosIds, text, cancelled, null);
+  }
+
+  ContinuousBatches(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text,
+      BooleanSupplier cancelled, Llguidance guides) {
+    this.guides = guides;
     this.decoder = decoder;
     this.config = config;
     this.eosIds = eosIds;
@@ -54,16 +62,31 @@ final class ContinuousBatches {
     Deque<Completion> waiting = new ArrayDeque<>();
     List<List<Completion>> byRequest = new ArrayList<>(requests.size());
     int positions = 1;
-    for (PreparedRequest r : requests) {
-      List<Completion> cs = new ArrayList<>(r.n());
-      for (int c = 0; c < r.n(); c++) {
-        Completion completion = new Completion(r, TokenChooser.of(config, r.request().options(), r.tokens(), c));
-        cs.add(completion);
-        waiting.add(completion);
+    try {
+      for (PreparedRequest r : requests) {
+        List<Completion> cs = new ArrayList<>(r.n());
+        Guidance g = r.request().guidance();
+        for (int c = 0; c < r.n(); c++) {
+          Completion completion = new Completion(r, TokenChooser.of(config, r.request().options(), r.tokens(), c),
+              g == null ? null : guides.matcher(g));
+          cs.add(completion);
+          waiting.add(completion);
+        }
+        byRequest.add(cs);
+        positions = Math.max(positions, r.positions());
       }
-      byRequest.add(cs);
-      positions = Math.max(positions, r.positions());
+      return run(requests, batchSize, buffers, out, start, waiting, byRequest, positions);
+    } finally {
+      byRequest.forEach(cs -> cs.forEach(c -> {
+        if (c.guide != null) {
+          c.guide.close();
+        }
+      }));
     }
+  }
+
+  private Run run(List<PreparedRequest> requests, int batchSize, DecodeBuffers buffers, Generation[] out, long start,
+      Deque<Completion> waiting, List<List<Completion>> byRequest, int positions) throws OrtException, GenAIException {
     // A window whose batch would pass the task's cache limit runs fewer rows at a time.
     int rows = buffers.rowsWithin(decoder.graph(), batchSize, positions);
     KvCache cache = buffers.cache(decoder.graph(), rows + 1, positions);
@@ -157,7 +180,14 @@ final class ContinuousBatches {
     }
 
     boolean choose(Completion c, float[] logits) throws GenAIException {
-      c.add(c.chooser.choose(logits, c.request.tokens(), c.buffer(), c.count()));
+      if (c.guide != null) {
+        c.guide.mask(logits);
+      }
+      int token = c.chooser.choose(logits, c.request.tokens(), c.buffer(), c.count());
+      if (c.guide != null) {
+        c.guide.consume(token);
+      }
+      c.add(token);
       return c.ends(eosIds, text, (System.nanoTime() - start) / 1e6);
     }
 

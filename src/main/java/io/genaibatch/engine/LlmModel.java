@@ -13,8 +13,10 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -54,6 +56,8 @@ public final class LlmModel implements AutoCloseable {
   /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
   private Optional<OrtDecoder> decoder;
   private String noDecoder;
+  /** llguidance for the continuous loop's guided rows; null until first asked. */
+  private Optional<Llguidance> guides;
   private boolean warned;
   private boolean closed;
 
@@ -486,6 +490,36 @@ public final class LlmModel implements AutoCloseable {
   }
 
   /**
+   * llguidance for rows under a response format in the continuous loop, made once; empty (said
+   * once) when this library cannot: such rows take onnxruntime-genai's generator then.
+   */
+  private synchronized Optional<Llguidance> guides() {
+    if (guides == null) {
+      try {
+        Optional<String> missing = NativeGuidance.unavailable();
+        guides = missing.isPresent() ? Optional.empty() : Optional.of(Llguidance.forModel(config, NativeGuidance.library()));
+      } catch (RuntimeException | LinkageError e) {
+        LOG.warn("Rows under a response format take onnxruntime-genai's generator, one at a time: {}", e.getMessage());
+        guides = Optional.empty();
+      }
+    }
+    return guides;
+  }
+
+  /** Whether the continuous loop can serve rows under {@code g}; a format llguidance refuses cannot. */
+  private boolean loopCanGuide(Guidance g) {
+    Optional<Llguidance> llg = guides();
+    if (llg.isEmpty()) {
+      return false;
+    }
+    try (Llguidance.Matcher m = llg.get().matcher(g)) {
+      return true;
+    } catch (EngineException e) {
+      return false; // the generator's path reports the error, as for any row
+    }
+  }
+
+  /**
    * onnxruntime-genai's model with the weights, for rows its generator serves; loaded at the first
    * such row when the model was loaded for the continuous loop (a second copy of the weights from
    * then on, logged).
@@ -571,8 +605,10 @@ public final class LlmModel implements AutoCloseable {
     List<PreparedRequest> continuous = new ArrayList<>();
     List<PreparedRequest> staticRows = new ArrayList<>();
     boolean loop = !batching.staticBatches() && batchSize > 1 && decoder().isPresent();
+    Map<Guidance, Boolean> guidable = new HashMap<>();
     for (PreparedRequest r : good) {
-      (loop && r.request().guidance() == null ? continuous : staticRows).add(r);
+      Guidance g = r.request().guidance();
+      (loop && (g == null || guidable.computeIfAbsent(g, this::loopCanGuide)) ? continuous : staticRows).add(r);
     }
     StaticBatches.Run fixed = staticBatches.run(staticRows, batchSize,
         batching.staticBatches() ? batching : Batching.FIXED, out, buffers::cancelled);
@@ -589,8 +625,9 @@ public final class LlmModel implements AutoCloseable {
   /** The continuous loop over {@code rows}; a failure of onnxruntime fails those rows only. */
   private ContinuousBatches.Run continuousRun(List<PreparedRequest> rows, int batchSize, DecodeBuffers buffers,
       Generation[] out) throws GenAIException {
+    boolean guided = rows.stream().anyMatch(r -> r.request().guidance() != null);
     ContinuousBatches loop = new ContinuousBatches(decoder().orElseThrow(), config, eosIds, this::decodeTokens,
-        buffers::cancelled);
+        buffers::cancelled, guided ? guides().orElseThrow() : null);
     try {
       return loop.run(rows, batchSize, buffers, out);
     } catch (OrtException | RuntimeException e) {
@@ -644,6 +681,9 @@ public final class LlmModel implements AutoCloseable {
       synchronized (this) {
         if (decoder != null) {
           decoder.ifPresent(OrtDecoder::close);
+        }
+        if (guides != null) {
+          guides.ifPresent(Llguidance::close);
         }
       }
       tokenizer.close();

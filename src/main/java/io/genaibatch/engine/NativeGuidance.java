@@ -127,6 +127,11 @@ public final class NativeGuidance {
     }
   }
 
+  /** The GenAI library file in this process, for other calls into it ({@link Llguidance}). */
+  static Path library() {
+    return bind().path();
+  }
+
   private static Bound bind() {
     Bound b = bound;
     if (b != null) {

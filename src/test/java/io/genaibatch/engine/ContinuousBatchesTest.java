@@ -72,6 +72,46 @@ class ContinuousBatchesTest {
   }
 
   @Test
+  void rowsUnderAResponseFormatShareTheLoopAndAnswerAsTheGeneratorDoes() {
+    Guidance schema = ResponseFormat.parse(NativeGuidanceTest.SCHEMA, "the test").guidance();
+    Guidance yesNo = ResponseFormat.parse("regex:(yes|no)", "the test").guidance();
+    List<GenerationRequest> requests = new ArrayList<>();
+    List<GenerationRequest> free = mixed();
+    for (int i = 0; i < free.size(); i++) {
+      GenerationRequest r = free.get(i);
+      Guidance g = i % 3 == 0 ? schema : i % 3 == 1 ? yesNo : null;
+      requests.add(new GenerationRequest(r.prompt(), SearchOptions.greedy(40), r.stop(), 1, g));
+    }
+    // The static path: each guided row in onnxruntime-genai's generator beside a stand-in copy.
+    ScoredWindow generator = model.score(requests, 4, Batching.FIXED);
+    ScoredWindow loop = model.score(requests, 4, Batching.CONTINUOUS);
+    for (int i = 0; i < requests.size(); i++) {
+      Generation a = generator.generations().get(i);
+      Generation b = loop.generations().get(i);
+      assertThat(b.ok()).as("row %d: %s", i, b.error()).isTrue();
+      System.out.println("DEBUG row " + i + " gen=" + java.util.Arrays.toString(a.choices().get(0).tokenIds()) + " loop=" + java.util.Arrays.toString(b.choices().get(0).tokenIds()) + " text=" + a.text());
+      assertThat(b.text()).as("row %d", i).isEqualTo(a.text());
+      assertThat(b.finishReason()).as("row %d", i).isEqualTo(a.finishReason());
+    }
+    assertThat(loop.generations().get(1).text()).isIn("yes", "no");
+    // Every row, guided or not, in the one loop: no native batch, no stand-in copy prefilled.
+    assertThat(loop.batches()).isEqualTo(1);
+    assertThat(loop.slots().prefillEfficiency()).isGreaterThan(0.99);
+  }
+
+  @Test
+  void guidedRowsEndingAtDifferentStepsDecodeTogether() {
+    // Two rows that a guided native batch cannot hold: "no" ends a step before "yes" (NativeGuidanceTest).
+    Guidance yesNo = ResponseFormat.parse("regex:(yes|no)", "the test").guidance();
+    List<GenerationRequest> rows = NativeGuidanceTest.PROMPTS.stream()
+        .map(p -> new GenerationRequest(p, SearchOptions.greedy(16), List.of(), 1, yesNo)).toList();
+    ScoredWindow loop = model.score(rows, 2, Batching.CONTINUOUS);
+    assertThat(loop.generations()).extracting(Generation::text).containsExactly("no", "yes");
+    assertThat(loop.batches()).isEqualTo(1);
+    assertThat(loop.profile().steps()).isPositive();
+  }
+
+  @Test
   void answersDoNotDependOnNeighboursOrderOrBatchSize() {
     List<GenerationRequest> base = mixed();
     List<Generation> ref = model.score(base, 8, Batching.CONTINUOUS).generations();

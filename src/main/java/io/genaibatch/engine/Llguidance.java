@@ -1,0 +1,195 @@
+package io.genaibatch.engine;
+
+import com.sun.jna.Library;
+import com.sun.jna.Memory;
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+import com.sun.jna.Structure;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Token masks of a response format for the continuous loop, computed by llguidance inside the
+ * loaded onnxruntime-genai library, which exports llguidance's C API: a matcher per guided
+ * completion says which tokens may come next, the loop masks that completion's logits before
+ * choosing, and commits the chosen token. So rows under a response format share decode steps with
+ * every other row instead of running one at a time beside a stand-in copy in onnxruntime-genai's
+ * generator, whose guided batches fail when their rows end at different steps.
+ *
+ * <p>Bound with JNA on the very library file already in the process (opened with {@code
+ * RTLD_NOLOAD}, as {@link NativeGuidance} does). The tokenizer is llguidance's own, made from the
+ * model's {@code tokenizer.json} (its vocabulary; strings are tokenized greedily, which only forced
+ * tokens would use, and fast-forwarding is off). Thread-safe: the tokenizer is shared, each matcher
+ * belongs to one completion.
+ */
+final class Llguidance implements AutoCloseable {
+  /** dlopen flags: resolve lazily and fail rather than load a library not already loaded (glibc). */
+  private static final int RTLD_LAZY_NOLOAD = 0x1 | 0x4;
+  /** Bytes reserved for llguidance's {@code LlgConstraintInit}, which is about 80 (filled by the library). */
+  private static final int CONSTRAINT_INIT_BYTES = 512;
+
+  /** The C functions used, each bound by JNA to the native symbol of its name; {@code bool} is a byte. */
+  interface LlgC extends Library {
+    Pointer llg_new_tokenizer(TokenizerInit init, byte[] error, long errorLength);
+
+    void llg_free_tokenizer(Pointer tokenizer);
+
+    void llg_constraint_init_set_defaults(Pointer init, Pointer tokenizer);
+
+    Pointer llg_new_matcher(Pointer init, String constraintType, String data);
+
+    String llg_matcher_get_error(Pointer matcher);
+
+    long llg_matcher_get_mask_byte_size(Pointer matcher);
+
+    int llg_matcher_compute_mask_into(Pointer matcher, int[] mask, long maskBytes);
+
+    int llg_matcher_consume_token(Pointer matcher, int token);
+
+    byte llg_matcher_is_stopped(Pointer matcher);
+
+    void llg_free_matcher(Pointer matcher);
+  }
+
+  /**
+   * llguidance's {@code LlgTokenizerInit}, in the C declaration's order (llguidance 1.x, built into
+   * onnxruntime-genai 0.12.0); JNA lays it out with the C ABI. Written by hand: no library has it.
+   */
+  @Structure.FieldOrder({"vocab_size", "tok_eos", "token_lens", "token_bytes", "tokenizer_json",
+      "tokenize_assumes_string", "tokenize_fn", "use_approximate_greedy_tokenize_fn", "tokenize_user_data",
+      "slices"})
+  @SuppressWarnings({"checkstyle:MemberName", "MemberName"})
+  public static class TokenizerInit extends Structure {
+    public int vocab_size;
+    public int tok_eos;
+    public Pointer token_lens;
+    public Pointer token_bytes;
+    public String tokenizer_json;
+    public byte tokenize_assumes_string;
+    public Pointer tokenize_fn;
+    public byte use_approximate_greedy_tokenize_fn;
+    public Pointer tokenize_user_data;
+    public Pointer slices;
+  }
+
+  private final LlgC c;
+  private final Pointer tokenizer;
+  private final int vocabSize;
+  /** The end token llguidance was told of: the only one allowed once a format is complete. */
+  private final int eos;
+
+  private Llguidance(LlgC c, Pointer tokenizer, int vocabSize, int eos) {
+    this.c = c;
+    this.tokenizer = tokenizer;
+    this.vocabSize = vocabSize;
+    this.eos = eos;
+  }
+
+  /**
+   * llguidance's tokenizer for {@code config}'s model, from its {@code tokenizer.json}.
+   *
+   * @throws EngineException naming what is missing or what llguidance said
+   */
+  static Llguidance forModel(GenAiConfig config, Path library) {
+    Path json = config.folder().resolve("tokenizer.json");
+    String text;
+    try {
+      text = Files.readString(json, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new EngineException("Guided rows in the continuous loop need " + json + ": " + e.getMessage(), e);
+    }
+    LlgC c = Native.load(library.toString(), LlgC.class,
+        Map.of(Library.OPTION_STRING_ENCODING, "UTF-8", Library.OPTION_OPEN_FLAGS, RTLD_LAZY_NOLOAD));
+    TokenizerInit init = new TokenizerInit();
+    init.vocab_size = config.vocabSize();
+    init.tok_eos = config.eosTokenIds().get(0);
+    init.tokenizer_json = text;
+    init.use_approximate_greedy_tokenize_fn = 1;
+    byte[] error = new byte[1024];
+    Pointer tok = c.llg_new_tokenizer(init, error, error.length);
+    if (tok == null) {
+      throw new EngineException("llguidance cannot read the tokenizer of " + config.folder() + ": "
+          + Native.toString(error, "UTF-8"));
+    }
+    return new Llguidance(c, tok, config.vocabSize(), init.tok_eos);
+  }
+
+  /**
+   * A matcher of {@code guidance}, at the start of an answer.
+   *
+   * @throws EngineException with llguidance's message when the grammar, schema or regex is refused
+   */
+  Matcher matcher(Guidance guidance) {
+    String type = switch (guidance.type()) {
+      case Guidance.LARK_GRAMMAR -> "lark";
+      default -> guidance.type(); // json_schema and regex are llguidance's names too
+    };
+    Pointer m;
+    try (Memory init = new Memory(CONSTRAINT_INIT_BYTES)) {
+      init.clear();
+      c.llg_constraint_init_set_defaults(init, tokenizer);
+      m = c.llg_new_matcher(init, type, guidance.data());
+    }
+    String error = c.llg_matcher_get_error(m);
+    if (error != null) {
+      c.llg_free_matcher(m);
+      throw new EngineException("llguidance refused the " + guidance.type() + ": " + error);
+    }
+    return new Matcher(m, (int) (c.llg_matcher_get_mask_byte_size(m) / Integer.BYTES));
+  }
+
+  @Override
+  public void close() {
+    c.llg_free_tokenizer(tokenizer);
+  }
+
+  /** One completion's position in its response format. Not thread-safe; closed once. */
+  final class Matcher implements AutoCloseable {
+    private final Pointer matcher;
+    private final int[] mask;
+
+    private Matcher(Pointer matcher, int words) {
+      this.matcher = matcher;
+      this.mask = new int[words];
+    }
+
+    /**
+     * Sets the logits of every token the format does not allow next to minus infinity; once the
+     * format is complete (the matcher stopped), every token but the end token.
+     */
+    void mask(float[] logits) {
+      if (c.llg_matcher_is_stopped(matcher) != 0) {
+        for (int t = 0; t < logits.length; t++) {
+          if (t != eos) {
+            logits[t] = Float.NEGATIVE_INFINITY;
+          }
+        }
+        return;
+      }
+      if (c.llg_matcher_compute_mask_into(matcher, mask, (long) mask.length * Integer.BYTES) != 0) {
+        throw new EngineException("llguidance cannot compute the next tokens: " + c.llg_matcher_get_error(matcher));
+      }
+      int n = Math.min(logits.length, vocabSize);
+      for (int t = 0; t < logits.length; t++) {
+        if (t >= n || (mask[t >>> 5] >>> (t & 31) & 1) == 0) {
+          logits[t] = Float.NEGATIVE_INFINITY;
+        }
+      }
+    }
+
+    /** Commits the token chosen under {@link #mask} (nothing to commit after the format is complete). */
+    void consume(int token) {
+      if (c.llg_matcher_is_stopped(matcher) == 0 && c.llg_matcher_consume_token(matcher, token) != 0) {
+        throw new EngineException("llguidance refused token " + token + ": " + c.llg_matcher_get_error(matcher));
+      }
+    }
+
+    @Override
+    public void close() {
+      c.llg_free_matcher(matcher);
+    }
+  }
+}
