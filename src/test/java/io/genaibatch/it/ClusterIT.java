@@ -146,9 +146,13 @@ class ClusterIT {
     assertThat(thirtyTwo.path("model_loads").asInt()).isEqualTo(2);
     double rss8 = eight.path("executor_peak_rss_mb").asDouble();
     double rss32 = thirtyTwo.path("executor_peak_rss_mb").asDouble();
+    System.out.printf("[ClusterIT] peak executor RSS: %.0f MB with 8 partitions, %.0f MB with 32%n", rss8, rss32);
     assertThat(rss8).isPositive();
-    // Four times the partitions (and tasks) per executor, the same rows: the peak stays put.
+    // Four times the partitions (and tasks) per executor, the same rows: the peak stays put, up to
+    // the Java heap's growth, which depends on how busy the machine is (alone 496 -> 522 MB; beside
+    // other test JVMs once 449 -> 596 MB). A copy of the model per task would add hundreds of MB
+    // (and fail model_loads above).
     assertThat(rss32).as("peak executor RSS with 8 partitions %.0f MB, with 32 %.0f MB", rss8, rss32)
-        .isLessThan(rss8 * 1.3);
+        .isLessThan(rss8 * 1.5);
   }
 }

@@ -8,6 +8,7 @@ import io.genaibatch.mlflow.ModelUri;
 import io.genaibatch.testing.Fixtures;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** The executor-wide model cache: one model per executor, and one per GPU its tasks were given. */
@@ -17,6 +18,8 @@ class ExecutorModelCacheTest {
         false, ExecutionProvider.cpu());
   }
 
+  /** Models other test classes of this JVM left loaded would be found instead of loaded. */
+  @BeforeEach
   @AfterEach
   void closeAll() {
     ExecutorModelCache.closeAll();
