@@ -1,5 +1,6 @@
 package io.genaibatch.engine;
 
+import com.sun.jna.Callback;
 import com.sun.jna.Library;
 import com.sun.jna.Memory;
 import com.sun.jna.Native;
@@ -10,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * Token masks of a response format for the continuous loop, computed by llguidance inside the
@@ -28,6 +30,8 @@ import java.util.Map;
 final class Llguidance implements AutoCloseable {
   /** dlopen flags: resolve lazily and fail rather than load a library not already loaded (glibc). */
   private static final int RTLD_LAZY_NOLOAD = 0x1 | 0x4;
+  /** Tokenized before each piece and dropped after: onnxruntime-genai's own prefix for this. */
+  private static final String TOKENIZE_PREFIX = "\u0002";
   /** Bytes reserved for llguidance's {@code LlgConstraintInit}, which is about 80 (filled by the library). */
   private static final int CONSTRAINT_INIT_BYTES = 512;
 
@@ -55,6 +59,14 @@ final class Llguidance implements AutoCloseable {
   }
 
   /**
+   * llguidance's {@code LlgTokenizeFn}: the tokens of {@code length} bytes at {@code bytes}, at most
+   * {@code capacity} written to {@code out}; returns how many there are.
+   */
+  public interface TokenizeFn extends Callback {
+    long invoke(Pointer userData, Pointer bytes, long length, Pointer out, long capacity);
+  }
+
+  /**
    * llguidance's {@code LlgTokenizerInit}, in the C declaration's order (llguidance 1.x, built into
    * onnxruntime-genai 0.12.0); JNA lays it out with the C ABI. Written by hand: no library has it.
    */
@@ -69,7 +81,7 @@ final class Llguidance implements AutoCloseable {
     public Pointer token_bytes;
     public String tokenizer_json;
     public byte tokenize_assumes_string;
-    public Pointer tokenize_fn;
+    public TokenizeFn tokenize_fn;
     public byte use_approximate_greedy_tokenize_fn;
     public Pointer tokenize_user_data;
     public Pointer slices;
@@ -77,12 +89,16 @@ final class Llguidance implements AutoCloseable {
 
   private final LlgC c;
   private final Pointer tokenizer;
+  /** Held for as long as llguidance may call it (JNA frees a callback whose object is collected). */
+  @SuppressWarnings("UnusedVariable")
+  private final TokenizeFn tokenizeFn;
   private final int vocabSize;
   /** The end token llguidance was told of: the only one allowed once a format is complete. */
   private final int eos;
 
-  private Llguidance(LlgC c, Pointer tokenizer, int vocabSize, int eos) {
+  private Llguidance(LlgC c, Pointer tokenizer, TokenizeFn tokenizeFn, int vocabSize, int eos) {
     this.c = c;
+    this.tokenizeFn = tokenizeFn;
     this.tokenizer = tokenizer;
     this.vocabSize = vocabSize;
     this.eos = eos;
@@ -93,7 +109,7 @@ final class Llguidance implements AutoCloseable {
    *
    * @throws EngineException naming what is missing or what llguidance said
    */
-  static Llguidance forModel(GenAiConfig config, Path library) {
+  static Llguidance forModel(GenAiConfig config, Path library, Function<String, int[]> encode) {
     Path json = config.folder().resolve("tokenizer.json");
     String text;
     try {
@@ -107,14 +123,28 @@ final class Llguidance implements AutoCloseable {
     init.vocab_size = config.vocabSize();
     init.tok_eos = config.eosTokenIds().get(0);
     init.tokenizer_json = text;
-    init.use_approximate_greedy_tokenize_fn = 1;
+    // The model's own tokenizer, as onnxruntime-genai gives llguidance: which tokens a format
+    // allows depends on how the tokenizer would spell the text (a byte token where it would not is
+    // refused). Text is tokenized after a prefix whose tokens are then dropped, so that a piece
+    // tokenizes as it would mid-answer.
+    int skip = encode.apply(TOKENIZE_PREFIX).length;
+    TokenizeFn fn = (user, bytes, length, out, capacity) -> {
+      String piece = new String(bytes.getByteArray(0, (int) length), StandardCharsets.UTF_8);
+      int[] ids = encode.apply(TOKENIZE_PREFIX + piece);
+      int n = ids.length - skip;
+      if (n > 0 && capacity > 0) {
+        out.write(0, ids, skip, (int) Math.min(n, capacity));
+      }
+      return Math.max(n, 0);
+    };
+    init.tokenize_fn = fn;
     byte[] error = new byte[1024];
     Pointer tok = c.llg_new_tokenizer(init, error, error.length);
     if (tok == null) {
       throw new EngineException("llguidance cannot read the tokenizer of " + config.folder() + ": "
           + Native.toString(error, "UTF-8"));
     }
-    return new Llguidance(c, tok, config.vocabSize(), init.tok_eos);
+    return new Llguidance(c, tok, fn, config.vocabSize(), init.tok_eos);
   }
 
   /**
