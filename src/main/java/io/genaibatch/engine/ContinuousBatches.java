@@ -33,11 +33,6 @@ final class ContinuousBatches {
   private final Llguidance guides;
 
   ContinuousBatches(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text,
-      BooleanSupplier cancelled) {
-    this(decoder, config, eosIds, text, cancelled, null);
-  }
-
-  ContinuousBatches(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text,
       BooleanSupplier cancelled, Llguidance guides) {
     this.guides = guides;
     this.decoder = decoder;

@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Map;
 import java.util.function.Function;
 
 /**
@@ -22,14 +21,11 @@ import java.util.function.Function;
  * generator, whose guided batches fail when their rows end at different steps.
  *
  * <p>Bound with JNA on the very library file already in the process (opened with {@code
- * RTLD_NOLOAD}, as {@link NativeGuidance} does). The tokenizer is llguidance's own, made from the
- * model's {@code tokenizer.json} (its vocabulary; strings are tokenized greedily, which only forced
- * tokens would use, and fast-forwarding is off). Thread-safe: the tokenizer is shared, each matcher
- * belongs to one completion.
+ * RTLD_NOLOAD}, through {@link NativeGuidance#bindLoaded}). The tokenizer is llguidance's own, made
+ * from the model's {@code tokenizer.json} with the model's tokenizer to tokenize text (fast-forwarding
+ * is off). Thread-safe: the tokenizer is shared, each matcher belongs to one completion.
  */
 final class Llguidance implements AutoCloseable {
-  /** dlopen flags: resolve lazily and fail rather than load a library not already loaded (glibc). */
-  private static final int RTLD_LAZY_NOLOAD = 0x1 | 0x4;
   /** Tokenized before each piece and dropped after: onnxruntime-genai's own prefix for this. */
   private static final String TOKENIZE_PREFIX = "\u0002";
   /** Bytes reserved for llguidance's {@code LlgConstraintInit}, which is about 80 (filled by the library). */
@@ -109,7 +105,7 @@ final class Llguidance implements AutoCloseable {
    *
    * @throws EngineException naming what is missing or what llguidance said
    */
-  static Llguidance forModel(GenAiConfig config, Path library, Function<String, int[]> encode) {
+  static Llguidance forModel(GenAiConfig config, Function<String, int[]> encode) {
     Path json = config.folder().resolve("tokenizer.json");
     String text;
     try {
@@ -117,8 +113,7 @@ final class Llguidance implements AutoCloseable {
     } catch (IOException e) {
       throw new EngineException("Guided rows in the continuous loop need " + json + ": " + e.getMessage(), e);
     }
-    LlgC c = Native.load(library.toString(), LlgC.class,
-        Map.of(Library.OPTION_STRING_ENCODING, "UTF-8", Library.OPTION_OPEN_FLAGS, RTLD_LAZY_NOLOAD));
+    LlgC c = NativeGuidance.bindLoaded(LlgC.class);
     TokenizerInit init = new TokenizerInit();
     init.vocab_size = config.vocabSize();
     init.tok_eos = config.eosTokenIds().get(0);

@@ -497,7 +497,7 @@ public final class LlmModel implements AutoCloseable {
     if (guides == null) {
       try {
         Optional<String> missing = NativeGuidance.unavailable();
-        guides = missing.isPresent() ? Optional.empty() : Optional.of(Llguidance.forModel(config, NativeGuidance.library(), this::encode));
+        guides = missing.isPresent() ? Optional.empty() : Optional.of(Llguidance.forModel(config, this::encode));
       } catch (RuntimeException | LinkageError e) {
         LOG.warn("Rows under a response format take onnxruntime-genai's generator, one at a time: {}", e.getMessage());
         guides = Optional.empty();

@@ -45,6 +45,9 @@ import java.util.Optional;
 public final class NativeGuidance {
   /** dlopen flags: resolve lazily and fail rather than load a library not already loaded (glibc). */
   private static final int RTLD_LAZY_NOLOAD = 0x1 | 0x4;
+  /** How JNA opens the loaded library: UTF-8 strings, never a second copy of the library. */
+  private static final Map<String, Object> OPTIONS =
+      Map.of(Library.OPTION_STRING_ENCODING, "UTF-8", Library.OPTION_OPEN_FLAGS, RTLD_LAZY_NOLOAD);
 
   /** The symbol that only a build with llguidance ({@code use_guidance=true}) exports. */
   static final String GUIDANCE_SYMBOL = "llg_new_constraint";
@@ -127,9 +130,12 @@ public final class NativeGuidance {
     }
   }
 
-  /** The GenAI library file in this process, for other calls into it ({@link Llguidance}). */
-  static Path library() {
-    return bind().path();
+  /**
+   * {@code api}'s functions bound on the GenAI library already in this process, as this class binds
+   * its own (llguidance's C API for {@link Llguidance}).
+   */
+  static <T extends Library> T bindLoaded(Class<T> api) {
+    return Native.load(bind().path().toString(), api, OPTIONS);
   }
 
   private static Bound bind() {
@@ -149,16 +155,14 @@ public final class NativeGuidance {
 
   /** Binds the functions of an already loaded library and checks it for llguidance. */
   static Bound bind(Path path) {
-    Map<String, Object> options =
-        Map.of(Library.OPTION_STRING_ENCODING, "UTF-8", Library.OPTION_OPEN_FLAGS, RTLD_LAZY_NOLOAD);
     NativeLibrary lib;
     try {
-      lib = NativeLibrary.getInstance(path.toString(), options);
+      lib = NativeLibrary.getInstance(path.toString(), OPTIONS);
     } catch (UnsatisfiedLinkError e) {
       throw new EngineException(
           "Cannot reach the loaded onnxruntime-genai library " + path + " for guidance: " + e.getMessage(), e);
     }
-    return new Bound(path, Native.load(path.toString(), OgaC.class, options), guidanceMissing(lib, path));
+    return new Bound(path, Native.load(path.toString(), OgaC.class, OPTIONS), guidanceMissing(lib, path));
   }
 
   /** Null when {@code lib} has llguidance, else the message that says so and how to fix it. */
