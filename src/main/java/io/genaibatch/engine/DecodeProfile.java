@@ -10,24 +10,6 @@ public record DecodeProfile(double prefillMs, double stepMs, double chooseMs, do
 
   public static final DecodeProfile NONE = new DecodeProfile(0, 0, 0, 0, 0, 0, 0, 0);
 
-  DecodeProfile plusPrefill(long runNanos, long chooseNanos) {
-    return new DecodeProfile(prefillMs + runNanos / 1e6, stepMs, chooseMs + chooseNanos / 1e6, moveMs, totalMs,
-        prefills + 1, steps, kvBytes);
-  }
-
-  DecodeProfile plusStep(long runNanos, long chooseNanos) {
-    return new DecodeProfile(prefillMs, stepMs + runNanos / 1e6, chooseMs + chooseNanos / 1e6, moveMs, totalMs,
-        prefills, steps + 1, kvBytes);
-  }
-
-  DecodeProfile plusMove(long nanos) {
-    return new DecodeProfile(prefillMs, stepMs, chooseMs, moveMs + nanos / 1e6, totalMs, prefills, steps, kvBytes);
-  }
-
-  DecodeProfile withTotal(double ms, long bytes) {
-    return new DecodeProfile(prefillMs, stepMs, chooseMs, moveMs, totalMs + ms, prefills, steps, Math.max(kvBytes, bytes));
-  }
-
   /** Both profiles' times and counts summed; the larger cache. */
   public DecodeProfile plus(DecodeProfile o) {
     return new DecodeProfile(prefillMs + o.prefillMs, stepMs + o.stepMs, chooseMs + o.chooseMs, moveMs + o.moveMs,

@@ -18,7 +18,7 @@ import java.util.Map;
  * length, which the attention mask gives.
  *
  * <p>The buffers are native memory (JNA), outside the JVM heap and its direct-memory limit, sized
- * once and freed by {@link #close()}. One instance serves one thread (a task) at a time.
+ * once and freed by {@link #close()}. One instance serves one thread (the decode loop's) at a time.
  */
 public final class KvCache implements AutoCloseable {
   private final DecoderGraph graph;
@@ -103,6 +103,21 @@ public final class KvCache implements AutoCloseable {
         int src = (int) (from * slotBytes + (long) h * capacity * rowBytes);
         int dst = (int) (to * slotBytes + (long) h * capacity * rowBytes);
         b.put(dst, b, src, len);
+      }
+    }
+  }
+
+  /**
+   * Copies the first {@code positions} of region {@code slot} into the same region of {@code
+   * into}, every layer ({@code into} may have more positions per region: its rows are further apart).
+   */
+  void copyTo(KvCache into, int slot, int positions) {
+    int len = (int) (positions * rowBytes);
+    for (int b = 0; b < buffers.length; b++) {
+      for (int h = 0; h < graph.kvHeads(); h++) {
+        int src = (int) (slot * slotBytes + (long) h * capacity * rowBytes);
+        int dst = (int) (slot * into.slotBytes + (long) h * into.capacity * rowBytes);
+        into.buffers[b].put(dst, buffers[b], src, len);
       }
     }
   }

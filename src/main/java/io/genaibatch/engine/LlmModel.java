@@ -30,7 +30,8 @@ import org.slf4j.LoggerFactory;
  * each window's requests and sends each good one to a loop.
  *
  * <p>Sharing: one instance serves any number of threads at once; each call brings its own key/value
- * cache ({@link DecodeBuffers}) or native generators, which live inside that call or its task.
+ * terms ({@link DecodeTerms}) to the model's one decode loop ({@link DecodeLoop}, whose thread and
+ * key/value cache all callers share) or makes native generators, which live inside that call.
  * Lifetime: the model outlives everything made from it; {@link #close()} waits for running calls to
  * end, frees the decoder session, the tokenizer, then the models, and is idempotent. Any call after
  * close throws {@link IllegalStateException}.
@@ -53,6 +54,10 @@ public final class LlmModel implements AutoCloseable {
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   private final StaticBatches staticBatches;
   private final int intraOpThreads;
+  /** Intra-op threads of the decode loop's session: the executor's cores, as the loop serves all its tasks. */
+  private final int loopThreads;
+  /** The decode loop every caller's continuous windows share; made at first use. */
+  private DecodeLoop loop;
   /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
   private Optional<OrtDecoder> decoder;
   private String noDecoder;
@@ -63,7 +68,7 @@ public final class LlmModel implements AutoCloseable {
 
   /** Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail. */
   private LlmModel(GenAiConfig config, Model model, boolean stubbed, Tokenizer tokenizer, Set<Integer> eosIds,
-      Utf8Bridge bridge, double loadMillis, int intraOpThreads) {
+      Utf8Bridge bridge, double loadMillis, int intraOpThreads, int loopThreads) {
     this.config = config;
     this.model = model;
     this.generatorModel = stubbed ? null : model;
@@ -72,6 +77,7 @@ public final class LlmModel implements AutoCloseable {
     this.bridge = bridge;
     this.loadMillis = loadMillis;
     this.intraOpThreads = intraOpThreads;
+    this.loopThreads = loopThreads;
     this.staticBatches = new StaticBatches(this::generatorModel, config, eosIds, this::decodeTokens);
   }
 
@@ -123,6 +129,17 @@ public final class LlmModel implements AutoCloseable {
    * @throws EngineException naming what to install when the loaded onnxruntime lacks the provider
    */
   public static LlmModel load(Path folder, int intraOpThreads, boolean continuous, ExecutionProvider provider) {
+    return load(folder, intraOpThreads, intraOpThreads, continuous, provider);
+  }
+
+  /**
+   * As {@link #load(Path, int, boolean, ExecutionProvider)}, the continuous loop's session on
+   * {@code loopThreads} threads: the loop serves every task of the JVM, so it gets their cores.
+   *
+   * @param loopThreads intra-op threads of the decode loop; 0 keeps the runtime's default
+   */
+  public static LlmModel load(Path folder, int intraOpThreads, int loopThreads, boolean continuous,
+      ExecutionProvider provider) {
     GenAiConfig cfg = GenAiConfig.read(folder);
     NativeLibraries.ensureLoaded();
     if (!provider.isCpu()) {
@@ -136,7 +153,7 @@ public final class LlmModel implements AutoCloseable {
     String why = null;
     if (loop) {
       StringBuilder reason = new StringBuilder();
-      decoder = openDecoder(cfg, intraOpThreads, reason);
+      decoder = openDecoder(cfg, loopThreads, reason);
       why = decoder.isPresent() ? null : reason.toString();
     }
     Model model = null;
@@ -146,7 +163,7 @@ public final class LlmModel implements AutoCloseable {
       tok = new Tokenizer(model);
       Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
       LlmModel m = new LlmModel(cfg, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
-          (System.nanoTime() - t0) / 1e6, intraOpThreads);
+          (System.nanoTime() - t0) / 1e6, intraOpThreads, loopThreads);
       if (loop) {
         m.decoder = decoder;
         m.noDecoder = why;
@@ -441,25 +458,23 @@ public final class LlmModel implements AutoCloseable {
    * @throws EngineException for an empty window or a batch size below 1
    */
   public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching) {
-    try (DecodeBuffers buffers = new DecodeBuffers()) {
-      return score(requests, batchSize, batching, buffers);
-    }
+    return score(requests, batchSize, batching, DecodeTerms.DEFAULT);
   }
 
   /**
    * As {@link #score(List, int, Batching)}, the continuous loop's key/value cache kept in {@code
-   * buffers} (a task's, reused across its windows) and its cancellation checked between steps.
+   * terms} (a task's): its cancellation checked between steps, its key/value cache limit.
    */
-  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeBuffers buffers) {
-    return score(requests, batchSize, batching, buffers, RowLimits.NONE);
+  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeTerms terms) {
+    return score(requests, batchSize, batching, terms, RowLimits.NONE);
   }
 
   /**
-   * As {@link #score(List, int, Batching, DecodeBuffers)}, a row that asks for more than {@code
-   * limits} allow (new tokens in all, key/value cache against {@code buffers}' limit) coming back as
+   * As {@link #score(List, int, Batching, DecodeTerms)}, a row that asks for more than {@code
+   * limits} allow (new tokens in all, key/value cache against {@code terms}' limit) coming back as
    * its error instead of running.
    */
-  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeBuffers buffers,
+  public ScoredWindow score(List<GenerationRequest> requests, int batchSize, Batching batching, DecodeTerms terms,
       RowLimits limits) {
     if (requests == null || requests.isEmpty()) {
       throw new EngineException("Cannot generate for an empty batch: pass at least one prompt");
@@ -467,7 +482,7 @@ public final class LlmModel implements AutoCloseable {
     if (batchSize < 1) {
       throw new EngineException("Batch size must be at least 1, got " + batchSize);
     }
-    return read(() -> doScore(requests, batchSize, batching, buffers, limits));
+    return read(() -> doScore(requests, batchSize, batching, terms, limits));
   }
 
   /**
@@ -478,7 +493,7 @@ public final class LlmModel implements AutoCloseable {
   private synchronized Optional<OrtDecoder> decoder() {
     if (decoder == null) {
       StringBuilder why = new StringBuilder();
-      decoder = openDecoder(config, intraOpThreads, why);
+      decoder = openDecoder(config, loopThreads, why);
       noDecoder = decoder.isPresent() ? null : why.toString();
     }
     if (noDecoder != null && !warned) {
@@ -487,6 +502,14 @@ public final class LlmModel implements AutoCloseable {
           config.folder(), noDecoder);
     }
     return decoder;
+  }
+
+  /** The decode loop over the decoder graph, made once; call only when {@link #decoder()} has one. */
+  private synchronized DecodeLoop loop() {
+    if (loop == null) {
+      loop = new DecodeLoop(decoder().orElseThrow(), config, eosIds, this::decodeTokens);
+    }
+    return loop;
   }
 
   /**
@@ -555,7 +578,7 @@ public final class LlmModel implements AutoCloseable {
   }
 
   private ScoredWindow doScore(List<GenerationRequest> requests, int batchSize, Batching batching,
-      DecodeBuffers buffers, RowLimits limits) throws GenAIException {
+      DecodeTerms terms, RowLimits limits) throws GenAIException {
     long kvPerPosition = kvBytesPerPosition();
     int n = requests.size();
     Generation[] out = new Generation[n];
@@ -595,7 +618,7 @@ public final class LlmModel implements AutoCloseable {
       }
       int cap = opts.maxNewTokens() == null ? Integer.MAX_VALUE : opts.maxNewTokens();
       int budget = TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens());
-      Optional<String> breach = limits.tokensBreach(req.n(), len, budget, kvPerPosition, buffers.limitBytes());
+      Optional<String> breach = limits.tokensBreach(req.n(), len, budget, kvPerPosition, terms.limitBytes());
       if (breach.isPresent()) {
         out[i] = Generation.failed(i, len, ErrorKind.OVER_LIMIT, breach.get());
         continue;
@@ -611,11 +634,11 @@ public final class LlmModel implements AutoCloseable {
       (loop && (g == null || guidable.computeIfAbsent(g, this::loopCanGuide)) ? continuous : staticRows).add(r);
     }
     StaticBatches.Run fixed = staticBatches.run(staticRows, batchSize,
-        batching.staticBatches() ? batching : Batching.FIXED, out, buffers::cancelled);
+        batching.staticBatches() ? batching : Batching.FIXED, out, terms::isCancelled);
     SlotUsage slots = fixed.slots();
     DecodeProfile profile = DecodeProfile.NONE;
     if (!continuous.isEmpty()) {
-      ContinuousBatches.Run run = continuousRun(continuous, batchSize, buffers, out);
+      ContinuousBatches.Run run = continuousRun(continuous, batchSize, terms, out);
       slots = slots.plus(run.slots());
       profile = run.profile();
     }
@@ -623,15 +646,15 @@ public final class LlmModel implements AutoCloseable {
   }
 
   /** The continuous loop over {@code rows}; a failure of onnxruntime fails those rows only. */
-  private ContinuousBatches.Run continuousRun(List<PreparedRequest> rows, int batchSize, DecodeBuffers buffers,
+  private ContinuousBatches.Run continuousRun(List<PreparedRequest> rows, int batchSize, DecodeTerms terms,
       Generation[] out) throws GenAIException {
     boolean guided = rows.stream().anyMatch(r -> r.request().guidance() != null);
-    ContinuousBatches loop = new ContinuousBatches(decoder().orElseThrow(), config, eosIds, this::decodeTokens,
-        buffers::cancelled, guided ? guides().orElseThrow() : null);
+    ContinuousBatches windows = new ContinuousBatches(loop(), config, eosIds, this::decodeTokens,
+        guided ? guides().orElseThrow() : null);
     try {
-      return loop.run(rows, batchSize, buffers, out);
+      return windows.run(rows, batchSize, terms, out);
     } catch (OrtException | RuntimeException e) {
-      if (buffers.cancelled()) {
+      if (terms.isCancelled()) {
         throw new EngineException("The task was cancelled: " + e.getMessage(), e);
       }
       for (PreparedRequest r : rows) {
@@ -679,6 +702,9 @@ public final class LlmModel implements AutoCloseable {
       }
       closed = true;
       synchronized (this) {
+        if (loop != null) {
+          loop.close();
+        }
         if (decoder != null) {
           decoder.ifPresent(OrtDecoder::close);
         }

@@ -23,6 +23,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
@@ -145,10 +148,32 @@ public final class BatchScorer {
     Optional<GpuScheduling> gpus = checkProvider(spark, provider);
     // The continuous loop runs the decoder graph on the CPU; an accelerator batches in onnxruntime-genai.
     boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1 && provider.isCpu();
-    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads, continuous,
-        allowCustomOps, provider);
+    ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads,
+        executorCores(spark.sparkContext().getConf(), spark.sparkContext().isLocal()), continuous, allowCustomOps,
+        provider);
     return new BatchScorer(spark, spec, local, genai, options, settled, gpus);
   }
+
+  /**
+   * Cores of one executor, which its tasks' shared decode loop runs on: {@code spark.executor.cores}
+   * when set, a local master's cores, else 0 (a standalone or Databricks executor takes its host's
+   * cores: each executor counts its own).
+   */
+  static int executorCores(SparkConf conf, boolean localMaster) {
+    if (conf.contains("spark.executor.cores")) {
+      return Integer.parseInt(conf.get("spark.executor.cores").strip());
+    }
+    if (!localMaster) {
+      return 0;
+    }
+    Matcher m = LOCAL_CORES.matcher(conf.get("spark.master", "local"));
+    return !m.matches() || m.group(1) == null ? 1
+        : "*".equals(m.group(1)) ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(m.group(1));
+  }
+
+  /** A local master's cores: {@code local}, {@code local[N]}, {@code local[*]}, {@code local[N, F]}. */
+  private static final Pattern LOCAL_CORES =
+      Pattern.compile("local(?:\\[\\s*(\\*|\\d+)\\s*(?:,\\s*\\d+\\s*)?\\])?");
 
   /**
    * The GPU scheduling for {@code provider}, checked before scoring: on a cluster an accelerator

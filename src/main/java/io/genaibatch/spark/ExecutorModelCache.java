@@ -137,7 +137,8 @@ public final class ExecutorModelCache {
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
     // Checked again here: the executor loads its own copy of the folder, not the driver's.
     GenAiConfig.checkCustomOps(local.genaiDir(), spec.allowCustomOps());
-    LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.continuous(), spec.provider());
+    LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.executorLoopThreads(),
+        spec.continuous(), spec.provider());
     LOADS.incrementAndGet();
     // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.
     e = new Entry(spec.modelKey(), model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);

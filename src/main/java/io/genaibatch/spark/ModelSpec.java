@@ -17,19 +17,26 @@ import java.util.TreeMap;
  * @param trackingUri the tracking server, or null
  * @param mlflowEnv the driver's {@code MLFLOW_TRACKING_*} variables, for executors that lack them
  * @param cacheDir the per-host model cache folder; null for each host's own default
- * @param intraOpThreads native threads per generation call
+ * @param intraOpThreads native threads per generation call (onnxruntime-genai's batches)
+ * @param loopThreads native threads of the decode loop an executor's tasks share: the executor's
+ *     cores; 0 when the driver cannot know them (each executor counts its own processors)
  * @param continuous whether windows run through the continuous-batching loop (the model loads for it)
  * @param allowCustomOps whether a model folder may name a custom operator library (native code)
  * @param provider where the model runs; on an accelerator, the task's own device is set by {@link #onDevice}
  */
 public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, String> mlflowEnv, String cacheDir,
-    int intraOpThreads, boolean continuous, boolean allowCustomOps, ExecutionProvider provider)
+    int intraOpThreads, int loopThreads, boolean continuous, boolean allowCustomOps, ExecutionProvider provider)
     implements Serializable {
 
   /** This spec on the accelerator at {@code address}: its own entry in the executor's cache. */
   ModelSpec onDevice(String address) {
-    return new ModelSpec(model, trackingUri, mlflowEnv, cacheDir, intraOpThreads, continuous, allowCustomOps,
-        provider.onDevice(address));
+    return new ModelSpec(model, trackingUri, mlflowEnv, cacheDir, intraOpThreads, loopThreads, continuous,
+        allowCustomOps, provider.onDevice(address));
+  }
+
+  /** The decode loop's threads on this executor: {@link #loopThreads}, or this host's processors. */
+  int executorLoopThreads() {
+    return loopThreads > 0 ? loopThreads : Runtime.getRuntime().availableProcessors();
   }
 
   /** The driver's MLflow credential variables, copied for the executors. */
@@ -54,7 +61,7 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
   String modelKey() {
     Map<String, String> options = new TreeMap<>(provider.options());
     options.remove(ExecutionProvider.DEVICE_ID);
-    return model.identity() + "|threads=" + intraOpThreads + "|continuous=" + continuous + "|provider="
+    return model.identity() + "|threads=" + intraOpThreads + "|loop-threads=" + loopThreads + "|continuous=" + continuous + "|provider="
         + provider.name() + options;
   }
 
@@ -71,7 +78,7 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
   public String toString() {
     return "ModelSpec[" + model.uri() + " -> " + model.artifactUri() + ", tracking=" + trackingUri
         + ", credentials=" + (mlflowEnv.isEmpty() ? "none" : "<redacted>") + ", cache=" + cacheDir
-        + ", threads=" + intraOpThreads + ", continuous=" + continuous + ", allowCustomOps=" + allowCustomOps
+        + ", threads=" + intraOpThreads + ", loopThreads=" + loopThreads + ", continuous=" + continuous + ", allowCustomOps=" + allowCustomOps
         + ", provider=" + provider + "]";
   }
 }

@@ -4,7 +4,7 @@ import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.common.Redact;
 import io.genaibatch.engine.ChatMessage;
 import io.genaibatch.engine.Choice;
-import io.genaibatch.engine.DecodeBuffers;
+import io.genaibatch.engine.DecodeTerms;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
@@ -96,18 +96,16 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     int promptIdx = options.chat() ? -1 : inputSchema.fieldIndex(options.promptColumn());
     int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
     LlmModel model = lease.model();
-    // The task's key/value cache, reused by its windows and freed when the task ends.
-    DecodeBuffers buffers = new DecodeBuffers(() -> ctx != null && ctx.isInterrupted(),
-        options.kvCacheMb() * 1024L * 1024L);
+    // The task's terms for the executor's decode loop: its cancellation, its key/value cache limit.
+    DecodeTerms terms = new DecodeTerms(() -> ctx != null && ctx.isInterrupted(), options.kvCacheMb() * 1024L * 1024L);
     DecodeProfile[] profile = {DecodeProfile.NONE};
-    Runnable release = () -> {
-      buffers.close();
+    Runnable report = () -> {
       if (metrics != null && profile[0].totalMs() > 0) {
         metrics.profiles().add(profile[0]);
       }
     };
     if (ctx != null) {
-      ctx.addTaskCompletionListener((TaskCompletionListener) c -> release.run());
+      ctx.addTaskCompletionListener((TaskCompletionListener) c -> report.run());
     }
     return new Iterator<>() {
       private final List<Row> out = new ArrayList<>();
@@ -125,7 +123,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
             metrics.recordExecutorMemory();
           }
           if (ctx == null) {
-            release.run();
+            report.run();
             lease.close();
           }
           return false;
@@ -134,7 +132,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         while (rows.hasNext() && batch.size() < options.windowRows()) {
           batch.add(rows.next());
         }
-        profile[0] = profile[0].plus(score(model, buffers, batch, promptIdx, messagesIdx, out));
+        profile[0] = profile[0].plus(score(model, terms, batch, promptIdx, messagesIdx, out));
         return true;
       }
 
@@ -149,7 +147,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   }
 
   /** Scores one window into {@code out}; returns where the continuous loop's time went. */
-  private DecodeProfile score(LlmModel model, DecodeBuffers buffers, List<Row> batch, int promptIdx, int messagesIdx,
+  private DecodeProfile score(LlmModel model, DecodeTerms terms, List<Row> batch, int promptIdx, int messagesIdx,
       List<Row> out) {
     List<GenerationRequest> requests = new ArrayList<>(batch.size());
     Generation[] rowFailures = new Generation[batch.size()];
@@ -188,7 +186,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     RowResult windowFailure = null;
     try {
       long startMs = System.currentTimeMillis();
-      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching(), buffers, options.limits());
+      ScoredWindow scored = model.score(requests, options.batchSize(), options.batching(), terms, options.limits());
       gens = scored.generations();
       profile = scored.profile();
       if (metrics != null) {

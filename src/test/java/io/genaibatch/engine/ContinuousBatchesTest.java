@@ -188,26 +188,22 @@ class ContinuousBatchesTest {
     List<GenerationRequest> requests = mixed();
     ScoredWindow free = model.score(requests, 8, Batching.CONTINUOUS);
     long perSlot = free.profile().kvBytes() / 9;
-    try (DecodeBuffers small = new DecodeBuffers(() -> false, perSlot * 3)) {
-      ScoredWindow cut = model.score(requests, 8, Batching.CONTINUOUS, small);
-      assertThat(cut.profile().kvBytes()).as("two live rows and the spare region").isEqualTo(perSlot * 3);
-      assertThat(small.largestBytes()).isLessThanOrEqualTo(perSlot * 3);
-      assertThat(cut.profile().steps()).isGreaterThan(free.profile().steps());
-      for (int i = 0; i < requests.size(); i++) {
-        assertThat(cut.generations().get(i).tokenIds()).containsExactly(free.generations().get(i).tokenIds());
-      }
+    ScoredWindow cut = model.score(requests, 8, Batching.CONTINUOUS, new DecodeTerms(() -> false, perSlot * 3));
+    assertThat(cut.profile().kvBytes()).as("two live rows and the spare region").isEqualTo(perSlot * 3);
+    assertThat(cut.profile().steps()).isGreaterThan(free.profile().steps());
+    for (int i = 0; i < requests.size(); i++) {
+      assertThat(cut.generations().get(i).tokenIds()).containsExactly(free.generations().get(i).tokenIds());
     }
   }
 
   @Test
   void aCancelledTaskStopsBetweenSteps() {
-    try (DecodeBuffers cancelled = new DecodeBuffers(() -> true, DecodeBuffers.DEFAULT_LIMIT_BYTES)) {
-      assertThatThrownBy(() -> model.score(mixed(), 4, Batching.CONTINUOUS, cancelled))
-          .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
-      // The static batches (guided rows take them in any mode) stop too.
-      assertThatThrownBy(() -> model.score(mixed(), 4, Batching.FIXED, cancelled))
-          .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
-    }
+    DecodeTerms cancelled = new DecodeTerms(() -> true, DecodeTerms.DEFAULT_LIMIT_BYTES);
+    assertThatThrownBy(() -> model.score(mixed(), 4, Batching.CONTINUOUS, cancelled))
+        .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
+    // The static batches (guided rows take them in any mode) stop too.
+    assertThatThrownBy(() -> model.score(mixed(), 4, Batching.FIXED, cancelled))
+        .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
   }
 
   @Test

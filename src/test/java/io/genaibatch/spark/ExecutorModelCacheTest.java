@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 /** The executor-wide model cache: one model per executor, and one per GPU its tasks were given. */
 class ExecutorModelCacheTest {
   private static ModelSpec spec(String modelDir) {
-    return new ModelSpec(new ModelResolver(null).resolve(ModelUri.parse(modelDir)), null, Map.of(), null, 1, false,
+    return new ModelSpec(new ModelResolver(null).resolve(ModelUri.parse(modelDir)), null, Map.of(), null, 1, 1, false,
         false, ExecutionProvider.cpu());
   }
 
