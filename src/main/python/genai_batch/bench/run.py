@@ -1026,9 +1026,9 @@ def breakdown(runs: list[dict]) -> list[str]:
     if all(m.get("continuous_s") for m in ms):
         keys = ("continuous_prefill_s", "continuous_decode_s", "continuous_choose_s", "continuous_move_s")
         parts = ", ".join(f"{k.split('_')[1]} {median(m[k] for m in ms):.1f} s" for k in keys)
-        out.append(f"continuous loop over tasks: {median(m['continuous_s'] for m in ms):.1f} s = {parts}; "
+        out.append(f"continuous loop (one per executor, on its cores): {median(m['continuous_s'] for m in ms):.1f} s = {parts}; "
                    f"{median(m['continuous_steps'] for m in ms):.0f} steps, {median(m['continuous_prefills'] for m in ms):.0f}"
-                   f" prefills; KV cache {median(m['kv_cache_bytes'] for m in ms) / 2**20:.0f} MiB per task")
+                   f" prefills; KV cache {median(m['kv_cache_bytes'] for m in ms) / 2**20:.0f} MiB per executor, the largest it held")
     return out
 
 

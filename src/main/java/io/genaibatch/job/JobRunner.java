@@ -527,10 +527,10 @@ final class JobRunner {
   }
 
   /**
-   * Where the continuous loop's time went, summed over tasks (so over cores: seconds of work, not
-   * of wall clock): prefills and decode steps in onnxruntime, choosing tokens and checking ends,
-   * moving cache regions; the counts of prefills and steps; the largest key/value cache a task held.
-   * Empty when no row went through the loop.
+   * Where the continuous loops' time went, summed over executors (each executor's one loop runs on
+   * all its cores, and each window is given its share of the steps it was in): prefills and decode
+   * steps in onnxruntime, choosing tokens and checking ends, moving cache regions; the counts of
+   * prefills and steps; the largest key/value cache a loop held. Empty when no row went through the loop.
    */
   static Map<String, Double> decodeMetrics(DecodeProfile p) {
     Map<String, Double> m = new LinkedHashMap<>();

@@ -1,0 +1,32 @@
+package io.genaibatch.spark;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import org.apache.spark.SparkConf;
+import org.junit.jupiter.api.Test;
+
+/** The cores an executor's shared decode loop runs on, as the driver reads them from Spark's settings. */
+class ExecutorCoresTest {
+  private static int cores(String master, String executorCores) {
+    SparkConf conf = new SparkConf(false).set("spark.master", master);
+    if (executorCores != null) {
+      conf.set("spark.executor.cores", executorCores);
+    }
+    return BatchScorer.executorCores(conf, master.startsWith("local"));
+  }
+
+  @Test
+  void aLocalMastersCoresAreTheLoopsThreads() {
+    assertThat(cores("local", null)).isEqualTo(1);
+    assertThat(cores("local[4]", null)).isEqualTo(4);
+    assertThat(cores("local[3, 2]", null)).as("with task retries").isEqualTo(3);
+    assertThat(cores("local[*]", null)).isEqualTo(Runtime.getRuntime().availableProcessors());
+  }
+
+  @Test
+  void aClusterSaysItsExecutorCoresOrEachExecutorCountsItsOwn() {
+    assertThat(cores("spark://host:7077", "6")).isEqualTo(6);
+    assertThat(cores("spark://host:7077", null)).as("each executor counts its host's processors").isZero();
+    assertThat(cores("local[4]", "2")).as("spark.executor.cores wins").isEqualTo(2);
+  }
+}
