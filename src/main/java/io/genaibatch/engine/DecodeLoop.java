@@ -183,21 +183,40 @@ final class DecodeLoop implements AutoCloseable {
   }
 
   private void run() {
-    while (takeArrivals()) {
-      try {
-        dropCancelled();
-        admit();
-        if (k > 0) {
-          step();
-          compact(i -> live[i].done());
+    boolean ended = false;
+    try {
+      while (takeArrivals()) {
+        try {
+          dropCancelled();
+          admit();
+          if (k > 0) {
+            step();
+            compact(i -> live[i].done());
+          }
+          finishDone();
+        } catch (OrtException | GenAIException | RuntimeException | Error e) {
+          // A native call failed: every ticket in the loop fails with it (their rows become error
+          // rows); the loop itself goes on with the next ticket.
+          failAll(e);
         }
-        finishDone();
-      } catch (OrtException | GenAIException | RuntimeException | Error e) {
-        // A native call failed: every ticket in the loop fails with it (their rows become error
-        // rows); the loop itself goes on with the next ticket.
-        failAll(e);
+      }
+      ended = true;
+    } finally {
+      if (!ended) {
+        abandon();
       }
     }
+  }
+
+  /** Lets every caller go when this thread ends other than by {@link #takeArrivals()}: none may wait forever. */
+  private synchronized void abandon() {
+    EngineException why = new EngineException("The decode loop of " + config.folder() + " stopped unexpectedly");
+    failAll(why);
+    arrivals.forEach(t -> t.finish(why));
+    arrivals.clear();
+    freeCache();
+    thread = null;
+    notifyAll();
   }
 
   /**
