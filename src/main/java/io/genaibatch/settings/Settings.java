@@ -71,15 +71,17 @@ public final class Settings {
   public static final Setting<Boolean> CHAT = declare("chat", Scope.SCORING, ValueType.bool(), false, "BOOL",
       "Score the messages column with the model's chat template (on by itself for an llm/v1/chat model)");
   public static final Setting<Integer> BATCH_SIZE = declare("batch_size", Scope.SCORING,
-      ValueType.integer(1, 4096), 8, "N", "Rows that decode together (with static batches, prompts per generation"
-          + " call); 1 runs every prompt alone and gives the answers of a one-prompt-at-a-time reference such as the"
+      ValueType.integer(1, 4096), 8, "N", "Rows each task brings to a decode step (its executor's one loop runs its"
+          + " tasks' rows together; with static batches, prompts per generation call); 1 runs every prompt alone and gives the answers of a one-prompt-at-a-time reference such as the"
           + " pyfunc wrapper");
   public static final Setting<Integer> KV_CACHE_MB = declare("kv_cache_mb", Scope.SCORING,
-      ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task holds for continuous batching,"
-          + " in MiB; a window whose batch would need more runs fewer rows at a time (at least two)");
+      ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task accounts for in continuous"
+          + " batching, in MiB (its executor's loop holds at most its tasks' limits summed); a window whose batch would"
+          + " need more runs fewer rows at a time (at least two)");
   public static final Setting<Integer> LOOKAHEAD_ROWS = declare("lookahead_rows", Scope.SCORING,
-      ValueType.integer(1, 1_000_000), 256, "N", "Rows a task reads ahead and sorts by prompt length before cutting"
-          + " batches, so batches pad little; a task holds this many rows");
+      ValueType.integer(1, 1_000_000), 256, "N", "Rows a task reads ahead into one window (the continuous loop takes"
+          + " them in order; static batches sort them by prompt length, so batches pad little); a task holds this many"
+          + " rows");
   public static final Setting<Integer> PARTITIONS = declare("partitions", Scope.SCORING, ValueType.partitions(),
       PARTITIONS_AUTO, "auto|input|N", "auto: repartition to the task slots when the input has fewer partitions (one"
           + " input file is one task on one core), or to whole waves of tasks when a few waves would end with a partial"
