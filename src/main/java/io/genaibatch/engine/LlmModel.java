@@ -61,6 +61,17 @@ public final class LlmModel implements AutoCloseable {
   /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
   private Optional<OrtDecoder> decoder;
   private String noDecoder;
+  /**
+   * Formats checked against llguidance, and whether the loop can serve them: each is compiled once
+   * here, not once per window; the last {@value #GUIDABLE_KEPT} are kept.
+   */
+  private final Map<Guidance, Boolean> guidable = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<Guidance, Boolean> eldest) {
+      return size() > GUIDABLE_KEPT;
+    }
+  };
+  private static final int GUIDABLE_KEPT = 64;
   /** llguidance for the continuous loop's guided rows; null until first asked. */
   private Optional<Llguidance> guides;
   private boolean warned;
@@ -531,6 +542,21 @@ public final class LlmModel implements AutoCloseable {
 
   /** Whether the continuous loop can serve rows under {@code g}; a format llguidance refuses cannot. */
   private boolean loopCanGuide(Guidance g) {
+    synchronized (guidable) {
+      Boolean known = guidable.get(g);
+      if (known != null) {
+        return known;
+      }
+    }
+    boolean can = compilesForLoop(g);
+    synchronized (guidable) {
+      guidable.put(g, can);
+    }
+    return can;
+  }
+
+  /** Whether llguidance compiles {@code g} (made and dropped once per format, see {@link #guidable}). */
+  private boolean compilesForLoop(Guidance g) {
     Optional<Llguidance> llg = guides();
     if (llg.isEmpty()) {
       return false;
@@ -628,10 +654,9 @@ public final class LlmModel implements AutoCloseable {
     List<PreparedRequest> continuous = new ArrayList<>();
     List<PreparedRequest> staticRows = new ArrayList<>();
     boolean loop = !batching.staticBatches() && batchSize > 1 && decoder().isPresent();
-    Map<Guidance, Boolean> guidable = new HashMap<>();
     for (PreparedRequest r : good) {
       Guidance g = r.request().guidance();
-      (loop && (g == null || guidable.computeIfAbsent(g, this::loopCanGuide)) ? continuous : staticRows).add(r);
+      (loop && (g == null || loopCanGuide(g)) ? continuous : staticRows).add(r);
     }
     StaticBatches.Run fixed = staticBatches.run(staticRows, batchSize,
         batching.staticBatches() ? batching : Batching.FIXED, out, terms::isCancelled);

@@ -34,9 +34,14 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
         allowCustomOps, provider.onDevice(address));
   }
 
-  /** The decode loop's threads on this executor: {@link #loopThreads}, or this host's processors. */
+  /**
+   * The decode loop's threads on this executor: {@link #loopThreads}, or this host's processors;
+   * never more than the host has (onnxruntime's threads spin while they wait for work, so more
+   * threads than processors, say under {@code local[8]} on two cores, would slow every step).
+   */
   int executorLoopThreads() {
-    return loopThreads > 0 ? loopThreads : Runtime.getRuntime().availableProcessors();
+    int host = Runtime.getRuntime().availableProcessors();
+    return loopThreads > 0 ? Math.min(loopThreads, host) : host;
   }
 
   /** The driver's MLflow credential variables, copied for the executors. */

@@ -2,6 +2,8 @@ package io.genaibatch.spark;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.engine.ExecutionProvider;
+import java.util.Map;
 import org.apache.spark.SparkConf;
 import org.junit.jupiter.api.Test;
 
@@ -28,5 +30,18 @@ class ExecutorCoresTest {
     assertThat(cores("spark://host:7077", "6")).isEqualTo(6);
     assertThat(cores("spark://host:7077", null)).as("each executor counts its host's processors").isZero();
     assertThat(cores("local[4]", "2")).as("spark.executor.cores wins").isEqualTo(2);
+  }
+
+  @Test
+  void anExecutorNeverRunsTheLoopOnMoreThreadsThanItsHostHas() {
+    int host = Runtime.getRuntime().availableProcessors();
+    assertThat(loopThreads(1)).isEqualTo(1);
+    assertThat(loopThreads(host + 6)).as("local[N] with N above the host's processors").isEqualTo(host);
+    assertThat(loopThreads(0)).as("the driver could not tell").isEqualTo(host);
+  }
+
+  private static int loopThreads(int driverSaid) {
+    return new ModelSpec(null, null, Map.of(), null, 1, driverSaid, true, false, ExecutionProvider.cpu())
+        .executorLoopThreads();
   }
 }
