@@ -81,12 +81,6 @@ class DecodeLoopTest {
     long together = togetherA.profile().steps() + togetherB.profile().steps();
     long apart = aloneA.profile().steps() + aloneB.profile().steps();
     assertThat(together).as("decode steps of both windows at once against one after the other").isLessThan(apart);
-    // A window alone may end with one live row beside a stand-in; together, only the last row can.
-    long standIns = togetherA.slots().decodeSlots() - togetherA.slots().decodeUseful()
-        + togetherB.slots().decodeSlots() - togetherB.slots().decodeUseful();
-    long standInsApart = aloneA.slots().decodeSlots() - aloneA.slots().decodeUseful()
-        + aloneB.slots().decodeSlots() - aloneB.slots().decodeUseful();
-    assertThat(standIns).isLessThanOrEqualTo(standInsApart);
   }
 
   @Test
