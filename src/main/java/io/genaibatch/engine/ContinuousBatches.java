@@ -55,7 +55,7 @@ final class ContinuousBatches {
         }
         byRequest.add(cs);
       }
-      DecodeLoop.Ticket ticket = new DecodeLoop.Ticket(all, batchSize, terms.limitBytes(), terms.cancelled());
+      DecodeLoop.Ticket ticket = new DecodeLoop.Ticket(all, batchSize, terms);
       loop.submit(ticket);
       ticket.await();
       for (int i = 0; i < requests.size(); i++) {

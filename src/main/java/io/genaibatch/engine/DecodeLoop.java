@@ -10,7 +10,6 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.function.IntPredicate;
 
 /**
@@ -78,7 +77,7 @@ final class DecodeLoop implements AutoCloseable {
     final int batchSize;
     final long limitBytes;
     final int positions;
-    private final BooleanSupplier cancelled;
+    private final DecodeTerms terms;
     private final Thread owner = Thread.currentThread();
     private final long start = System.nanoTime();
     private volatile boolean abandoned;
@@ -97,20 +96,19 @@ final class DecodeLoop implements AutoCloseable {
 
     /**
      * @param batchSize live rows this ticket brings to a step, at least 2
-     * @param limitBytes key/value bytes this ticket's caller may hold
-     * @param cancelled whether the caller's task was cancelled, checked between steps
+     * @param terms the caller's cancellation (checked between steps) and key/value cache limit
      */
-    Ticket(List<Completion> completions, int batchSize, long limitBytes, BooleanSupplier cancelled) {
+    Ticket(List<Completion> completions, int batchSize, DecodeTerms terms) {
       this.completions = completions;
       this.batchSize = Math.max(2, batchSize);
-      this.limitBytes = limitBytes;
-      this.cancelled = cancelled;
+      this.limitBytes = terms.limitBytes();
+      this.terms = terms;
       this.open = completions.size();
       this.positions = completions.stream().mapToInt(c -> c.request.positions()).max().orElse(1);
     }
 
     boolean cancelled() {
-      return abandoned || cancelled.getAsBoolean() || owner.isInterrupted();
+      return abandoned || terms.isCancelled(owner);
     }
 
     double sinceStartMs() {
@@ -203,14 +201,19 @@ final class DecodeLoop implements AutoCloseable {
       ended = true;
     } finally {
       if (!ended) {
-        abandon();
+        synchronized (this) {
+          endThread(new EngineException("The decode loop of " + config.folder() + " stopped unexpectedly"));
+        }
       }
     }
   }
 
-  /** Lets every caller go when this thread ends other than by {@link #takeArrivals()}: none may wait forever. */
-  private synchronized void abandon() {
-    EngineException why = new EngineException("The decode loop of " + config.folder() + " stopped unexpectedly");
+  /**
+   * Ends this thread's turn, holding this's lock: every caller still in or bound for the loop is
+   * let go with {@code why} (none may wait forever), the cache is freed, and the next ticket starts
+   * a new thread.
+   */
+  private void endThread(EngineException why) {
     failAll(why);
     arrivals.forEach(t -> t.finish(why));
     arrivals.clear();
@@ -242,10 +245,7 @@ final class DecodeLoop implements AutoCloseable {
       t.completions.forEach(c -> waiting.add(new Waiting(t, c)));
     }
     if (closed || tickets.isEmpty()) {
-      failAll(new EngineException("The decode loop of " + config.folder() + " was closed"));
-      freeCache();
-      thread = null;
-      notifyAll();
+      endThread(new EngineException("The decode loop of " + config.folder() + " was closed"));
       return false;
     }
     return true;

@@ -21,6 +21,11 @@ public record DecodeTerms(BooleanSupplier cancelled, long limitBytes) {
 
   /** Whether the task was cancelled or the calling thread interrupted. */
   boolean isCancelled() {
-    return cancelled.getAsBoolean() || Thread.currentThread().isInterrupted();
+    return isCancelled(Thread.currentThread());
+  }
+
+  /** Whether the task was cancelled or {@code owner}, the task's thread, interrupted. */
+  boolean isCancelled(Thread owner) {
+    return cancelled.getAsBoolean() || owner.isInterrupted();
   }
 }

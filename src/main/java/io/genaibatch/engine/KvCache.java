@@ -97,14 +97,7 @@ public final class KvCache implements AutoCloseable {
 
   /** Copies the first {@code positions} of region {@code from} into region {@code to}, every layer. */
   void move(int from, int to, int positions) {
-    int len = (int) (positions * rowBytes);
-    for (ByteBuffer b : buffers) {
-      for (int h = 0; h < graph.kvHeads(); h++) {
-        int src = (int) (from * slotBytes + (long) h * capacity * rowBytes);
-        int dst = (int) (to * slotBytes + (long) h * capacity * rowBytes);
-        b.put(dst, b, src, len);
-      }
-    }
+    copy(from, this, to, positions);
   }
 
   /**
@@ -112,11 +105,16 @@ public final class KvCache implements AutoCloseable {
    * into}, every layer ({@code into} may have more positions per region: its rows are further apart).
    */
   void copyTo(KvCache into, int slot, int positions) {
+    copy(slot, into, slot, positions);
+  }
+
+  /** The first {@code positions} of region {@code from}, every layer and head, into region {@code to} of {@code into}. */
+  private void copy(int from, KvCache into, int to, int positions) {
     int len = (int) (positions * rowBytes);
     for (int b = 0; b < buffers.length; b++) {
       for (int h = 0; h < graph.kvHeads(); h++) {
-        int src = (int) (slot * slotBytes + (long) h * capacity * rowBytes);
-        int dst = (int) (slot * into.slotBytes + (long) h * into.capacity * rowBytes);
+        int src = (int) (from * slotBytes + (long) h * capacity * rowBytes);
+        int dst = (int) (to * into.slotBytes + (long) h * into.capacity * rowBytes);
         into.buffers[b].put(dst, buffers[b], src, len);
       }
     }

@@ -13,7 +13,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -57,7 +56,7 @@ public final class LlmModel implements AutoCloseable {
   /** Intra-op threads of the decode loop's session: the executor's cores, as the loop serves all its tasks. */
   private final int loopThreads;
   /** The decode loop every caller's continuous windows share; made at first use. */
-  private DecodeLoop loop;
+  private DecodeLoop decodeLoop;
   /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
   private Optional<OrtDecoder> decoder;
   private String noDecoder;
@@ -516,11 +515,11 @@ public final class LlmModel implements AutoCloseable {
   }
 
   /** The decode loop over the decoder graph, made once; call only when {@link #decoder()} has one. */
-  private synchronized DecodeLoop loop() {
-    if (loop == null) {
-      loop = new DecodeLoop(decoder().orElseThrow(), config, eosIds, this::decodeTokens);
+  private synchronized DecodeLoop decodeLoop() {
+    if (decodeLoop == null) {
+      decodeLoop = new DecodeLoop(decoder().orElseThrow(), config, eosIds, this::decodeTokens);
     }
-    return loop;
+    return decodeLoop;
   }
 
   /**
@@ -674,7 +673,7 @@ public final class LlmModel implements AutoCloseable {
   private ContinuousBatches.Run continuousRun(List<PreparedRequest> rows, int batchSize, DecodeTerms terms,
       Generation[] out) throws GenAIException {
     boolean guided = rows.stream().anyMatch(r -> r.request().guidance() != null);
-    ContinuousBatches windows = new ContinuousBatches(loop(), config, eosIds, this::decodeTokens,
+    ContinuousBatches windows = new ContinuousBatches(decodeLoop(), config, eosIds, this::decodeTokens,
         guided ? guides().orElseThrow() : null);
     try {
       return windows.run(rows, batchSize, terms, out);
@@ -727,8 +726,8 @@ public final class LlmModel implements AutoCloseable {
       }
       closed = true;
       synchronized (this) {
-        if (loop != null) {
-          loop.close();
+        if (decodeLoop != null) {
+          decodeLoop.close();
         }
         if (decoder != null) {
           decoder.ifPresent(OrtDecoder::close);
