@@ -36,6 +36,8 @@ final class Completion {
 
   /** This completion's position in its response format, in the continuous loop; else null. */
   final Llguidance.Matcher guide;
+  /** What decides this completion's answer, for the loop's duplicates; null when it samples without a seed. */
+  AnswerKey key;
 
   Completion(PreparedRequest request, TokenChooser chooser) {
     this(request, chooser, null);
@@ -124,6 +126,17 @@ final class Completion {
       return true;
     }
     return false;
+  }
+
+  /** Ends this completion with the answer of {@code leader}, an identical one that has ended. */
+  void follow(Completion leader, double atMs) {
+    tokens = Arrays.copyOf(leader.tokens, Math.max(1, leader.count));
+    count = leader.count;
+    finish = leader.finish;
+    cutAt = leader.cutAt;
+    text = leader.text;
+    done = true;
+    latencyMs = atMs;
   }
 
   /** Ends a completion that its batch ended before its own end (the native length limit). */

@@ -50,12 +50,13 @@ final class ContinuousBatches {
         for (int c = 0; c < r.n(); c++) {
           Completion made = new Completion(r, TokenChooser.of(config, r.request().options(), r.tokens(), c),
               g == null ? null : guides.matcher(g));
+          made.key = AnswerKey.of(r, c, config.samples(r.request().options()));
           cs.add(made);
           all.add(made);
         }
         byRequest.add(cs);
       }
-      DecodeLoop.Ticket ticket = new DecodeLoop.Ticket(all, batchSize, terms);
+      Ticket ticket = new Ticket(all, batchSize, terms);
       loop.submit(ticket);
       ticket.await();
       for (int i = 0; i < requests.size(); i++) {

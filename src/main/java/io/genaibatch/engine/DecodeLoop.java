@@ -2,6 +2,7 @@ package io.genaibatch.engine;
 
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.genai.GenAIException;
+import com.sun.jna.Memory;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -11,6 +12,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntPredicate;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The continuous-batching decode loop of one model, shared by every task of the JVM that scores
@@ -37,8 +40,15 @@ import java.util.function.IntPredicate;
  * too and starts again with the next ticket.
  */
 final class DecodeLoop implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(DecodeLoop.class);
   /** How long the loop's thread waits for another window before it frees the cache and ends. */
   static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(2);
+  /** How long the prefix store and the kept answers outlive the last window: then the thread ends. */
+  static final long STORE_IDLE_NANOS = TimeUnit.SECONDS.toNanos(30);
+  /** Prompt tokens per prefix block: a row reuses its longest cached prefix in whole blocks. */
+  static final int BLOCK_TOKENS = 16;
+  /** Answers kept for later identical completions (beyond those in the loop). */
+  static final int ANSWERS_KEPT = 1024;
 
   private final OrtDecoder decoder;
   private final GenAiConfig config;
@@ -52,118 +62,20 @@ final class DecodeLoop implements AutoCloseable {
 
   // The loop thread's own (handed from one thread to the next under this's lock).
   private final List<Ticket> tickets = new ArrayList<>();
-  private final Deque<Waiting> waiting = new ArrayDeque<>();
+  private final Deque<Queued> waiting = new ArrayDeque<>();
   private Completion[] live = new Completion[0];
   private Ticket[] owners = new Ticket[0];
   private int k;
   private KvCache cache;
+  /** Prompt prefixes' key/value blocks, kept across windows; null until a ticket allows one. */
+  private PrefixStore<Memory> store;
+  private final Duplicates duplicates = new Duplicates(ANSWERS_KEPT);
 
   DecodeLoop(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text) {
     this.decoder = decoder;
     this.config = config;
     this.eosIds = eosIds;
     this.text = text;
-  }
-
-  private record Waiting(Ticket ticket, Completion completion) {}
-
-  /**
-   * One window's completions in the loop, with its caller's terms: its batch size, its key/value
-   * cache limit, its cancellation. What the loop computed for it is counted here (a step's time and
-   * slots split among the tickets by their rows in it).
-   */
-  static final class Ticket {
-    final List<Completion> completions;
-    final int batchSize;
-    final long limitBytes;
-    final int positions;
-    private final DecodeTerms terms;
-    private final Thread owner = Thread.currentThread();
-    private final long start = System.nanoTime();
-    private volatile boolean abandoned;
-    private int open;
-    private long prefillNanos;
-    private long stepNanos;
-    private long chooseNanos;
-    private long moveNanos;
-    private long prefills;
-    private long steps;
-    private long kvBytes;
-    private SlotUsage slots = SlotUsage.NONE;
-    // Guarded by this.
-    private boolean finished;
-    private Throwable failure;
-
-    /**
-     * @param batchSize live rows this ticket brings to a step, at least 2
-     * @param terms the caller's cancellation (checked between steps) and key/value cache limit
-     */
-    Ticket(List<Completion> completions, int batchSize, DecodeTerms terms) {
-      this.completions = completions;
-      this.batchSize = Math.max(2, batchSize);
-      this.limitBytes = terms.limitBytes();
-      this.terms = terms;
-      this.open = completions.size();
-      this.positions = completions.stream().mapToInt(c -> c.request.positions()).max().orElse(1);
-    }
-
-    boolean cancelled() {
-      return abandoned || terms.isCancelled(owner);
-    }
-
-    double sinceStartMs() {
-      return (System.nanoTime() - start) / 1e6;
-    }
-
-    SlotUsage slots() {
-      return slots;
-    }
-
-    /** Where the loop's time for this ticket went: its prefills, its share of each step. */
-    DecodeProfile profile() {
-      double total = (prefillNanos + stepNanos + chooseNanos + moveNanos) / 1e6;
-      return new DecodeProfile(prefillNanos / 1e6, stepNanos / 1e6, chooseNanos / 1e6, moveNanos / 1e6, total,
-          prefills, steps, kvBytes);
-    }
-
-    private synchronized void finish(Throwable why) {
-      finished = true;
-      failure = why;
-      notifyAll();
-    }
-
-    /**
-     * Waits until the loop has ended every completion, or dropped them all (cancelled, failed).
-     * An interrupt abandons the ticket; the wait goes on until the loop has let go of its
-     * completions, and the interrupt is kept.
-     *
-     * @throws OrtException when a native call of the loop failed while this ticket was in it
-     */
-    void await() throws OrtException {
-      boolean interrupted = false;
-      synchronized (this) {
-        while (!finished) {
-          try {
-            wait();
-          } catch (InterruptedException e) {
-            interrupted = true;
-            abandoned = true;
-          }
-        }
-      }
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-      if (failure instanceof OrtException e) {
-        throw e;
-      } else if (failure instanceof RuntimeException e) {
-        throw e;
-      } else if (failure instanceof Error e) {
-        throw e;
-      } else if (failure != null) {
-        throw new EngineException(failure.getMessage(), failure);
-      }
-    }
   }
 
   /** Hands {@code t} to the loop, starting its thread when none runs. */
@@ -218,31 +130,34 @@ final class DecodeLoop implements AutoCloseable {
     arrivals.forEach(t -> t.finish(why));
     arrivals.clear();
     freeCache();
+    freeStore();
     thread = null;
     notifyAll();
   }
 
   /**
-   * Moves new tickets into the loop; waits for one when the loop is empty. False when the loop
-   * was closed or idle for {@link #IDLE_NANOS}: the cache is freed and this thread ends.
+   * Moves new tickets into the loop; waits for one when the loop is empty, freeing the cache after
+   * {@link #IDLE_NANOS} idle. False when the loop was closed or idle for {@link #STORE_IDLE_NANOS}:
+   * the prefix store is freed too and this thread ends.
    */
   private synchronized boolean takeArrivals() {
-    long deadline = System.nanoTime() + IDLE_NANOS;
+    long since = System.nanoTime();
     while (!closed && arrivals.isEmpty() && tickets.isEmpty()) {
-      long left = deadline - System.nanoTime();
-      if (left <= 0) {
+      long idle = System.nanoTime() - since;
+      if (idle >= STORE_IDLE_NANOS) {
         break;
       }
+      if (idle >= IDLE_NANOS) {
+        freeCache();
+      }
       try {
-        TimeUnit.NANOSECONDS.timedWait(this, left);
+        TimeUnit.NANOSECONDS.timedWait(this, (cache != null ? IDLE_NANOS : STORE_IDLE_NANOS) - idle);
       } catch (InterruptedException e) {
         break; // nobody interrupts this thread but close()
       }
     }
     while (!arrivals.isEmpty()) {
-      Ticket t = arrivals.poll();
-      tickets.add(t);
-      t.completions.forEach(c -> waiting.add(new Waiting(t, c)));
+      enter(arrivals.poll());
     }
     if (closed || tickets.isEmpty()) {
       endThread(new EngineException("The decode loop of " + config.folder() + " was closed"));
@@ -251,13 +166,44 @@ final class DecodeLoop implements AutoCloseable {
     return true;
   }
 
+  /**
+   * Takes {@code t} in: its completions queue in the order of their prompts' tokens, so rows that
+   * share a prefix are prefilled one after the other while it is cached; one identical to a
+   * completion in the loop follows it instead (with reuse on); the prefix store takes its limit.
+   */
+  private void enter(Ticket t) {
+    tickets.add(t);
+    boolean reuse = t.prefixBytes > 0;
+    if (store == null && reuse) {
+      long blockBytes = KvCache.bytes(decoder.graph(), 1, BLOCK_TOKENS);
+      store = new PrefixStore<>(BLOCK_TOKENS, blockBytes, t.prefixBytes);
+      LOG.info("Prefix store of {}: at most {} MiB in blocks of {} tokens ({} KiB each), kept {} s after the last window",
+          config.folder(), t.prefixBytes >> 20, BLOCK_TOKENS, blockBytes >> 10,
+          TimeUnit.NANOSECONDS.toSeconds(STORE_IDLE_NANOS));
+    } else if (store != null) {
+      store.limit(t.prefixBytes);
+    }
+    List<Completion> ordered = new ArrayList<>(t.completions);
+    ordered.sort((a, b) -> Arrays.compare(a.request.tokens(), b.request.tokens()));
+    for (Completion c : ordered) {
+      Queued q = new Queued(t, c);
+      if (!reuse || duplicates.arrive(q, t.sinceStartMs()) == Duplicates.Route.COMPUTE) {
+        waiting.add(q);
+      }
+    }
+  }
+
   /** Drops the rows of cancelled tickets, live or waiting, and lets their callers go. */
   private void dropCancelled() {
     for (Iterator<Ticket> it = tickets.iterator(); it.hasNext();) {
       Ticket t = it.next();
       if (t.cancelled()) {
-        waiting.removeIf(w -> w.ticket == t);
+        List<Queued> promoted = duplicates.drop(t);
+        waiting.removeIf(w -> w.ticket() == t);
         compact(i -> owners[i] == t);
+        for (int i = promoted.size() - 1; i >= 0; i--) {
+          waiting.addFirst(promoted.get(i));
+        }
         it.remove();
         t.finish(new EngineException("The task was cancelled: generation stopped between decode steps"));
       }
@@ -268,12 +214,13 @@ final class DecodeLoop implements AutoCloseable {
   private void admit() throws OrtException, GenAIException {
     int maxRows = tickets.stream().mapToInt(t -> t.batchSize).sum();
     while (!waiting.isEmpty() && k < maxRows && fits(waiting.peek(), maxRows)) {
-      Waiting w = waiting.poll();
+      Queued w = waiting.poll();
       if (prefill(w)) {
-        w.ticket.open--;
+        w.ticket().open--;
+        duplicates.ended(w.completion());
       } else {
-        live[k] = w.completion;
-        owners[k] = w.ticket;
+        live[k] = w.completion();
+        owners[k] = w.ticket();
         k++;
       }
     }
@@ -284,8 +231,8 @@ final class DecodeLoop implements AutoCloseable {
    * tickets in the loop (their longest completion, their batch sizes, within their limits), with
    * the live rows' regions copied. False while the live rows leave no room for the shape needed.
    */
-  private boolean fits(Waiting w, int maxRows) {
-    int need = w.completion.request.positions();
+  private boolean fits(Queued w, int maxRows) {
+    int need = w.completion().request.positions();
     int[] shape = shape(maxRows);
     if (cache != null && cache.capacity() >= need && k + 2 <= cache.slots()) {
       // With no live row the cache takes the loop's shape exactly: a larger one an earlier window
@@ -327,32 +274,61 @@ final class DecodeLoop implements AutoCloseable {
     return new int[] {(int) Math.max(3, Math.min(maxRows + 1, fit)), positions};
   }
 
-  /** Prefills {@code w} into slot {@code k}; true when its first token already ends it. */
-  private boolean prefill(Waiting w) throws OrtException, GenAIException {
+  /**
+   * Prefills {@code w} into slot {@code k}: its longest cached prefix is copied from the store (all
+   * but its last token at most) and only the rest is computed, then its whole blocks not yet
+   * stored are added. True when its first token already ends it.
+   */
+  private boolean prefill(Queued w) throws OrtException, GenAIException {
     long t0 = System.nanoTime();
-    Completion c = w.completion;
+    Completion c = w.completion();
+    Ticket t = w.ticket();
     int[] prompt = c.request.tokens();
-    int rows = prompt.length == 1 ? 2 : 1;
-    long[] ids = new long[rows * prompt.length];
-    for (int t = 0; t < prompt.length; t++) {
-      ids[t] = prompt[t];
+    boolean reuse = store != null && t.prefixBytes > 0;
+    List<PrefixStore.Block<Memory>> hit = reuse ? store.match(prompt, prompt.length) : List.of();
+    int reused = Math.min(hit.size() * BLOCK_TOKENS, prompt.length - 1);
+    for (int b = 0; b * BLOCK_TOKENS < reused; b++) {
+      cache.load(hit.get(b).data, Math.min(BLOCK_TOKENS, reused - b * BLOCK_TOKENS), k, b * BLOCK_TOKENS);
     }
-    if (rows == 2) {
-      ids[1] = config.padTokenId();
+    float[] logits = prefillFrom(prompt, reused);
+    if (reuse) {
+      int slot = k;
+      store.add(prompt, hit, () -> KvCache.newBlock(decoder.graph(), BLOCK_TOKENS),
+          (block, index) -> cache.save(slot, index * BLOCK_TOKENS, BLOCK_TOKENS, block));
+      t.storeBytes = Math.max(t.storeBytes, store.bytes());
     }
-    int[] cached = new int[rows];
-    int[] fed = rows == 2 ? new int[] {1, 1} : new int[] {prompt.length};
-    float[][] logits = decoder.run(cache, k, rows, ids, prompt.length, cached, fed);
     long t1 = System.nanoTime();
     c.cached = prompt.length;
-    boolean ended = choose(w.ticket, c, logits[0]);
-    Ticket t = w.ticket;
+    boolean ended = choose(t, c, logits);
+    int fresh = prompt.length - reused;
     t.kvBytes = Math.max(t.kvBytes, cache.bytes());
-    t.slots = t.slots.plus(new SlotUsage((long) rows * prompt.length, prompt.length, 1, 1));
+    t.slots = t.slots.plus(new SlotUsage(fresh == 1 ? 2 : fresh, fresh, 1, 1));
+    t.promptComputed += fresh;
+    t.promptReused += reused;
     t.prefillNanos += t1 - t0;
     t.chooseNanos += System.nanoTime() - t1;
     t.prefills++;
     return ended;
+  }
+
+  /**
+   * Computes {@code prompt} after its first {@code reused} positions, which slot {@code k} holds,
+   * and returns the logits of its last token. One token to compute runs beside a stand-in row (one
+   * position in the next free slot), never on the single-row kernel path.
+   */
+  private float[] prefillFrom(int[] prompt, int reused) throws OrtException {
+    int fresh = prompt.length - reused;
+    int rows = fresh == 1 ? 2 : 1;
+    long[] ids = new long[rows * fresh];
+    for (int i = 0; i < fresh; i++) {
+      ids[i] = prompt[reused + i];
+    }
+    if (rows == 2) {
+      ids[1] = config.padTokenId();
+    }
+    int[] cached = rows == 2 ? new int[] {reused, 0} : new int[] {reused};
+    int[] fed = rows == 2 ? new int[] {1, 1} : new int[] {fresh};
+    return decoder.run(cache, k, rows, ids, fresh, cached, fed)[0];
   }
 
   /** One decode step of the live rows (beside a stand-in when one is left). */
@@ -406,6 +382,7 @@ final class DecodeLoop implements AutoCloseable {
         paying = owners[i];
         if (live[i].done()) {
           owners[i].open--;
+          duplicates.ended(live[i]);
         }
         k--;
         if (i != k) {
@@ -438,9 +415,19 @@ final class DecodeLoop implements AutoCloseable {
     tickets.forEach(t -> t.finish(why));
     tickets.clear();
     waiting.clear();
+    duplicates.clearLive();
     Arrays.fill(live, null);
     Arrays.fill(owners, null);
     k = 0;
+  }
+
+  /** Frees the prefix store's blocks and forgets the kept answers. */
+  private void freeStore() {
+    if (store != null) {
+      store.clear();
+      store = null;
+    }
+    duplicates.clear();
   }
 
   private void freeCache() {

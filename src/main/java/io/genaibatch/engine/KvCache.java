@@ -120,6 +120,41 @@ public final class KvCache implements AutoCloseable {
     }
   }
 
+  /**
+   * A block of {@code tokens} positions for the prefix store, laid out as a region's slice: every
+   * key and value buffer, head by head.
+   */
+  static Memory newBlock(DecoderGraph graph, int tokens) {
+    return new Memory(graph.bytesPerPosition() * tokens);
+  }
+
+  /** Copies positions {@code from..from+count-1} of region {@code slot} into {@code block} (of {@code count} positions). */
+  void save(int slot, int from, int count, Memory block) {
+    blockCopy(slot, from, count, block, true);
+  }
+
+  /** Copies {@code count} positions of {@code block} into region {@code slot} from position {@code from}. */
+  void load(Memory block, int count, int slot, int from) {
+    blockCopy(slot, from, count, block, false);
+  }
+
+  private void blockCopy(int slot, int from, int count, Memory block, boolean toBlock) {
+    int len = (int) (count * rowBytes);
+    ByteBuffer blockBuffer = block.getByteBuffer(0, block.size()).order(ByteOrder.nativeOrder());
+    long stride = block.size() / ((long) buffers.length * graph.kvHeads());
+    for (int b = 0; b < buffers.length; b++) {
+      for (int h = 0; h < graph.kvHeads(); h++) {
+        int region = (int) (slot * slotBytes + (long) h * capacity * rowBytes + from * rowBytes);
+        int inBlock = (int) (((long) b * graph.kvHeads() + h) * stride);
+        if (toBlock) {
+          blockBuffer.put(inBlock, buffers[b], region, len);
+        } else {
+          buffers[b].put(region, blockBuffer, inBlock, len);
+        }
+      }
+    }
+  }
+
   @Override
   public void close() {
     if (closed) {

@@ -321,7 +321,8 @@ final class JobRunner {
       System.out.printf("genai-batch: tasks per GPU Spark gave them (%s): %s%n", scorer.spec().provider(), byGpu);
     }
     m.put("executor_peak_rss_mb", rss.values().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN));
-    m.putAll(schedulingMetrics(scorer, metrics.slots(), scored.seconds(), metrics.generationSpan()));
+    m.putAll(schedulingMetrics(scorer, metrics.slots(), metrics.profile().tokensAvoided(), scored.seconds(),
+        metrics.generationSpan()));
     m.putAll(decodeMetrics(metrics.profile()));
     m.putAll(phases);
     m.put("wall_time_s", wallSeconds);
@@ -330,6 +331,12 @@ final class JobRunner {
         + " slots x %d native threads; %.1f tokens/s per core%n", 100 * m.get("slot_efficiency"),
         100 * m.get("prefill_slot_efficiency"), 100 * m.get("decode_slot_efficiency"), m.get("partitions").intValue(),
         m.get("task_slots").intValue(), m.get("threads_per_task").intValue(), m.get("tokens_per_s_per_core"));
+    if (m.containsKey("prefix_tokens_reused")) {
+      System.out.printf("genai-batch: prefix store: %.0f of %.0f prompt tokens read from it (hit rate %.1f%%), at most"
+          + " %.1f MiB held; %.0f completions answered from an identical one%n", m.get("prefix_tokens_reused"),
+          m.get("prefix_tokens_reused") + m.get("prompt_tokens_computed"), 100 * m.get("prefix_hit_rate"),
+          m.get("prefix_cache_bytes") / (1 << 20), m.get("duplicate_completions"));
+    }
     return m;
   }
 
@@ -499,7 +506,7 @@ final class JobRunner {
    * tokens per second per core over the scoring stage (from the start of scoring to the output
    * written; the tokens are the finished tasks' own counts).
    */
-  static Map<String, Double> schedulingMetrics(BatchScorer scorer, SlotUsage slots,
+  static Map<String, Double> schedulingMetrics(BatchScorer scorer, SlotUsage slots, long avoided,
       double scoreSeconds, long[] span) {
     Map<String, Double> m = new LinkedHashMap<>();
     m.put("prefill_slots", (double) slots.prefillSlots());
@@ -511,7 +518,9 @@ final class JobRunner {
     m.put("task_slots", (double) scorer.taskSlots());
     m.put("threads_per_task", (double) scorer.threadsPerTask());
     m.put("scoring_wall_s", scoreSeconds);
-    double useful = slots.prefillUseful() + slots.decodeUseful();
+    // Every prompt and answer token served counts, those read from the prefix store or copied from a
+    // duplicate too: useful tokens/s can then pass the machine's prefill rate.
+    double useful = slots.prefillUseful() + slots.decodeUseful() + avoided;
     double cores = (double) scorer.taskSlots() * scorer.threadsPerTask();
     m.put("tokens_per_s", scoreSeconds > 0 ? useful / scoreSeconds : Double.NaN);
     m.put("tokens_per_s_per_core", scoreSeconds > 0 ? useful / scoreSeconds / cores : Double.NaN);
@@ -545,6 +554,12 @@ final class JobRunner {
     m.put("continuous_prefills", (double) p.prefills());
     m.put("continuous_steps", (double) p.steps());
     m.put("kv_cache_bytes", (double) p.kvBytes());
+    m.put("prompt_tokens_computed", (double) p.promptComputed());
+    m.put("prefix_tokens_reused", (double) p.promptReused());
+    m.put("prefix_hit_rate", p.prefixHitRate());
+    m.put("prefix_cache_bytes", (double) p.storeBytes());
+    m.put("duplicate_completions", (double) p.duplicates());
+    m.put("duplicate_tokens", (double) p.duplicateTokens());
     return m;
   }
 

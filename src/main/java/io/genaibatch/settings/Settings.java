@@ -78,6 +78,11 @@ public final class Settings {
       ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task accounts for in continuous"
           + " batching, in MiB (its executor's loop holds at most its tasks' limits summed); a window whose batch would"
           + " need more runs fewer rows at a time (at least two)");
+  public static final Setting<Integer> PREFIX_CACHE_MB = declare("prefix_cache_mb", Scope.SCORING,
+      ValueType.integer(0, 1_048_576), 2048, "MIB", "Most key/value cache of prompt prefixes each executor keeps, in"
+          + " MiB: a row whose prompt starts with a cached prefix (a shared instruction, system prompt or few-shot"
+          + " examples) computes only the rest, and identical rows are generated once; least recently used blocks go"
+          + " first. 0 turns prefix reuse and duplicate answering off. Answers are the same either way");
   public static final Setting<Integer> LOOKAHEAD_ROWS = declare("lookahead_rows", Scope.SCORING,
       ValueType.integer(1, 1_000_000), 256, "N", "Rows a task reads ahead into one window (the continuous loop takes"
           + " them in order; static batches sort them by prompt length, so batches pad little); a task holds this many"

@@ -97,7 +97,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
     LlmModel model = lease.model();
     // The task's terms for the executor's decode loop: its cancellation, its key/value cache limit.
-    DecodeTerms terms = new DecodeTerms(() -> ctx != null && ctx.isInterrupted(), options.kvCacheMb() * 1024L * 1024L);
+    DecodeTerms terms = new DecodeTerms(() -> ctx != null && ctx.isInterrupted(), options.kvCacheMb() * 1024L * 1024L,
+        options.prefixCacheMb() * 1024L * 1024L);
     DecodeProfile[] profile = {DecodeProfile.NONE};
     Runnable report = () -> {
       if (metrics != null && profile[0].totalMs() > 0) {

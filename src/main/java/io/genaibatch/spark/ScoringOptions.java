@@ -40,12 +40,13 @@ import java.util.Map;
  *     chat mode a column named like the llm/v1/chat field is used when none is named (see {@link RowOptions})
  * @param parseResponse add {@code response_parsed}, the answer parsed under {@code responseFormat}
  * @param kvCacheMb most key/value cache a task holds for continuous batching, MiB
+ * @param prefixCacheMb most key/value cache of prompt prefixes an executor keeps, MiB; 0 for no reuse
  * @param limits what one row may ask for
  */
 public record ScoringOptions(String promptColumn, String messagesColumn, String idColumn, int batchSize,
     SearchOptions search, boolean chat, int lookaheadRows, int partitions, Batching batching, List<String> stop,
     int n, ResponseFormat responseFormat, Map<RowOption, String> columns, boolean parseResponse, int kvCacheMb,
-    RowLimits limits) implements Serializable {
+    int prefixCacheMb, RowLimits limits) implements Serializable {
 
   /**
    * The options {@code values} settle on.
@@ -68,7 +69,7 @@ public record ScoringOptions(String promptColumn, String messagesColumn, String 
         values.get(Settings.BATCHING), stop == null ? List.of() : stop, values.get(Settings.N),
         responseFormat(values.get(Settings.RESPONSE_FORMAT), Settings.RESPONSE_FORMAT.key() + " (from "
             + values.source(Settings.RESPONSE_FORMAT) + ")"), columns, values.get(Settings.PARSE_RESPONSE),
-        values.get(Settings.KV_CACHE_MB), limits(values));
+        values.get(Settings.KV_CACHE_MB), values.get(Settings.PREFIX_CACHE_MB), limits(values));
   }
 
   private static RowLimits limits(SettingValues values) {

@@ -18,6 +18,11 @@ import org.junit.jupiter.api.Test;
 /** The continuous-batching loop against onnxruntime-genai's static batches, on the tiny model. */
 class ContinuousBatchesTest {
   static LlmModel model;
+  /**
+   * Prefix reuse and duplicate answering off: these tests measure the loop's own work (its steps,
+   * cache, stand-ins, cancellation), which reuse would skip for prompts an earlier test scored.
+   */
+  static final DecodeTerms NO_REUSE = DecodeTerms.DEFAULT.withPrefixBytes(0);
 
   @BeforeAll
   static void load() {
@@ -51,7 +56,7 @@ class ContinuousBatchesTest {
   void continuousAnswersEqualStaticBatchedAnswersTokenForToken() {
     List<GenerationRequest> requests = mixed();
     ScoredWindow fixed = model.score(requests, 4, Batching.FIXED);
-    ScoredWindow cont = model.score(requests, 4, Batching.CONTINUOUS);
+    ScoredWindow cont = model.score(requests, 4, Batching.CONTINUOUS, NO_REUSE);
     assertThat(model.continuousUnavailable()).isEmpty();
     assertThat(cont.profile().steps()).isPositive();
     for (int i = 0; i < requests.size(); i++) {
@@ -84,7 +89,7 @@ class ContinuousBatchesTest {
     }
     // The static path: each guided row in onnxruntime-genai's generator beside a stand-in copy.
     ScoredWindow generator = model.score(requests, 4, Batching.FIXED);
-    ScoredWindow loop = model.score(requests, 4, Batching.CONTINUOUS);
+    ScoredWindow loop = model.score(requests, 4, Batching.CONTINUOUS, NO_REUSE);
     for (int i = 0; i < requests.size(); i++) {
       Generation a = generator.generations().get(i);
       Generation b = loop.generations().get(i);
@@ -106,7 +111,7 @@ class ContinuousBatchesTest {
     Guidance yesNo = ResponseFormat.parse("regex:(yes|no)", "the test").guidance();
     List<GenerationRequest> rows = NativeGuidanceTest.PROMPTS.stream()
         .map(p -> new GenerationRequest(p, SearchOptions.greedy(16), List.of(), 1, yesNo)).toList();
-    ScoredWindow loop = model.score(rows, 2, Batching.CONTINUOUS);
+    ScoredWindow loop = model.score(rows, 2, Batching.CONTINUOUS, NO_REUSE);
     assertThat(loop.generations()).extracting(Generation::text).containsExactly("no", "yes");
     assertThat(loop.batches()).isEqualTo(1);
     assertThat(loop.profile().steps()).isPositive();
@@ -115,12 +120,12 @@ class ContinuousBatchesTest {
   @Test
   void answersDoNotDependOnNeighboursOrderOrBatchSize() {
     List<GenerationRequest> base = mixed();
-    List<Generation> ref = model.score(base, 8, Batching.CONTINUOUS).generations();
+    List<Generation> ref = model.score(base, 8, Batching.CONTINUOUS, NO_REUSE).generations();
     List<GenerationRequest> shuffled = new ArrayList<>(base);
     Collections.reverse(shuffled);
     shuffled.add(3, GenerationRequest.of(null, SearchOptions.greedy(5)));
     for (int b : new int[] {2, 3, 5}) {
-      List<Generation> got = model.score(shuffled, b, Batching.CONTINUOUS).generations();
+      List<Generation> got = model.score(shuffled, b, Batching.CONTINUOUS, NO_REUSE).generations();
       for (int i = 0; i < shuffled.size(); i++) {
         GenerationRequest r = shuffled.get(i);
         if (r.prompt() == null) {
@@ -148,10 +153,10 @@ class ContinuousBatchesTest {
     }
     try (LlmModel wide = LlmModel.load(Fixtures.kernelPathsModel(), 1)) {
       List<Generation> batched = wide.score(requests, 4, Batching.FIXED).generations();
-      List<Generation> cont = wide.score(requests, 4, Batching.CONTINUOUS).generations();
+      List<Generation> cont = wide.score(requests, 4, Batching.CONTINUOUS, NO_REUSE).generations();
       for (int i = 0; i < prompts.size(); i++) {
         assertThat(cont.get(i).tokenIds()).as("prompt %d", i).containsExactly(batched.get(i).tokenIds());
-        Generation lone = wide.score(List.of(requests.get(i)), 8, Batching.CONTINUOUS).generations().get(0);
+        Generation lone = wide.score(List.of(requests.get(i)), 8, Batching.CONTINUOUS, NO_REUSE).generations().get(0);
         assertThat(lone.tokenIds()).as("prompt %d alone", i).containsExactly(batched.get(i).tokenIds());
       }
     }
@@ -166,11 +171,11 @@ class ContinuousBatchesTest {
       rows.add(new GenerationRequest("<|user|>\nTell me about the wind number " + i + "<|end|>\n<|assistant|>\n", o,
           List.of(), i == 2 ? 3 : 1, null));
     }
-    ScoredWindow together = model.score(rows, 8, Batching.CONTINUOUS);
+    ScoredWindow together = model.score(rows, 8, Batching.CONTINUOUS, NO_REUSE);
     assertThat(together.batches()).as("one continuous run for six option sets").isEqualTo(1);
     assertThat(together.profile().steps()).isLessThan(together.slots().decodeUseful());
     for (int i = 0; i < rows.size(); i++) {
-      Generation alone = model.score(List.of(rows.get(i)), 8, Batching.CONTINUOUS).generations().get(0);
+      Generation alone = model.score(List.of(rows.get(i)), 8, Batching.CONTINUOUS, NO_REUSE).generations().get(0);
       Generation in = together.generations().get(i);
       assertThat(in.choices()).hasSize(rows.get(i).n());
       for (int c = 0; c < in.choices().size(); c++) {
@@ -186,9 +191,9 @@ class ContinuousBatchesTest {
   @Test
   void aWindowWhoseCacheWouldPassTheLimitRunsFewerRowsWithTheSameAnswers() {
     List<GenerationRequest> requests = mixed();
-    ScoredWindow free = model.score(requests, 8, Batching.CONTINUOUS);
+    ScoredWindow free = model.score(requests, 8, Batching.CONTINUOUS, NO_REUSE);
     long perSlot = free.profile().kvBytes() / 9;
-    ScoredWindow cut = model.score(requests, 8, Batching.CONTINUOUS, new DecodeTerms(() -> false, perSlot * 3));
+    ScoredWindow cut = model.score(requests, 8, Batching.CONTINUOUS, new DecodeTerms(() -> false, perSlot * 3, 0));
     assertThat(cut.profile().kvBytes()).as("two live rows and the spare region").isEqualTo(perSlot * 3);
     assertThat(cut.profile().steps()).isGreaterThan(free.profile().steps());
     for (int i = 0; i < requests.size(); i++) {
@@ -198,7 +203,7 @@ class ContinuousBatchesTest {
 
   @Test
   void aCancelledTaskStopsBetweenSteps() {
-    DecodeTerms cancelled = new DecodeTerms(() -> true, DecodeTerms.DEFAULT_LIMIT_BYTES);
+    DecodeTerms cancelled = new DecodeTerms(() -> true, DecodeTerms.DEFAULT_LIMIT_BYTES, 0);
     assertThatThrownBy(() -> model.score(mixed(), 4, Batching.CONTINUOUS, cancelled))
         .isInstanceOf(EngineException.class).hasMessageContaining("cancelled");
     // The static batches (guided rows take them in any mode) stop too.
@@ -208,7 +213,7 @@ class ContinuousBatchesTest {
 
   @Test
   void theProcessHoldsOneNativeOnnxRuntime() throws Exception {
-    model.score(mixed().subList(0, 3), 2, Batching.CONTINUOUS);
+    model.score(mixed().subList(0, 3), 2, Batching.CONTINUOUS, NO_REUSE);
     Set<String> files = new TreeSet<>();
     for (String line : Files.readAllLines(Path.of("/proc/self/maps"))) {
       int at = line.indexOf('/');

@@ -22,6 +22,11 @@ import org.junit.jupiter.api.Test;
  */
 class DecodeLoopTest {
   static LlmModel model;
+  /**
+   * Prefix reuse and duplicate answering off: these tests measure the loop's own work (its steps,
+   * cache, stand-ins, cancellation), which reuse would skip for prompts an earlier test scored.
+   */
+  static final DecodeTerms NO_REUSE = DecodeTerms.DEFAULT.withPrefixBytes(0);
   static ExecutorService tasks;
 
   @BeforeAll
@@ -51,7 +56,7 @@ class DecodeLoopTest {
   private static Future<ScoredWindow> scoreAfter(CountDownLatch go, List<GenerationRequest> window) {
     return tasks.submit(() -> {
       go.await();
-      return model.score(window, 4, Batching.CONTINUOUS);
+      return model.score(window, 4, Batching.CONTINUOUS, NO_REUSE);
     });
   }
 
@@ -67,8 +72,8 @@ class DecodeLoopTest {
   void twoCallersAtOnceShareDecodeStepsAndKeepTheirAnswers() throws Exception {
     List<GenerationRequest> a = window(30, " wind");
     List<GenerationRequest> b = window(30, " stone");
-    ScoredWindow aloneA = model.score(a, 4, Batching.CONTINUOUS);
-    ScoredWindow aloneB = model.score(b, 4, Batching.CONTINUOUS);
+    ScoredWindow aloneA = model.score(a, 4, Batching.CONTINUOUS, NO_REUSE);
+    ScoredWindow aloneB = model.score(b, 4, Batching.CONTINUOUS, NO_REUSE);
     CountDownLatch go = new CountDownLatch(1);
     Future<ScoredWindow> fa = scoreAfter(go, a);
     Future<ScoredWindow> fb = scoreAfter(go, b);
@@ -87,8 +92,8 @@ class DecodeLoopTest {
   void aLongerWindowJoiningLiveRowsGrowsTheCacheWithoutChangingAnAnswer() throws Exception {
     List<GenerationRequest> shortWindow = window(12, " river");
     List<GenerationRequest> longWindow = window(70, " cloud");
-    ScoredWindow aloneShort = model.score(shortWindow, 2, Batching.CONTINUOUS);
-    ScoredWindow aloneLong = model.score(longWindow, 2, Batching.CONTINUOUS);
+    ScoredWindow aloneShort = model.score(shortWindow, 2, Batching.CONTINUOUS, NO_REUSE);
+    ScoredWindow aloneLong = model.score(longWindow, 2, Batching.CONTINUOUS, NO_REUSE);
     AtomicInteger checks = new AtomicInteger();
     CompletableFuture<Void> shortStarted = new CompletableFuture<>();
     // The short window's cancellation check runs between steps: its first call says it is live.
@@ -97,10 +102,10 @@ class DecodeLoopTest {
         shortStarted.complete(null);
       }
       return false;
-    }, DecodeTerms.DEFAULT_LIMIT_BYTES);
+    }, DecodeTerms.DEFAULT_LIMIT_BYTES, 0);
     Future<ScoredWindow> fs = tasks.submit(() -> model.score(shortWindow, 2, Batching.CONTINUOUS, watched));
     shortStarted.get(1, TimeUnit.MINUTES);
-    Future<ScoredWindow> fl = tasks.submit(() -> model.score(longWindow, 2, Batching.CONTINUOUS));
+    Future<ScoredWindow> fl = tasks.submit(() -> model.score(longWindow, 2, Batching.CONTINUOUS, NO_REUSE));
     ScoredWindow gotShort = fs.get(2, TimeUnit.MINUTES);
     ScoredWindow gotLong = fl.get(2, TimeUnit.MINUTES);
     assertSameAnswers(gotShort, aloneShort, "short");
@@ -113,9 +118,9 @@ class DecodeLoopTest {
   void aCancelledCallerLeavesAndTheOtherCallersRowsAreAnswered() throws Exception {
     List<GenerationRequest> a = window(40, " fire");
     List<GenerationRequest> b = window(40, " tree");
-    ScoredWindow aloneB = model.score(b, 4, Batching.CONTINUOUS);
+    ScoredWindow aloneB = model.score(b, 4, Batching.CONTINUOUS, NO_REUSE);
     AtomicInteger checks = new AtomicInteger();
-    DecodeTerms cancelledSoon = new DecodeTerms(() -> checks.incrementAndGet() > 20, DecodeTerms.DEFAULT_LIMIT_BYTES);
+    DecodeTerms cancelledSoon = new DecodeTerms(() -> checks.incrementAndGet() > 20, DecodeTerms.DEFAULT_LIMIT_BYTES, 0);
     CountDownLatch go = new CountDownLatch(1);
     Future<Throwable> fa = tasks.submit(() -> {
       go.await();
