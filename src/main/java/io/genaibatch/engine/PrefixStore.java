@@ -24,7 +24,7 @@ import java.util.function.Supplier;
  *
  * <p>Bounded by {@link #limitBytes()}: when a new block would pass it, the least recently used
  * block that has no child is freed first (a block with children is the prefix of others; freeing
- * it would strand them). Rows never hold a block after admission (the loop copies a match into the
+ * it would strand them), and never a block of the chain being extended. Rows never hold a block after admission (the loop copies a match into the
  * row's own cache region at once), so no live row pins one. A match is touched leaf first, so the
  * chain's root is the most recent and its leaves leave first. Not thread-safe: the loop's thread
  * owns it.
@@ -37,6 +37,8 @@ final class PrefixStore<B extends AutoCloseable> {
     private final Key key;
     final B data;
     private int children;
+    /** Set while a prompt's chain is being extended: the block must stay. */
+    private boolean pinned;
 
     private Block(Key key, B data) {
       this.key = key;
@@ -146,8 +148,19 @@ final class PrefixStore<B extends AutoCloseable> {
   int add(int[] tokens, List<Block<B>> known, Supplier<B> make, Filler<B> fill) {
     Block<B> parent = known.isEmpty() ? null : known.get(known.size() - 1);
     List<Block<B>> chain = new ArrayList<>(known);
+    chain.forEach(b -> b.pinned = true);
+    try {
+      return extend(tokens, chain, parent, make, fill);
+    } finally {
+      chain.forEach(b -> b.pinned = false);
+      touchLeafFirst(chain);
+    }
+  }
+
+  /** Adds {@link #add}'s blocks after {@code parent}, pinning each one added to {@code chain}. */
+  private int extend(int[] tokens, List<Block<B>> chain, Block<B> parent, Supplier<B> make, Filler<B> fill) {
     int added = 0;
-    for (int b = known.size(); b < tokens.length / blockTokens; b++) {
+    for (int b = chain.size(); b < tokens.length / blockTokens; b++) {
       Key key = new Key(parent, slice(tokens, b));
       Block<B> had = blocks.get(key);
       if (had == null) {
@@ -163,10 +176,10 @@ final class PrefixStore<B extends AutoCloseable> {
         added++;
         peakBytes = Math.max(peakBytes, bytes());
       }
+      had.pinned = true;
       chain.add(had);
       parent = had;
     }
-    touchLeafFirst(chain);
     return added;
   }
 
@@ -205,7 +218,7 @@ final class PrefixStore<B extends AutoCloseable> {
   private boolean evictOne() {
     for (Iterator<Map.Entry<Key, Block<B>>> it = blocks.entrySet().iterator(); it.hasNext();) {
       Block<B> b = it.next().getValue();
-      if (b.children == 0) {
+      if (b.children == 0 && !b.pinned) {
         it.remove();
         if (b.key.parent != null) {
           b.key.parent.children--;
