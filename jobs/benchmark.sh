@@ -2,10 +2,12 @@
 # genai-batch against the seed's way (PySpark + mlflow.pyfunc.spark_udf over the pyfunc wrapper)
 # and against the engine alone, on the same prompts, model, greedy search and cores; prints one
 # table (plus batch scaling, memory as partitions grow and the memory-bandwidth bound):
-#   jobs/benchmark.sh [--workload uniform|mixed|decode|structured] [--model tiny|phi3-mini|phi3-mini-4l|DIR] [--rows N]
-#                     [--new-tokens N] [--repeats K] [--batch-size B] [--systems a,a0,a1,b,b2,p,c]
+#   jobs/benchmark.sh [--workload uniform|mixed|decode|structured|shared] [--model tiny|phi3-mini|phi3-mini-4l|DIR]
+#                     [--rows N] [--new-tokens N] [--repeats K] [--batch-size B] [--systems a,a0,a1,an,b,b2,p,c]
+#                     [--neighbour]
 #                     [--batch-sizes 1,2,4,8,16] [--memory-partitions 2,4,8]          (uniform only)
 #                     [--engine-batches 1,8,16] [--engine-new-tokens 32] [--seed 0]   (mixed only)
+#                     [--templates 3] [--seed 0]                                      (shared only)
 #   jobs/benchmark.sh --model tiny --rows 16 --repeats 1     # smoke test, about a minute
 # --workload uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens (16).
 # --workload mixed: --rows (32) prompts of 10-500 tokens (log-uniform, Phi-3 chat markup, counted with
@@ -21,6 +23,18 @@
 #   Headline: total (prompt + completion) tokens/s; also cores busy, slot efficiency, a/a0 answers.
 #   jobs/benchmark.sh --workload mixed --model tiny --rows 8 --repeats 1   # smoke test, a few minutes
 #   nice -n 10 jobs/benchmark.sh --workload mixed                          # the real run
+# --workload shared: a nightly evaluation: --rows (64) rows of --templates (3) instruction templates of 300-800
+#   tokens (few-shot examples, Phi-3 chat markup, a literal token prefix of their rows) + 20-200 tokens of row
+#   content, interleaved, about 5% exact duplicate rows, ONE Parquet file, at most --new-tokens (40). Systems
+#   (default a,an,a1,b2,p): a = the job's defaults (prefix reuse and duplicate answering on), an =
+#   --prefix-cache-mb 0 (reuse off; answers must equal a's, checked), a1 = --batch-size 1, b2, b (not default), p
+#   as for mixed. Reports useful tok/s and its multiple of the limit (p), a/b2, a/an, a/a1, prompt tokens
+#   computed, prefix hit rate, store MiB, duplicate rows answered, and the targets (>= 3x the limit, a/b2 >= 3x,
+#   a/an >= 2.5x, computed <= 25% of prompt tokens).
+#   jobs/benchmark.sh --workload shared --model tiny --rows 16 --repeats 1 --systems a,an,p   # smoke test
+# --neighbour (any workload): while each system runs, a Python busy loop pinned to the last CPU keeps one core
+#   busy (killed when the run ends; exits by itself after 30 minutes or when the benchmark is gone); the
+#   report says it was on.
 # --help lists every flag; docs/benchmarks.md has the numbers and how to read them.
 # On a shared machine, run it under `nice -n 10`.
 set -euo pipefail

@@ -2,8 +2,9 @@
 search options and cores; run as ``jobs/benchmark.sh`` (``python -m genai_batch.bench``).
 
 Workloads (``--workload``): ``uniform`` (the default, described first), ``mixed`` (below), ``decode``
-(mixed with short prompts) and ``structured`` (mixed with every answer under a JSON Schema; systems a, af:
-the same prompts free, a1 and p).
+(mixed with short prompts), ``structured`` (mixed with every answer under a JSON Schema; systems a, af:
+the same prompts free, a1 and p) and ``shared`` (a nightly evaluation: rows of a few long instruction
+templates, last below).
 
 Systems of the uniform workload, each a fresh process per run:
 
@@ -52,6 +53,37 @@ whether (a) and (a0) gave identical answers (joined on ``id``), the ratios a/b, 
 the shares of the limit, and where (a)'s and (a0)'s seconds went (job steps; the continuous loop's
 prefills, decode steps, token choice and cache moves). ``--workload decode`` is the mixed workload
 with short prompts (10-40 tokens), so answers dominate.
+
+The shared workload (``--workload shared``) is a nightly evaluation, where prefix reuse (the key/value
+blocks of a shared prompt prefix computed once per executor) and duplicate answering pay: ``--rows``
+(default 64) rows in ONE Parquet file, each one of ``--templates`` (default 3) instruction templates of
+300-800 tokens (instructions and few-shot examples in Phi-3 chat markup, as a ``<|system|>`` turn or at
+the start of the user turn, so a literal token prefix of every row that uses it: checked with the
+model's tokenizer) + 20-200 tokens of its own content + the assistant turn and an opener word; the
+templates' rows interleaved in a seeded arrival order, about 5% of the rows exact copies of another
+row (another id) at seeded positions (:func:`genai_batch.bench.workload.make_shared`); at most
+``--new-tokens`` (default 40) new tokens. Systems (default a,an,a1,b2,p):
+
+(a)  genai-batch with its defaults (prefix reuse and duplicate answering on),
+(an) genai-batch with ``--prefix-cache-mb 0``: reuse and duplicate answering off (its answers must
+     equal (a)'s, joined on ``id``: checked and printed),
+(a1) genai-batch with ``--batch-size 1``,
+(b), (b2) spark_udf as for mixed (b, the slowest, is allowed but not a default),
+(p)  the limit, as for mixed: every prompt token computed at the prefill rate.
+
+Per system: useful tokens/s (prompt + completion tokens of the output rows over the generation window)
+and the same as a multiple of (p)'s rate (above 1x only by not computing tokens), wall time, median
+and spread over ``--repeats``; for the jobs, from their ``_genai_batch_metrics.json``: prompt tokens
+computed (and their share of the prompt tokens), prefix hit rate, the prefix store's largest size and
+the duplicate rows answered from a twin; ratios a/b2, a/an, a/a1 by useful tokens/s and by wall time;
+the targets (useful tokens/s >= 3x the limit, a/b2 >= 3x, a/an >= 2.5x, (a) computes <= 25% of the
+prompt tokens) as met or MISSED.
+
+``--neighbour`` (any workload): while each system runs (each main run, after the quiet wait), a
+neighbour process keeps one core busy: a Python busy loop pinned to the last CPU where the kernel
+allows (:mod:`genai_batch.bench.neighbour`), killed when the run ends, and in any case gone after 30
+minutes or once the benchmark's process is. The report says it was on and how busy it kept its core;
+its CPU time counts in each run's "other work".
 """
 from __future__ import annotations
 
@@ -71,7 +103,7 @@ import warnings
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genai_batch.bench import procwatch, weights
+from genai_batch.bench import neighbour, procwatch, weights
 from genai_batch.bench.table import fmt, markdown, median, spread
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
@@ -86,6 +118,12 @@ METRICS_FILE = "_genai_batch_metrics.json"
 SIMD_FLAGS = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "amx_tile")
 MIXED_DEFAULTS = {"model": "phi3-mini-4l", "rows": 32, "new_tokens": 256, "systems": "a,a0,a1,b,b2,p"}
 STRUCTURED_DEFAULTS = {**MIXED_DEFAULTS, "systems": "a,af,a1,p"}
+# --workload shared: a nightly evaluation, rows of a few long instruction templates, short answers.
+SHARED_DEFAULTS = {**MIXED_DEFAULTS, "rows": 64, "new_tokens": 40, "systems": "a,an,a1,b2,p"}
+SHARED_CONTENT_TOKENS = (20, 200)
+SHARED_TEMPLATE_TOKENS = (300, 800)
+# The shared workload's targets: useful tok/s of (a) over the limit, a/b2, a/an, computed prompt share.
+SHARED_TARGETS = {"limit": 3.0, "a/b2": 3.0, "a/an": 2.5, "computed": 0.25}
 # --workload structured: every row answers under this JSON Schema (a label, a number and a reason of
 # bounded length, as an extraction or a graded evaluation asks for).
 STRUCTURED_SCHEMA = {
@@ -576,6 +614,7 @@ def report(ctx: dict, results: dict) -> str:
         f"1 native thread each); {ctx['repeats']} run(s) per system, median (min-max); "
         f"started {ctx['started']}, took {ctx['took_s']:.0f} s.",
         machine_line(ctx),
+        neighbour_line(ctx, results),
         "",
     ]
     names = {
@@ -697,18 +736,28 @@ def parse_args(argv):
                "systems a (the job's defaults), a0 (the static batches: --batching adaptive), a1 (--batch-size 1), "
                "b (spark_udf, onnxruntime's default threads), b2 (spark_udf over all cores), p (the limit: the "
                "engine's prefill rate), c (the engine on the uniform prompts at --engine-batches). "
+               "--workload shared: a nightly evaluation, --rows (default 64) rows of --templates (default 3) "
+               "instruction templates of 300-800 tokens (few-shot examples, a literal token prefix of their rows) + "
+               "20-200 tokens of row content each, interleaved, about 5% exact duplicate rows, at most --new-tokens "
+               "(default 40); systems a (the job's defaults: prefix reuse and duplicate answering on), an "
+               "(--prefix-cache-mb 0: reuse off; its answers must equal a's, checked), a1 (--batch-size 1), b2, b, "
+               "p (default a,an,a1,b2,p); reports useful tok/s as a multiple of the limit, a/b2, a/an, a/a1, the "
+               "prompt tokens computed, the prefix hit rate, the store's size and the duplicate rows answered. "
+               "--neighbour (any workload): a busy loop keeps one core busy while each system runs. "
                "docs/benchmarks.md explains the numbers.")
-    p.add_argument("--workload", choices=("uniform", "mixed", "decode", "structured"), default="uniform",
+    p.add_argument("--workload", choices=("uniform", "mixed", "decode", "structured", "shared"), default="uniform",
                    help="uniform (default): every prompt 6-7 tokens, every answer exactly --new-tokens; mixed: prompt "
                    "lengths log-uniform over 10-500 tokens, answers of varied length (see below); decode: as mixed "
                    "with short prompts (10-40 tokens), so answers dominate; structured: as mixed, every answer under "
-                   "a JSON Schema (--response-format), systems a, af (the same prompts free), a1, p")
+                   "a JSON Schema (--response-format), systems a, af (the same prompts free), a1, p; shared: rows of "
+                   "a few long instruction templates, about 5%% duplicates, short answers: what prefix reuse and "
+                   "duplicate answering gain (systems a, an, a1, b, b2, p)")
     p.add_argument("--model", help="tiny | phi3-mini | phi3-mini-4l | an onnxruntime-genai model folder (default: "
-                   "tiny for uniform; phi3-mini-4l for mixed: phi3-mini's shapes with 4 layers and a 3%% stop rate, "
+                   "tiny for uniform; phi3-mini-4l for the others: phi3-mini's shapes with 4 layers and a 3%% stop rate, "
                    "generated into models/phi3-mini-4l-r03 when missing)")
-    p.add_argument("--rows", type=int, help="prompts per run (default 16; mixed 32)")
+    p.add_argument("--rows", type=int, help="prompts per run (default 16; mixed 32; shared 64)")
     p.add_argument("--new-tokens", type=int, help="new tokens per prompt (default 16); for mixed the most new "
-                   "tokens per prompt (default 256)")
+                   "tokens per prompt (default 256; shared 40)")
     p.add_argument("--repeats", type=int, default=3, help="runs per system (default 3)")
     p.add_argument("--batch-size", type=int, help="batch size of (a) and (c) (default 8); for mixed, (a)'s "
                    "--batch-size, not passed unless given (the job's default is measured)")
@@ -719,22 +768,31 @@ def parse_args(argv):
                    "(default 2,4,8, none for --model tiny; uniform only)")
     p.add_argument("--quiet-wait", type=float, help="before each run, wait up to this many seconds until fewer "
                    "than 0.5 CPUs are busy (a shared machine; default 60, 0 for --model tiny)")
-    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c) or a,a0,a1,b,b2,p,c (mixed and decode; "
-                   "default a,a0,a1,b,b2,p) to run")
+    p.add_argument("--systems", help="which of a,b,c (uniform; default a,b,c), a,a0,a1,b,b2,p,c (mixed and decode; "
+                   "default a,a0,a1,b,b2,p), a,af,a1,p (structured) or a,an,a1,b,b2,p (shared; default a,an,a1,b2,p) "
+                   "to run")
     p.add_argument("--engine-batches", default="1,8,16", help="mixed: batch sizes of (c) on the uniform prompts "
                    "(default 1,8,16)")
     p.add_argument("--engine-new-tokens", type=int, default=32, help="mixed: new tokens per uniform prompt of (c), "
                    "every one generated (end of sequence masked; default 32)")
-    p.add_argument("--seed", type=int, default=0, help="mixed: seed of the prompt lengths, words and order "
-                   "(default 0)")
+    p.add_argument("--seed", type=int, default=0, help="mixed and shared: seed of the prompt lengths, words and "
+                   "order (default 0)")
+    p.add_argument("--templates", type=int, default=3, help="shared: instruction templates the rows share "
+                   "(default 3)")
+    p.add_argument("--neighbour", action="store_true", help="while each system's runs go, a neighbour process (a "
+                   "Python busy loop pinned to the last CPU where allowed) keeps one core busy; stopped when the run "
+                   "ends, and it exits on its own after 30 minutes or when the benchmark is gone. The report says so "
+                   "(and 'other work' counts it)")
     p.add_argument("--work", help="work folder (default target/benchmark/run-TIMESTAMP)")
     args = p.parse_args(argv)
-    defaults = {"uniform": UNIFORM_DEFAULTS, "structured": STRUCTURED_DEFAULTS}.get(args.workload, MIXED_DEFAULTS)
+    defaults = {"uniform": UNIFORM_DEFAULTS, "structured": STRUCTURED_DEFAULTS,
+                "shared": SHARED_DEFAULTS}.get(args.workload, MIXED_DEFAULTS)
     for k in ("model", "rows", "new_tokens", "systems", "batch_size"):
         if getattr(args, k) is None:
             setattr(args, k, defaults.get(k))
-    allowed = {"uniform": ("a", "b", "c"), "structured": ("a", "af", "a1", "p")}.get(
-        args.workload, ("a", "a0", "a1", "b", "b2", "p", "c"))
+    allowed = {"uniform": ("a", "b", "c"), "structured": ("a", "af", "a1", "p"),
+               "shared": ("a", "an", "a1", "b", "b2", "p")}.get(
+        args.workload, ("a", "a0", "an", "a1", "b", "b2", "p", "c"))
     bad = [x for x in args.systems.split(",") if x.strip() and x.strip() not in allowed]
     if bad:
         p.error(f"--systems {args.systems}: {', '.join(bad)} not among {','.join(allowed)} for --workload "
@@ -743,6 +801,8 @@ def parse_args(argv):
                                      args.memory_partitions not in (None, "none")):
         p.error("--batch-sizes and --memory-partitions belong to the uniform workload; the mixed one runs (c) at "
                 "--engine-batches instead")
+    if args.workload == "shared" and not 1 <= args.templates <= args.rows:
+        p.error(f"--templates {args.templates}: from 1 to --rows ({args.rows})")
     return args
 
 
@@ -766,6 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats, "batch": args.batch_size, "cores": args.cores, "work": work,
         "started": f"{started:%Y-%m-%d %H:%M}", "machine": machine(),
         "quiet_wait": args.quiet_wait if args.quiet_wait is not None else (0 if tiny else 60),
+        "neighbour": bool(args.neighbour),
     }
     if not os.path.isfile(JAR):
         raise SystemExit(f"No {JAR}: run jobs/setup.sh")
@@ -797,12 +858,14 @@ def main(argv: list[str] | None = None) -> int:
         for s in systems:  # interleaved, so drift on a shared machine hits every system alike
             run_dir = os.path.join(work, "runs", f"{s}-{k + 1}")
             q = quiet(ctx)
-            if s == "a":
-                r = run_job(ctx, main_input, args.batch_size, run_dir)
-            elif s == "b":
-                r = run_udf(ctx, main_input, run_dir)
-            else:
-                r = run_engine(ctx, prompts_file, args.batch_size, run_dir)
+            with neighbour.maybe(ctx["neighbour"]) as nb:
+                if s == "a":
+                    r = run_job(ctx, main_input, args.batch_size, run_dir)
+                elif s == "b":
+                    r = run_udf(ctx, main_input, run_dir)
+                else:
+                    r = run_engine(ctx, prompts_file, args.batch_size, run_dir)
+            q.update(nb.stats)
             rates(r).update(q)
             results["main"][s].append(r)
             save()
@@ -884,6 +947,8 @@ def finish(ctx: dict, results: dict, work: str, t_start: float, render, save) ->
 A0_FLAGS = ("--batching", "adaptive")
 # (a1): the job running every prompt alone, as the seed does (its answers), on every core.
 A1_FLAGS = ("--batch-size", "1")
+# (an): the job with prefix reuse and duplicate answering off.
+AN_FLAGS = ("--prefix-cache-mb", "0")
 
 
 def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str, lo: int = 10, hi: int = 500) -> dict:
@@ -891,6 +956,20 @@ def mixed_prompts(model_dir: str, rows: int, seed: int, dest: str, lo: int = 10,
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     subprocess.run([VENV_PY, "-m", "genai_batch.bench.workload", "--model", model_dir, "--rows", str(rows),
                     "--seed", str(seed), "--min-tokens", str(lo), "--max-tokens", str(hi), "--out", dest],
+                   check=True, env={**os.environ, "PYTHONPATH": PY_SRC})
+    with open(dest, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def shared_prompts(model_dir: str, rows: int, seed: int, templates: int, dest: str) -> dict:
+    """The shared workload's prompts (genai_batch.bench.workload --kind shared, in its own process)."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    lo, hi = SHARED_CONTENT_TOKENS
+    tlo, thi = SHARED_TEMPLATE_TOKENS
+    subprocess.run([VENV_PY, "-m", "genai_batch.bench.workload", "--kind", "shared", "--model", model_dir,
+                    "--rows", str(rows), "--seed", str(seed), "--templates", str(templates),
+                    "--min-tokens", str(lo), "--max-tokens", str(hi), "--template-min-tokens", str(tlo),
+                    "--template-max-tokens", str(thi), "--out", dest],
                    check=True, env={**os.environ, "PYTHONPATH": PY_SRC})
     with open(dest, encoding="utf-8") as f:
         return json.load(f)
@@ -913,11 +992,23 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
     work, cores = ctx["work"], args.cores
     model_dir = ctx["model_dir"]
     batches = _ints(args.engine_batches, "1,8,16")
-    lo, hi = (10, 40) if args.workload == "decode" else (10, 500)
+    if args.workload == "shared":
+        lo, hi = SHARED_CONTENT_TOKENS
+        log(f"shared workload: {args.rows} rows of {args.templates} instruction templates of "
+            f"{SHARED_TEMPLATE_TOKENS[0]}-{SHARED_TEMPLATE_TOKENS[1]} tokens + {lo}-{hi} tokens of content each "
+            f"(seed {args.seed}), counted with {model_dir}'s tokenizer")
+        wl = shared_prompts(model_dir, args.rows, args.seed, args.templates,
+                            os.path.join(work, "input", "shared-prompts.json"))
+        ctx["shared"] = {k: v for k, v in wl.items() if k not in ("prompts", "template_texts")}
+        log(f"templates {[t['tokens'] for t in wl['templates']]} tokens ({[t['form'] for t in wl['templates']]}), "
+            f"{wl['duplicates']} duplicate rows, {sum(wl['tokens'])} prompt tokens; least computable in arrival "
+            f"order {wl['least_computed_tokens']}")
+    else:
+        lo, hi = (10, 40) if args.workload == "decode" else (10, 500)
+        log(f"{args.workload} workload: {args.rows} prompts of {lo}-{hi} tokens (seed {args.seed}), counted with "
+            f"{model_dir}'s tokenizer")
+        wl = mixed_prompts(model_dir, args.rows, args.seed, os.path.join(work, "input", "mixed-prompts.json"), lo, hi)
     ctx["prompt_range"] = (lo, hi)
-    log(f"{args.workload} workload: {args.rows} prompts of {lo}-{hi} tokens (seed {args.seed}), counted with "
-        f"{model_dir}'s tokenizer")
-    wl = mixed_prompts(model_dir, args.rows, args.seed, os.path.join(work, "input", "mixed-prompts.json"), lo, hi)
     texts, lengths = wl["prompts"], wl["tokens"]
     ctx.update(mixed_prompt_tokens=lengths, seed=args.seed, engine_batches=batches,
                engine_new_tokens=args.engine_new_tokens)
@@ -949,6 +1040,8 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
                                      one_thread=False)
     keys = [k for s in systems for k in ([f"c{b}" for b in batches] if s == "c" else [s])]
     results: dict = {"main": {k: [] for k in keys}, "answers": []}
+    if "a" in systems and "an" in systems:
+        results["answers_an"] = []
 
     def save() -> None:
         save_results(ctx, results)
@@ -961,50 +1054,86 @@ def main_mixed(args, ctx: dict, systems: list[str], t_start: float) -> int:
         log(f"({key}) run {k + 1}: {r['generated_tokens']} + {r.get('prompt_tokens')} prompt tokens in "
             f"{r['gen_s']:.2f} s = {r.get('total_tok_per_s', float('nan')):.1f} total tok/s, "
             f"{r['tok_per_s']:.1f} completion tok/s; wall {r['wall_s']:.1f} s; cores busy {r['cores_busy']:.2f}; "
-            f"other work {r['gen_others_cores']:.2f} CPUs")
+            f"other work {r['gen_others_cores']:.2f} CPUs" + prefix_note(r)
+            + (f"; neighbour busy {r['neighbour_busy']:.2f} CPUs" if r.get("neighbour") else ""))
 
     if any(s.startswith("a") for s in systems):
         warm_class_archive(ctx, mixed_input)
+
+    def measure(run):
+        """run() after the quiet wait, beside the neighbour when --neighbour is on: (result, wait and
+        neighbour facts)."""
+        q = quiet(ctx)
+        with neighbour.maybe(ctx["neighbour"]) as nb:
+            r = run()
+        q.update(nb.stats)
+        return r, q
+
     for k in range(args.repeats):
         for s in systems:  # interleaved, so drift on a shared machine hits every system alike
             if s == "p":
-                q = quiet(ctx)
-                r = run_engine(ctx, prefill_file, 1, os.path.join(work, "runs", f"p-{k + 1}"), new_tokens=1)
+                r, q = measure(lambda: run_engine(ctx, prefill_file, 1, os.path.join(work, "runs", f"p-{k + 1}"),
+                                                  new_tokens=1))
                 record("p", r, q, k)
                 continue
             if s == "c":
                 for b in batches:
-                    q = quiet(ctx)
-                    r = run_engine(ctx, uniform_file, b, os.path.join(work, "runs", f"c-b{b}-{k + 1}"),
-                                   model_dir=no_eos_dir, new_tokens=args.engine_new_tokens)
+                    r, q = measure(lambda: run_engine(ctx, uniform_file, b, os.path.join(work, "runs", f"c-b{b}-{k + 1}"),
+                                                      model_dir=no_eos_dir, new_tokens=args.engine_new_tokens))
                     record(f"c{b}", r, q, k)
                 continue
             run_dir = os.path.join(work, "runs", f"{s}-{k + 1}")
-            q = quiet(ctx)
             if s == "a":
-                r = run_job(ctx, mixed_input, args.batch_size, run_dir, extra=fmt_flags, keep_answers=True)
+                run = lambda: run_job(ctx, mixed_input, args.batch_size, run_dir, extra=fmt_flags,  # noqa: E731
+                                      keep_answers=True)
+            elif s == "an":
+                run = lambda: run_job(ctx, mixed_input, args.batch_size, run_dir, extra=AN_FLAGS + fmt_flags,  # noqa: E731
+                                      keep_answers=True)
             elif s == "af":
-                r = run_job(ctx, mixed_input, args.batch_size, run_dir, keep_answers=True)
+                run = lambda: run_job(ctx, mixed_input, args.batch_size, run_dir, keep_answers=True)  # noqa: E731
             elif s == "a0":
-                r = run_job(ctx, mixed_input, None, run_dir, extra=A0_FLAGS, keep_answers=True)
+                run = lambda: run_job(ctx, mixed_input, None, run_dir, extra=A0_FLAGS, keep_answers=True)  # noqa: E731
             elif s == "a1":
-                r = run_job(ctx, mixed_input, None, run_dir, extra=A1_FLAGS + fmt_flags, keep_answers=True)
+                run = lambda: run_job(ctx, mixed_input, None, run_dir, extra=A1_FLAGS + fmt_flags,  # noqa: E731
+                                      keep_answers=True)
             elif s == "b2":
-                r = run_udf(ctx, mixed_input, run_dir, keep_answers=True, repartition=cores)
+                run = lambda: run_udf(ctx, mixed_input, run_dir, keep_answers=True, repartition=cores)  # noqa: E731
             else:
-                r = run_udf(ctx, mixed_input, run_dir, keep_answers=True)
+                run = lambda: run_udf(ctx, mixed_input, run_dir, keep_answers=True)  # noqa: E731
+            r, q = measure(run)
             record(s, r, q, k)
         if "a" in systems and "a0" in systems:
             cmp = compare_answers(os.path.join(work, "runs", f"a-{k + 1}"), os.path.join(work, "runs", f"a0-{k + 1}"))
             results["answers"].append(cmp)
             save()
             log(f"answers of (a) and (a0), run {k + 1}: {cmp['differ']} of {cmp['rows']} rows differ")
+        if "a" in systems and "an" in systems:
+            cmp = compare_answers(os.path.join(work, "runs", f"a-{k + 1}"), os.path.join(work, "runs", f"an-{k + 1}"))
+            results["answers_an"].append(cmp)
+            save()
+            log(f"answers of (a) and (an), run {k + 1}: {'identical' if cmp['differ'] == 0 else 'DIFFERENT'}, "
+                f"{cmp['differ']} of {cmp['rows']} rows differ" + (f" (ids {cmp['differ_ids']})" if cmp["differ"] else ""))
         if "a" in systems and "b" in systems:
             cmp = compare_answers(os.path.join(work, "runs", f"a-{k + 1}"), os.path.join(work, "runs", f"b-{k + 1}"))
             results.setdefault("answers_b", []).append(cmp)
             save()
 
-    return finish(ctx, results, work, t_start, report_mixed, save)
+    return finish(ctx, results, work, t_start, report_shared if args.workload == "shared" else report_mixed, save)
+
+
+PREFIX_METRICS = ("prefix_tokens_reused", "prompt_tokens_computed", "prefix_hit_rate", "prefix_cache_bytes",
+                  "duplicate_completions")
+
+
+def prefix_note(r: dict) -> str:
+    """'; prefix reuse: ...' from a job run's metrics file, or '' when it has none of the prefix metrics."""
+    m = r.get("job_metrics") or {}
+    if not any(k in m for k in PREFIX_METRICS):
+        return ""
+    return (f"; prefix reuse: {fmt(m.get('prompt_tokens_computed'), 0)} prompt tokens computed, "
+            f"{fmt(m.get('prefix_tokens_reused'), 0)} reused (hit rate {fmt(m.get('prefix_hit_rate'), 3)}), store "
+            f"{fmt(m['prefix_cache_bytes'] / 2**20 if m.get('prefix_cache_bytes') is not None else None)} MiB, "
+            f"{fmt(m.get('duplicate_completions'), 0)} duplicate rows answered")
 
 
 def breakdown(runs: list[dict]) -> list[str]:
@@ -1050,6 +1179,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         f"greedy, at most {cap} new tokens; {cores} cores (local[{cores}] / {cores} threads); {ctx['repeats']} run(s) "
         f"per system, median (min-max); started {ctx['started']}, took {ctx['took_s']:.0f} s.",
         machine_line(ctx),
+        neighbour_line(ctx, results),
         "",
     ]
     eb, en = ctx["engine_batches"], ctx["engine_new_tokens"]
@@ -1057,6 +1187,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         "a": "(a) genai-batch, job defaults" + ("" if ctx["batch"] is None else f" but --batch-size {ctx['batch']}"),
         "a0": "(a0) genai-batch, static batches as before (--batching adaptive)",
         "a1": "(a1) genai-batch, job defaults but --batch-size 1 (the seed's answers)",
+        "an": "(an) genai-batch, job defaults but --prefix-cache-mb 0 (prefix reuse and duplicates off)",
         "b": "(b) PySpark spark_udf + seed pyfunc, as its users run it (the input's partitions)",
         "b2": f"(b2) PySpark spark_udf + seed pyfunc, rows spread over the cores (repartition({cores}))",
         "p": f"(p) the limit: engine prefill rate, 128-token prompts, batch 1, {cores} threads x 1 native",
@@ -1122,7 +1253,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
     med = {k: {f: median(r.get(f) for r in v) for f in ("total_tok_per_s", "tok_per_s", "e2e_total_tok_per_s")}
            for k, v in main.items() if v}
     # the answers
-    for key in ("a", "a0", "a1", "b", "b2"):
+    for key in ("a", "a0", "an", "a1", "b", "b2"):
         runs = main.get(key) or []
         if not runs:
             continue
@@ -1173,7 +1304,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         if x in med and y in med and med[y][f] and med[y][f] == med[y][f]:
             return med[x][f] / med[y][f]
         return None
-    for x, y in (("a", "b"), ("a", "b2"), ("a", "a1"), ("a", "a0"), ("a1", "b2"), ("a", "af")):
+    for x, y in (("a", "b"), ("a", "b2"), ("a", "a1"), ("a", "a0"), ("a", "an"), ("a1", "b2"), ("a", "af")):
         r = ratio(x, y, "total_tok_per_s")
         if r is not None:
             ratios.append(f"{x}/{y}: {r:.2f}x total tok/s ({fmt(ratio(x, y, 'tok_per_s'), 2)}x completion tok/s, "
@@ -1207,6 +1338,236 @@ def report_mixed(ctx: dict, results: dict) -> str:
     if ratios:
         lines += ["Ratios (medians):", ""] + [f"- {x}" for x in ratios] + [""]
     return "\n".join(lines)
+
+
+def neighbour_line(ctx: dict, results: dict) -> str:
+    """Whether --neighbour was on and how busy it kept its core."""
+    if not ctx.get("neighbour"):
+        return "Neighbour: off (no --neighbour)."
+    runs = [r for v in results.get("main", {}).values() for r in v if r.get("neighbour")]
+    if not runs:
+        return "Neighbour: ON (--neighbour), but no run recorded it."
+    pins = sorted({"/".join(str(c) for c in r["neighbour_pinned_to"]) if r.get("neighbour_pinned_to") else "any"
+                   for r in runs})
+    early = sum(bool(r.get("neighbour_ended_early")) for r in runs)
+    return (f"Neighbour: ON (--neighbour): while each system ran, a Python busy loop pinned to CPU {', '.join(pins)} "
+            f"kept one core busy ({median(r.get('neighbour_busy') for r in runs):.2f} CPUs on average, median of "
+            f"{len(runs)} runs; it counts in 'other work')" + (f"; WARNING: it ended early in {early} run(s)"
+                                                                if early else "") + ".")
+
+
+def report_shared(ctx: dict, results: dict) -> str:
+    """The shared workload's report: useful tokens/s and as a multiple of the limit, prefix reuse, targets."""
+    cores, cap = ctx["cores"], ctx["new_tokens"]
+    sh = ctx["shared"]
+    lengths = ctx["mixed_prompt_tokens"]
+    main = results["main"]
+    total_prompt = sum(lengths)
+    dups = [i for i, d in enumerate(sh["duplicate_of"]) if d is not None]
+    dup_prompt = sum(lengths[i] for i in dups)
+    content = sh["content_tokens"]
+    tdesc = "; ".join(f"{t['tokens']} tokens as {'a <|system|> turn' if t['form'] == 'system' else 'the start of the user turn'}"
+                      f", {t['rows']} rows" for t in sh["templates"])
+    whole = sum(sh["template_prefix_tokens"][i] >= sh["templates"][sh["template_of"][i]]["tokens"]
+                for i in range(len(lengths)))
+    least = sh["least_computed_tokens"]
+    lines = [
+        f"## genai-batch benchmark, shared workload: model {ctx['model_label']} ({ctx['model_dir']})",
+        "",
+        f"{ctx['rows']} rows in one Parquet file (one input partition), as a nightly evaluation: "
+        f"{len(sh['templates'])} instruction templates (instructions + few-shot examples, Phi-3 chat markup: {tdesc}), "
+        f"each row its template + its own content of {min(content)}-{max(content)} tokens (median {_pct(content, 0.5)}) "
+        f"+ <|end|><|assistant|> and an opener word; the templates' rows interleaved in a seeded arrival order "
+        f"(seed {ctx['seed']}); {len(dups)} {'row an exact copy' if len(dups) == 1 else 'rows exact copies'} of another "
+        f"row (other id). Prompt tokens by the model's "
+        f"tokenizer: min {min(lengths)}, median {_pct(lengths, 0.5)}, max {max(lengths)}, total {total_prompt}. "
+        f"{whole} of {len(lengths)} rows start with all of their template's tokens"
+        f"{'' if whole == len(lengths) else ' (the rest with all but its last 1-2)'}; a "
+        f"row shares with another row of its template {min(sh['shared_prefix_tokens'])}-"
+        f"{max(sh['shared_prefix_tokens'])} leading tokens (median {_pct(sh['shared_prefix_tokens'], 0.5)}). The least "
+        f"prompt tokens any reuse could compute in arrival order (token-exact, copies free): {least} "
+        f"({least / total_prompt:.1%}).",
+        f"Greedy, at most {cap} new tokens; {cores} cores (local[{cores}] / {cores} threads); {ctx['repeats']} run(s) "
+        f"per system, median (min-max); started {ctx['started']}, took {ctx['took_s']:.0f} s.",
+        machine_line(ctx),
+        neighbour_line(ctx, results),
+        "",
+    ]
+    names = {
+        "a": "(a) genai-batch, job defaults (prefix reuse and duplicate answering on)"
+             + ("" if ctx["batch"] is None else f", --batch-size {ctx['batch']}"),
+        "an": "(an) genai-batch, --prefix-cache-mb 0 (reuse off)"
+              + ("" if ctx["batch"] is None else f", --batch-size {ctx['batch']}"),
+        "a1": "(a1) genai-batch, job defaults but --batch-size 1",
+        "b": "(b) PySpark spark_udf + seed pyfunc, as its users run it (the input's partitions)",
+        "b2": f"(b2) PySpark spark_udf + seed pyfunc, rows spread over the cores (repartition({cores}))",
+        "p": f"(p) the limit: engine prefill rate, 128-token prompts, batch 1, {cores} threads x 1 native",
+    }
+    limit = median(r.get("total_tok_per_s") for r in main.get("p") or [])
+    has_limit = limit == limit and limit > 0
+
+    def metric(runs: list[dict], key: str) -> list[float]:
+        return [float(r["job_metrics"][key]) for r in runs
+                if (r.get("job_metrics") or {}).get(key) is not None]
+
+    def computed_share(r: dict) -> float | None:
+        m = r.get("job_metrics") or {}
+        c, p = m.get("prompt_tokens_computed"), r.get("prompt_tokens")
+        return c / p if c is not None and p else None
+
+    header = ["system", "useful tok/s", "x the limit", "completion tok/s", "wall s", "generation s",
+              "cores busy", "prompt tokens computed (median share)", "prefix hit rate", "prefix store MiB", "duplicate rows answered",
+              "peak RSS MB (model process)", "other work, CPUs"]
+    rows = []
+    for key, runs in main.items():
+        if not runs:
+            continue
+        is_job = key in ("a", "an", "a1")
+        xl = spread((r.get("total_tok_per_s") / limit for r in runs), 2) if has_limit else "-"
+        share = median(computed_share(r) for r in runs)
+        computed = (spread(metric(runs, "prompt_tokens_computed"), 0) + ("" if share != share else f" ({share:.1%})")
+                    if is_job and metric(runs, "prompt_tokens_computed") else ("all (no reuse)" if key in ("b", "b2")
+                                                                                 else "-"))
+        rows.append([names[key], _col(runs, "total_tok_per_s"), xl, _col(runs, "tok_per_s"), _col(runs, "wall_s"),
+                     _col(runs, "gen_s"), _col(runs, "cores_busy", 2), computed,
+                     spread(metric(runs, "prefix_hit_rate"), 3) if is_job else "-",
+                     spread([b / 2**20 for b in metric(runs, "prefix_cache_bytes")]) if is_job else "-",
+                     spread(metric(runs, "duplicate_completions"), 0) if is_job else "-",
+                     _col(runs, "holder_rss_mb", 0), _col(runs, "gen_others_cores", 2)])
+    lines += [markdown(header, rows), "",
+              "useful tok/s: prompt + completion tokens of the output rows over the generation window (first batch "
+              "start to last batch end; no process start, no model load), the same tokens for every system; x the "
+              "limit: over (p)'s prefill rate, every prompt token computed at compute-bound speed (above 1x only by "
+              "not computing tokens: prefix reuse, duplicate answering). Prompt tokens computed, prefix hit rate "
+              "(reused / (reused + computed)), store (its largest size) and duplicate rows answered: the job's "
+              "_genai_batch_metrics.json ('-': the job did not write them). Cores busy: CPU seconds of the system's "
+              "own processes in the window over its length. Other work: CPUs busy outside the benchmark in the window.",
+              ""]
+
+    # the answers and the token counts
+    for key in ("a", "an", "a1", "b", "b2"):
+        runs = main.get(key) or []
+        if not runs:
+            continue
+        pts = sorted({r.get("prompt_tokens") for r in runs}, key=str)
+        lines.append(f"({key}) {runs[0]['rows']} rows, {runs[0]['errors']} errors; completion tokens "
+                     f"{'/'.join(str(r['generated_tokens']) for r in runs)} (per run); prompt tokens "
+                     f"{'/'.join(str(c) for c in pts)}"
+                     + ("" if set(pts) == {total_prompt} else f" -- WARNING: the workload counted {total_prompt}"))
+    ans = os.path.join(ctx["work"], "runs", "a-1", "answers.parquet")
+    if os.path.isfile(ans):
+        t = pq.read_table(ans).to_pandas()
+        ct = [int(x) for x in t["completion_tokens"]]
+        fr = t["finish_reason"].value_counts().to_dict() if "finish_reason" in t else {}
+        lines.append(f"Answers of (a), run 1: completion tokens min {min(ct)}, median {_pct(ct, 0.5)}, max {max(ct)}; "
+                     f"{sum(1 for c in ct if c >= cap)} of {len(ct)} hit the cap of {cap}; finish reasons {fr}.")
+        if dups and "id" in t and "response" in t:
+            by_id = t.set_index("id")["response"]
+            same = sum(1 for i in dups if i in by_id.index and sh["duplicate_of"][i] in by_id.index
+                       and by_id[i] == by_id[sh["duplicate_of"][i]])
+            lines.append(f"Duplicate rows of (a), run 1: {same} of {len(dups)} answered with their original's text.")
+    if results.get("answers_an"):
+        diffs = results["answers_an"]
+        worst = max(diffs, key=lambda d: d["differ"])
+        same = all(d["differ"] == 0 for d in diffs)
+        lines.append(f"Answers identical, (a) vs (an) joined on id (response and completion tokens): "
+                     f"{'yes' if same else 'NO'}, {worst['differ']} of {worst['rows']} rows differ"
+                     + (f" (worst of {len(diffs)} run pairs: {', '.join(str(d['differ']) for d in diffs)})"
+                        if len(diffs) > 1 else "") + ("" if same else f"; ids {worst['differ_ids']}"))
+    # what the job's prefix metrics say, checked against the workload
+    for key in ("a", "an", "a1"):
+        for r in main.get(key) or []:
+            m = r.get("job_metrics") or {}
+            if not any(x in m for x in PREFIX_METRICS):
+                lines.append(f"({key}) NOTE: its metrics file has none of {', '.join(PREFIX_METRICS)}.")
+                break
+            reused, computed = m.get("prefix_tokens_reused"), m.get("prompt_tokens_computed")
+            notes = []
+            if reused is not None and computed is not None:
+                rows_prompt = r.get("prompt_tokens") or 0
+                # duplicate rows' prompt tokens may be counted in neither (answered from a twin) or in either
+                fits = {rows_prompt, rows_prompt - (dup_prompt if m.get("duplicate_completions") else 0),
+                        rows_prompt - (m.get("duplicate_tokens") or 0)}
+                if reused + computed not in fits:
+                    notes.append(f"reused + computed = {reused + computed:.0f}, not the rows' {rows_prompt} prompt "
+                                 f"tokens (nor that less the {dup_prompt} of the duplicate rows, nor less "
+                                 f"duplicate_tokens {fmt(m.get('duplicate_tokens'), 0)})")
+                hr = m.get("prefix_hit_rate")
+                if hr is not None and reused + computed > 0 and abs(hr - reused / (reused + computed)) > 0.005:
+                    notes.append(f"prefix_hit_rate {hr:.3f} but reused / (reused + computed) = "
+                                 f"{reused / (reused + computed):.3f}")
+                if key != "an" and computed < least:
+                    notes.append(f"computed {computed:.0f} prompt tokens, fewer than the least possible {least}")
+            if key == "an" and ((reused or 0) > 0 or (m.get("duplicate_completions") or 0) > 0):
+                notes.append(f"reuse is off, yet {reused} tokens reused and {m.get('duplicate_completions')} duplicate "
+                             "rows answered")
+            if key != "an" and m.get("duplicate_completions") is not None and m["duplicate_completions"] != len(dups):
+                notes.append(f"{m['duplicate_completions']:.0f} duplicate rows answered, the workload has {len(dups)}")
+            if notes:
+                lines.append(f"({key}) NOTE, run {main[key].index(r) + 1}: " + "; ".join(notes) + ".")
+    lines.append("")
+
+    med = {k: {f: median(r.get(f) for r in v) for f in ("total_tok_per_s", "tok_per_s", "wall_s")}
+           for k, v in main.items() if v}
+
+    def ratio(x: str, y: str, f: str = "total_tok_per_s") -> float | None:
+        if x in med and y in med and med[y][f] and med[y][f] == med[y][f]:
+            return med[x][f] / med[y][f]
+        return None
+
+    ratios = []
+    for x, y in (("a", "b2"), ("a", "an"), ("a", "a1"), ("a", "b"), ("an", "b2")):
+        r = ratio(x, y)
+        if r is not None:
+            wr = ratio(y, x, "wall_s")  # y's wall over x's: how many times faster x is end to end
+            ratios.append(f"{x}/{y}: {r:.2f}x useful tok/s in generation, {fmt(wr, 2)}x by wall time "
+                          f"({fmt(med[y]['wall_s'])} s / {fmt(med[x]['wall_s'])} s)")
+    if has_limit:
+        ratios.append(f"useful tok/s as a multiple of the limit (p, {limit:.1f} tok/s): " + ", ".join(
+            f"{k} {med[k]['total_tok_per_s'] / limit:.2f}x" for k in ("a", "an", "a1", "b", "b2") if k in med))
+    for key in ("a", "an"):
+        for line in breakdown(main.get(key) or []):
+            ratios.append(f"({key}) {line}")
+    if ratios:
+        lines += ["Ratios (medians):", ""] + [f"- {x}" for x in ratios] + [""]
+
+    a = main.get("a") or []
+    if a:
+        ms = [r.get("job_metrics") or {} for r in a]
+        share = median(computed_share(r) for r in a)
+        hit = median(m.get("prefix_hit_rate") for m in ms)
+        store = median(m.get("prefix_cache_bytes") for m in ms)
+        dup = median(m.get("duplicate_completions") for m in ms)
+        lines += [f"(a) prefix reuse (medians): prompt tokens computed {fmt(median(m.get('prompt_tokens_computed') for m in ms), 0)}"
+                  f" = {'-' if share != share else f'{share:.1%}'} of {total_prompt} prompt tokens (least possible "
+                  f"{least / total_prompt:.1%}); prefix hit rate {fmt(hit, 3)}; prefix store "
+                  f"{fmt(store / 2**20 if store == store else None)} MiB at its largest; "
+                  f"{fmt(dup, 0)} of {len(dups)} duplicate rows answered from their twin.", ""]
+
+    def check(name: str, value: float | None, want: float, unit: str = "x", at_most: bool = False) -> str:
+        if value is None or value != value:
+            return f"{name}: n/a (not measured in this run)"
+        ok = value <= want if at_most else value >= want
+        shown = f"{value:.1%}" if unit == "%" else f"{value:.2f}x"
+        return f"{name}: {'met' if ok else 'MISSED'} ({shown})"
+
+    t = SHARED_TARGETS
+    checks = [
+        check(f"useful tok/s of (a) >= {t['limit']:g}x the limit (p)",
+              med["a"]["total_tok_per_s"] / limit if "a" in med and has_limit else None, t["limit"]),
+        check(f"a/b2 >= {t['a/b2']:g}x useful tok/s", ratio("a", "b2"), t["a/b2"])
+        + (f"; by wall time {fmt(ratio('b2', 'a', 'wall_s'), 2)}x" if ratio("b2", "a", "wall_s") else ""),
+        check(f"a/an >= {t['a/an']:g}x useful tok/s", ratio("a", "an"), t["a/an"])
+        + (f"; by wall time {fmt(ratio('an', 'a', 'wall_s'), 2)}x" if ratio("an", "a", "wall_s") else ""),
+        check(f"(a) computes <= {t['computed']:.0%} of the prompt tokens",
+              median(computed_share(r) for r in a) if a else None, t["computed"], unit="%", at_most=True),
+    ]
+    if results.get("answers_an"):
+        checks.append("answers of (a) and (an) identical: " + ("met" if all(d["differ"] == 0 for d in
+                                                                             results["answers_an"]) else "MISSED"))
+    lines += ["### Targets", ""] + [f"- {c}" for c in checks] + [""]
+    return "\n".join(lines)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
