@@ -99,7 +99,11 @@ public record SearchOptions(
     return first != null ? first : second;
   }
 
-  /** The set options under onnxruntime-genai's search option names, for logging. */
+  /**
+   * The set options under onnxruntime-genai's search option names: logged as the run's settled
+   * options, and (but the budget, {@link #batchOptions()}) given to its generator. The one place
+   * that spells them.
+   */
   public Map<String, Object> asMap() {
     Map<String, Object> m = new LinkedHashMap<>();
     putIf(m, "max_new_tokens", maxNewTokens);
@@ -110,6 +114,17 @@ public record SearchOptions(
     putIf(m, "do_sample", doSample);
     putIf(m, "random_seed", seed);
     putIf(m, "repetition_penalty", repetitionPenalty);
+    return m;
+  }
+
+  /**
+   * The set options but the token budget ({@code max_new_tokens}, {@code max_length}), under the same
+   * native names: what the rows of one native batch must share, and what its generator is given.
+   */
+  public Map<String, Object> batchOptions() {
+    Map<String, Object> m = asMap();
+    m.remove("max_new_tokens");
+    m.remove("max_length");
     return m;
   }
 

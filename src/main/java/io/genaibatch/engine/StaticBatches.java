@@ -44,15 +44,13 @@ final class StaticBatches {
   record Run(SlotUsage slots, int batches) {}
 
   /**
-   * The options that must be the same for every row of one native batch: all but the budget.
-   * Records compare by value, so equal options from different rows land in one group.
+   * The options that must be the same for every row of one native batch: all but the budget, and the
+   * response format. Maps and records compare by value, so equal options from different rows land in
+   * one group.
    */
-  private record NativeKey(Boolean doSample, Double temperature, Double topP, Integer topK, Long seed,
-      Double repetitionPenalty, Guidance guidance) {
+  private record NativeKey(Map<String, Object> options, Guidance guidance) {
     static NativeKey of(GenerationRequest r) {
-      SearchOptions o = r.options();
-      return new NativeKey(o.doSample(), o.temperature(), o.topP(), o.topK(), o.seed(), o.repetitionPenalty(),
-          r.guidance());
+      return new NativeKey(r.options().batchOptions(), r.guidance());
     }
   }
 
@@ -306,23 +304,12 @@ final class StaticBatches {
   }
 
   private static void applySearch(GeneratorParams p, SearchOptions o) throws GenAIException {
-    if (o.doSample() != null) {
-      p.setSearchOption("do_sample", o.doSample());
-    }
-    if (o.temperature() != null) {
-      p.setSearchOption("temperature", o.temperature());
-    }
-    if (o.topP() != null) {
-      p.setSearchOption("top_p", o.topP());
-    }
-    if (o.topK() != null) {
-      p.setSearchOption("top_k", o.topK());
-    }
-    if (o.seed() != null) {
-      p.setSearchOption("random_seed", o.seed());
-    }
-    if (o.repetitionPenalty() != null) {
-      p.setSearchOption("repetition_penalty", o.repetitionPenalty());
+    for (Map.Entry<String, Object> e : o.batchOptions().entrySet()) {
+      if (e.getValue() instanceof Boolean b) {
+        p.setSearchOption(e.getKey(), b);
+      } else {
+        p.setSearchOption(e.getKey(), ((Number) e.getValue()).doubleValue());
+      }
     }
   }
 }
