@@ -1,5 +1,8 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.engine.batches.BatchPlanner;
+import io.genaibatch.engine.loop.ContinuousBatches;
+
 /** How a window of prompts becomes batches. */
 public enum Batching {
   /**

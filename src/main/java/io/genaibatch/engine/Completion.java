@@ -1,5 +1,8 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.engine.guidance.Llguidance;
+import io.genaibatch.engine.loop.AnswerKey;
+import io.genaibatch.engine.loop.TokenChooser;
 import ai.onnxruntime.genai.GenAIException;
 import java.util.Arrays;
 import java.util.List;
@@ -9,18 +12,18 @@ import java.util.Set;
  * One completion being generated, a row of a batch, in either loop: its tokens so far, whether and
  * why it ended, and its answer once it has.
  */
-final class Completion {
+public final class Completion {
   /** Characters at the end of a decoded text that the next token may still change (an incomplete UTF-8 sequence). */
   private static final int PARTIAL_CHARACTER = 4;
 
   /** Decodes token ids to text, as the model's tokenizer does (special tokens dropped). */
-  interface Decoder {
+  public interface Decoder {
     String decode(int[] tokens) throws GenAIException;
   }
 
-  final PreparedRequest request;
+  public final PreparedRequest request;
   /** Chooses this completion's tokens in the continuous loop; null in onnxruntime-genai's. */
-  final TokenChooser chooser;
+  public final TokenChooser chooser;
   private int[] tokens;
   private int count;
   private boolean done;
@@ -32,49 +35,49 @@ final class Completion {
   private int searched;
   private double latencyMs;
   /** Positions of this completion in its cache region (continuous loop only). */
-  int cached;
+  public int cached;
 
   /** This completion's position in its response format, in the continuous loop; else null. */
-  final Llguidance.Matcher guide;
+  public final Llguidance.Matcher guide;
   /** What decides this completion's answer, for the loop's duplicates; null when it samples without a seed. */
-  AnswerKey key;
+  public AnswerKey key;
 
-  Completion(PreparedRequest request, TokenChooser chooser) {
+  public Completion(PreparedRequest request, TokenChooser chooser) {
     this(request, chooser, null);
   }
 
-  Completion(PreparedRequest request, TokenChooser chooser, Llguidance.Matcher guide) {
+  public Completion(PreparedRequest request, TokenChooser chooser, Llguidance.Matcher guide) {
     this.request = request;
     this.chooser = chooser;
     this.guide = guide;
     this.tokens = new int[Math.min(request.budget(), 64)];
   }
 
-  void add(int token) {
+  public void add(int token) {
     if (count == tokens.length) {
       tokens = Arrays.copyOf(tokens, Math.max(8, count * 2));
     }
     tokens[count++] = token;
   }
 
-  int count() {
+  public int count() {
     return count;
   }
 
-  int last() {
+  public int last() {
     return tokens[count - 1];
   }
 
   /** The token array itself (the first {@link #count()} are the answer). */
-  int[] buffer() {
+  public int[] buffer() {
     return tokens;
   }
 
-  int[] generated() {
+  public int[] generated() {
     return Arrays.copyOf(tokens, count);
   }
 
-  boolean done() {
+  public boolean done() {
     return done;
   }
 
@@ -90,7 +93,7 @@ final class Completion {
    * have completed a character): each token costs the stop strings' length, not the answer's.
    * An ended completion records when.
    */
-  boolean ends(Set<Integer> eosIds, Decoder decoder, double atMs) throws GenAIException {
+  public boolean ends(Set<Integer> eosIds, Decoder decoder, double atMs) throws GenAIException {
     if (endReason(eosIds, decoder)) {
       done = true;
       latencyMs = atMs;
@@ -129,7 +132,7 @@ final class Completion {
   }
 
   /** Ends this completion with the answer of {@code leader}, an identical one that has ended. */
-  void follow(Completion leader, double atMs) {
+  public void follow(Completion leader, double atMs) {
     tokens = Arrays.copyOf(leader.tokens, Math.max(1, leader.count));
     count = leader.count;
     finish = leader.finish;
@@ -140,7 +143,7 @@ final class Completion {
   }
 
   /** Ends a completion that its batch ended before its own end (the native length limit). */
-  void cutOff(double atMs) {
+  public void cutOff(double atMs) {
     if (!done) {
       done = true;
       finish = FinishReason.LENGTH;
@@ -165,7 +168,7 @@ final class Completion {
    * The outcome of {@code r} from its completions: its choices, or an {@code INCOMPLETE_RESPONSE}
    * error when a response format was cut by the token budget before it was complete.
    */
-  static Generation result(PreparedRequest r, List<Completion> completions, Set<Integer> eosIds, Decoder decoder)
+  public static Generation result(PreparedRequest r, List<Completion> completions, Set<Integer> eosIds, Decoder decoder)
       throws GenAIException {
     List<Choice> choices = new java.util.ArrayList<>(completions.size());
     for (Completion c : completions) {

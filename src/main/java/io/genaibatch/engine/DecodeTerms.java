@@ -1,5 +1,6 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.engine.loop.DecodeLoop;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -35,12 +36,12 @@ public record DecodeTerms(BooleanSupplier cancelled, long limitBytes, long prefi
   }
 
   /** Whether the task was cancelled or the calling thread interrupted. */
-  boolean isCancelled() {
+  public boolean isCancelled() {
     return isCancelled(Thread.currentThread());
   }
 
   /** Whether the task was cancelled or {@code owner}, the task's thread, interrupted. */
-  boolean isCancelled(Thread owner) {
+  public boolean isCancelled(Thread owner) {
     return cancelled.getAsBoolean() || owner.isInterrupted();
   }
 }

@@ -1,5 +1,6 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.engine.guidance.Guidance;
 import java.io.Serializable;
 import java.util.List;
 

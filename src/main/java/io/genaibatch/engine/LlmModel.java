@@ -1,5 +1,17 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.engine.batches.StaticBatches;
+import io.genaibatch.engine.guidance.Guidance;
+import io.genaibatch.engine.guidance.Llguidance;
+import io.genaibatch.engine.guidance.NativeGuidance;
+import io.genaibatch.engine.loop.ContinuousBatches;
+import io.genaibatch.engine.loop.DecodeLoop;
+import io.genaibatch.engine.loop.DecoderGraph;
+import io.genaibatch.engine.loop.OrtDecoder;
+import io.genaibatch.engine.natives.ExecutionProvider;
+import io.genaibatch.engine.natives.NativeLibraries;
+import io.genaibatch.engine.natives.TokenizerStub;
+import io.genaibatch.engine.natives.Utf8Bridge;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.genai.Config;
 import ai.onnxruntime.genai.GenAIException;

@@ -5,13 +5,13 @@ package io.genaibatch.engine;
  * tokens per completion, and the requested cap it is sorted by.
  */
 @SuppressWarnings("ArrayRecordComponent") // read, never compared
-record PreparedRequest(int index, int[] tokens, int budget, int cap, GenerationRequest request) {
-  int n() {
+public record PreparedRequest(int index, int[] tokens, int budget, int cap, GenerationRequest request) {
+  public int n() {
     return request.n();
   }
 
   /** Positions a completion of this request may fill: its prompt and its whole budget. */
-  int positions() {
+  public int positions() {
     return tokens.length + budget;
   }
 }

@@ -5,7 +5,7 @@ package io.genaibatch.engine;
  * counts it; both are held to the cases in {@code src/test/resources/search-semantics.json}
  * (docs/search-options.md).
  */
-final class TokenBudget {
+public final class TokenBudget {
   private TokenBudget() {}
 
   /**

@@ -43,15 +43,37 @@
  *
  * <h2>Rooms</h2>
  *
- * The loop's scheduling decisions that need no model are plain Java, tested without one: {@code
- * PrefixStore} (which prefixes are kept, matched, evicted), {@code Duplicates} and {@code AnswerKey}
- * (which completions are computed), {@code BatchPlanner} (static batch sizes). The runner around them
- * calls onnxruntime: {@code DecodeLoop} (admission, prefill, step, token choice), {@code OrtDecoder},
- * {@code KvCache}, {@code DecoderGraph}. Guidance: {@code ResponseFormat}, {@code Guidance}, {@code
- * Llguidance}, {@code NativeGuidance}. Native libraries: {@code NativeLibraries}, {@code
- * ExecutionProvider}, {@code Utf8Bridge}, {@code TokenizerStub}.
+ * This package holds the model ({@code LlmModel}: loading, tokenizer and chat template, checking a
+ * window's requests and the one place that decides each row's path) and the types both paths share
+ * (requests, options, completions, generations, usage). Its sub-packages: {@code loop} (the
+ * continuous loop: the plain-Java scheduling parts, {@code PrefixStore}, {@code Duplicates}, {@code
+ * AnswerKey}, {@code Ticket}, tested without a model, and the runner around them that calls
+ * onnxruntime), {@code batches} (onnxruntime-genai's static batches), {@code guidance} (response
+ * formats, llguidance), {@code natives} (native libraries, execution providers, the JNI string
+ * bridge, the tokenizer stub). Sub-package classes are public for this package's use only.
  *
  * <p>May import {@code ai.onnxruntime}, {@code ai.onnxruntime.genai}, JNA, Jackson, SLF4J and {@code
  * io.genaibatch.common}. Never Spark, never MLflow.
  */
 package io.genaibatch.engine;
+
+import io.genaibatch.engine.batches.BatchPlanner;
+import io.genaibatch.engine.batches.StaticBatches;
+import io.genaibatch.engine.guidance.Guidance;
+import io.genaibatch.engine.guidance.Llguidance;
+import io.genaibatch.engine.guidance.NativeGuidance;
+import io.genaibatch.engine.guidance.ResponseFormat;
+import io.genaibatch.engine.loop.AnswerKey;
+import io.genaibatch.engine.loop.ContinuousBatches;
+import io.genaibatch.engine.loop.DecodeLoop;
+import io.genaibatch.engine.loop.DecoderGraph;
+import io.genaibatch.engine.loop.Duplicates;
+import io.genaibatch.engine.loop.KvCache;
+import io.genaibatch.engine.loop.OrtDecoder;
+import io.genaibatch.engine.loop.PrefixStore;
+import io.genaibatch.engine.loop.Ticket;
+import io.genaibatch.engine.loop.TokenChooser;
+import io.genaibatch.engine.natives.ExecutionProvider;
+import io.genaibatch.engine.natives.NativeLibraries;
+import io.genaibatch.engine.natives.TokenizerStub;
+import io.genaibatch.engine.natives.Utf8Bridge;

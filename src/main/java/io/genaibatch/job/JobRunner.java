@@ -7,7 +7,7 @@ import io.genaibatch.common.Redact;
 import io.genaibatch.common.Sha256;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.mlflow.MlflowException;
 import io.genaibatch.mlflow.Retry;

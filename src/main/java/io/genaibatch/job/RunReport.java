@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.common.Redact;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.mlflow.RunLogger;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;

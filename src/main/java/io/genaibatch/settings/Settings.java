@@ -1,7 +1,7 @@
 package io.genaibatch.settings;
 
 import io.genaibatch.engine.Batching;
-import io.genaibatch.engine.ExecutionProvider;
+import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.settings.Setting.Scope;
 import java.util.ArrayList;
 import java.util.Collections;

@@ -2,11 +2,11 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.common.Redact;
-import io.genaibatch.engine.ExecutionProvider;
+import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.engine.GenAiConfig;
-import io.genaibatch.engine.NativeGuidance;
-import io.genaibatch.engine.NativeLibraries;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.NativeGuidance;
+import io.genaibatch.engine.natives.NativeLibraries;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.mlflow.MlModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;

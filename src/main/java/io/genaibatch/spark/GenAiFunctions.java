@@ -5,7 +5,7 @@ import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.GenerationRequest;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.settings.Setting.Scope;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;

@@ -1,6 +1,6 @@
 package io.genaibatch.spark;
 
-import io.genaibatch.engine.ExecutionProvider;
+import io.genaibatch.engine.natives.ExecutionProvider;
 import java.io.Serializable;
 import java.util.Map;
 import java.util.Optional;

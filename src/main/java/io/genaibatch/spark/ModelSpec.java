@@ -1,6 +1,6 @@
 package io.genaibatch.spark;
 
-import io.genaibatch.engine.ExecutionProvider;
+import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.mlflow.ResolvedModel;
 import io.genaibatch.mlflow.TrackingConnection;
 import java.io.Serializable;

@@ -10,7 +10,7 @@ import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.GenerationRequest;
 import io.genaibatch.engine.LlmModel;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.spark.compat.SparkCompat;

@@ -2,7 +2,7 @@ package io.genaibatch.spark;
 
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.engine.RowLimits;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.settings.SettingValues;

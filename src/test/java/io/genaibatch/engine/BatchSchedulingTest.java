@@ -1,5 +1,6 @@
 package io.genaibatch.engine;
 
+import io.genaibatch.engine.batches.StaticBatches;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.genaibatch.testing.Fixtures;

@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.common.OutputColumns;
-import io.genaibatch.engine.ResponseFormat;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.spark.ExecutorModelCache;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;

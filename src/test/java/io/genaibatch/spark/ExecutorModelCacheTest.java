@@ -2,7 +2,7 @@ package io.genaibatch.spark;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.genaibatch.engine.ExecutionProvider;
+import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.mlflow.ModelResolver;
 import io.genaibatch.mlflow.ModelUri;
 import io.genaibatch.testing.Fixtures;

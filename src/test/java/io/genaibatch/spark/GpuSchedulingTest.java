@@ -3,7 +3,7 @@ package io.genaibatch.spark;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.genaibatch.engine.ExecutionProvider;
+import io.genaibatch.engine.natives.ExecutionProvider;
 import java.util.Map;
 import org.apache.spark.SparkConf;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,0 @@
-package io.genaibatch.engine;
-
-/** A completion in the decode loop with the ticket (window) it belongs to. */
-record Queued(Ticket ticket, Completion completion) {}
