@@ -56,24 +56,3 @@
  * io.genaibatch.common}. Never Spark, never MLflow.
  */
 package io.genaibatch.engine;
-
-import io.genaibatch.engine.batches.BatchPlanner;
-import io.genaibatch.engine.batches.StaticBatches;
-import io.genaibatch.engine.guidance.Guidance;
-import io.genaibatch.engine.guidance.Llguidance;
-import io.genaibatch.engine.guidance.NativeGuidance;
-import io.genaibatch.engine.guidance.ResponseFormat;
-import io.genaibatch.engine.loop.AnswerKey;
-import io.genaibatch.engine.loop.ContinuousBatches;
-import io.genaibatch.engine.loop.DecodeLoop;
-import io.genaibatch.engine.loop.DecoderGraph;
-import io.genaibatch.engine.loop.Duplicates;
-import io.genaibatch.engine.loop.KvCache;
-import io.genaibatch.engine.loop.OrtDecoder;
-import io.genaibatch.engine.loop.PrefixStore;
-import io.genaibatch.engine.loop.Ticket;
-import io.genaibatch.engine.loop.TokenChooser;
-import io.genaibatch.engine.natives.ExecutionProvider;
-import io.genaibatch.engine.natives.NativeLibraries;
-import io.genaibatch.engine.natives.TokenizerStub;
-import io.genaibatch.engine.natives.Utf8Bridge;

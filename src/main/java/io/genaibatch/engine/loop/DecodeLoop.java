@@ -8,24 +8,21 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.genai.GenAIException;
 import com.sun.jna.Memory;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Deque;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.function.IntPredicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The continuous-batching decode loop of one model, shared by every task of the JVM that scores
- * with it: the tasks hand in their windows ({@link Ticket}s) and one thread decodes the rows of
- * all of them together over the executor's cores (the decoder session's intra-op threads). Up to
- * the tickets' batch sizes summed are live at once, each in a slot; each step runs every live row
- * whatever its position or task; a completion that ends leaves its slot at once and the next
- * waiting one (in arrival order) is prefilled into it.
+ * The runner of the continuous-batching decode loop of one model, shared by every task of the JVM
+ * that scores with it: the tasks hand in their windows ({@link Ticket}s) and one thread decodes the
+ * rows of all of them together over the executor's cores (the decoder session's intra-op threads).
+ * What runs when is the {@link Scheduler}'s (plain Java): up to the tickets' batch sizes summed are
+ * live at once, each in a slot; each step runs every live row whatever its position or task; a
+ * completion that ends leaves its slot at once and the next waiting one is prefilled into it, after
+ * the longest prefix of its prompt the {@link PrefixStore} holds.
  *
  * <p>Why one loop per executor and not one per task: a task's loop drains at its end (its last
  * rows decode in small batches, the last one beside a stand-in) and runs on the task's core
@@ -33,19 +30,20 @@ import org.slf4j.LoggerFactory;
  * until the executor's last rows, and the one tail left uses every core. Answers do not change:
  * onnxruntime's kernels give a row the same numbers in any batch of two rows or more and with any
  * number of threads, so a step with one live row runs it beside a stand-in row (one position in a
- * free slot), a one-token prompt is prefilled beside one too, and no row ever takes the single-row
- * kernel path.
+ * free slot), a prefill of one token (a one-token prompt, or all but the last token cached) runs
+ * beside one too, and no row ever takes the single-row kernel path.
  *
  * <p>Rows live in slots {@code 0..k-1} of one key/value cache ({@link KvCache}); when a row ends,
  * the last live row's region moves into its slot, so a step's cache is one contiguous view. The
  * cache is shaped for the tickets in the loop (their longest prompt and budget, their batch sizes,
  * within their key/value limits summed), grown with the live regions copied when a ticket needs
- * more, and freed when the loop has had nothing to do for {@link #IDLE_NANOS}; the thread ends then
- * too and starts again with the next ticket.
+ * more, and freed when the loop has had nothing to do for {@link #IDLE_NANOS}; the prefix store and
+ * the kept answers after {@link #STORE_IDLE_NANOS}, when the thread ends too and starts again with
+ * the next ticket.
  */
 public final class DecodeLoop implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(DecodeLoop.class);
-  /** How long the loop's thread waits for another window before it frees the cache and ends. */
+  /** How long the loop's thread waits for another window before it frees the cache. */
   static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(2);
   /** How long the prefix store and the kept answers outlive the last window: then the thread ends. */
   static final long STORE_IDLE_NANOS = TimeUnit.SECONDS.toNanos(30);
@@ -65,15 +63,10 @@ public final class DecodeLoop implements AutoCloseable {
   private boolean closed;
 
   // The loop thread's own (handed from one thread to the next under this's lock).
-  private final List<Ticket> tickets = new ArrayList<>();
-  private final Deque<Queued> waiting = new ArrayDeque<>();
-  private Completion[] live = new Completion[0];
-  private Ticket[] owners = new Ticket[0];
-  private int k;
+  private final Scheduler slots = new Scheduler(ANSWERS_KEPT);
   private KvCache cache;
   /** Prompt prefixes' key/value blocks, kept across windows; null until a ticket allows one. */
   private PrefixStore<Memory> store;
-  private final Duplicates duplicates = new Duplicates(ANSWERS_KEPT);
 
   public DecodeLoop(OrtDecoder decoder, GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text) {
     this.decoder = decoder;
@@ -101,17 +94,21 @@ public final class DecodeLoop implements AutoCloseable {
     try {
       while (takeArrivals()) {
         try {
-          dropCancelled();
+          slots.dropCancelled(this::moveRegion);
           admit();
-          if (k > 0) {
+          if (slots.live() > 0) {
             step();
-            compact(i -> live[i].done());
+            long t0 = System.nanoTime();
+            Ticket paying = slots.dropEnded(this::moveRegion);
+            if (paying != null) {
+              paying.moveNanos += System.nanoTime() - t0;
+            }
           }
-          finishDone();
+          slots.finishDone();
         } catch (OrtException | GenAIException | RuntimeException | Error e) {
           // A native call failed: every ticket in the loop fails with it (their rows become error
           // rows); the loop itself goes on with the next ticket.
-          failAll(e);
+          slots.failAll(e);
         }
       }
       ended = true;
@@ -124,13 +121,17 @@ public final class DecodeLoop implements AutoCloseable {
     }
   }
 
+  private void moveRegion(int from, int to, int positions) {
+    cache.move(from, to, positions);
+  }
+
   /**
    * Ends this thread's turn, holding this's lock: every caller still in or bound for the loop is
-   * let go with {@code why} (none may wait forever), the cache is freed, and the next ticket starts
-   * a new thread.
+   * let go with {@code why} (none may wait forever), the cache and the prefix store are freed, and
+   * the next ticket starts a new thread.
    */
   private void endThread(EngineException why) {
-    failAll(why);
+    slots.failAll(why);
     arrivals.forEach(t -> t.finish(why));
     arrivals.clear();
     freeCache();
@@ -146,7 +147,7 @@ public final class DecodeLoop implements AutoCloseable {
    */
   private synchronized boolean takeArrivals() {
     long since = System.nanoTime();
-    while (!closed && arrivals.isEmpty() && tickets.isEmpty()) {
+    while (!closed && arrivals.isEmpty() && slots.isEmpty()) {
       long idle = System.nanoTime() - since;
       if (idle >= STORE_IDLE_NANOS) {
         break;
@@ -161,83 +162,50 @@ public final class DecodeLoop implements AutoCloseable {
       }
     }
     while (!arrivals.isEmpty()) {
-      enter(arrivals.poll());
+      slots.enter(arrivals.poll());
+      boundStore();
     }
-    if (closed || tickets.isEmpty()) {
+    if (closed || slots.isEmpty()) {
       endThread(new EngineException("The decode loop of " + config.folder() + " was closed"));
       return false;
     }
     return true;
   }
 
-  /**
-   * Takes {@code t} in: its completions queue in the order of their prompts' tokens, so rows that
-   * share a prefix are prefilled one after the other while it is cached; one identical to a
-   * completion in the loop follows it instead (with reuse on); the prefix store takes its limit.
-   */
-  private void enter(Ticket t) {
-    tickets.add(t);
-    boolean reuse = t.prefixBytes > 0;
-    if (store == null && reuse) {
+  /** Makes the prefix store at the first ticket that allows one; bounds it as the newest ticket asks. */
+  private void boundStore() {
+    long bytes = slots.prefixBytes();
+    if (store == null && bytes > 0) {
       long blockBytes = KvCache.bytes(decoder.graph(), 1, BLOCK_TOKENS);
-      store = new PrefixStore<>(BLOCK_TOKENS, blockBytes, t.prefixBytes);
+      store = new PrefixStore<>(BLOCK_TOKENS, blockBytes, bytes);
       LOG.info("Prefix store of {}: at most {} MiB in blocks of {} tokens ({} KiB each), kept {} s after the last window",
-          config.folder(), t.prefixBytes >> 20, BLOCK_TOKENS, blockBytes >> 10,
-          TimeUnit.NANOSECONDS.toSeconds(STORE_IDLE_NANOS));
+          config.folder(), bytes >> 20, BLOCK_TOKENS, blockBytes >> 10, TimeUnit.NANOSECONDS.toSeconds(STORE_IDLE_NANOS));
     } else if (store != null) {
-      store.limit(t.prefixBytes);
-    }
-    List<Completion> ordered = new ArrayList<>(t.completions);
-    ordered.sort((a, b) -> Arrays.compare(a.request.tokens(), b.request.tokens()));
-    for (Completion c : ordered) {
-      Queued q = new Queued(t, c);
-      if (!reuse || duplicates.arrive(q, t.sinceStartMs()) == Duplicates.Route.COMPUTE) {
-        waiting.add(q);
-      }
-    }
-  }
-
-  /** Drops the rows of cancelled tickets, live or waiting, and lets their callers go. */
-  private void dropCancelled() {
-    for (Iterator<Ticket> it = tickets.iterator(); it.hasNext();) {
-      Ticket t = it.next();
-      if (t.cancelled()) {
-        List<Queued> promoted = duplicates.drop(t);
-        waiting.removeIf(w -> w.ticket() == t);
-        compact(i -> owners[i] == t);
-        for (int i = promoted.size() - 1; i >= 0; i--) {
-          waiting.addFirst(promoted.get(i));
-        }
-        it.remove();
-        t.finish(new EngineException("The task was cancelled: generation stopped between decode steps"));
-      }
+      store.limit(bytes);
     }
   }
 
   /** Prefills waiting completions into free slots while the tickets' batch sizes and the cache allow. */
   private void admit() throws OrtException, GenAIException {
-    int maxRows = tickets.stream().mapToInt(t -> t.batchSize).sum();
-    while (!waiting.isEmpty() && k < maxRows && fits(waiting.peek(), maxRows)) {
-      Queued w = waiting.poll();
+    for (Queued next = slots.next(); next != null && fits(next); next = slots.next()) {
+      Queued w = slots.take();
       if (prefill(w)) {
-        w.ticket().open--;
-        duplicates.ended(w.completion());
+        slots.endedAtPrefill(w);
       } else {
-        live[k] = w.completion();
-        owners[k] = w.ticket();
-        k++;
+        slots.place(w);
       }
     }
   }
 
   /**
-   * Whether {@code w} can take slot {@code k} now, reshaping the cache when it must: for the
-   * tickets in the loop (their longest completion, their batch sizes, within their limits), with
-   * the live rows' regions copied. False while the live rows leave no room for the shape needed.
+   * Whether {@code w} can take the next slot now, reshaping the cache when it must, as the scheduler
+   * asks ({@link Scheduler#shape}), with the live rows' regions copied. False while the live rows
+   * leave no room for the shape needed.
    */
-  private boolean fits(Queued w, int maxRows) {
+  private boolean fits(Queued w) {
     int need = w.completion().request.positions();
-    int[] shape = shape(maxRows);
+    int k = slots.live();
+    int[] shape = slots.shape(decoder.graph().bytesPerPosition());
     if (cache != null && cache.capacity() >= need && k + 2 <= cache.slots()) {
       // With no live row the cache takes the loop's shape exactly: a larger one an earlier window
       // needed is not kept past the limits of the tickets now in the loop.
@@ -251,52 +219,34 @@ public final class DecodeLoop implements AutoCloseable {
     KvCache next = new KvCache(decoder.graph(), shape[0], shape[1]);
     if (cache != null) {
       for (int i = 0; i < k; i++) {
-        cache.copyTo(next, i, live[i].cached);
+        cache.copyTo(next, i, slots.completion(i).cached);
       }
       cache.close();
     }
     cache = next;
-    live = Arrays.copyOf(live, shape[0]);
-    owners = Arrays.copyOf(owners, shape[0]);
+    slots.slots(shape[0]);
     return true;
   }
 
-  /** Key/value bytes the tickets in the loop may hold together. */
-  private long limit() {
-    return tickets.stream().mapToLong(t -> t.limitBytes).sum();
-  }
-
   /**
-   * The cache the tickets in the loop ask for: slots for their batch sizes and a spare region
-   * (for a stand-in), positions for their longest completion; fewer slots when that would pass
-   * their limit, never fewer than three (two rows, the batched kernel path, and the spare).
-   */
-  private int[] shape(int maxRows) {
-    int positions = tickets.stream().mapToInt(t -> t.positions).max().orElse(1);
-    long perSlot = KvCache.bytes(decoder.graph(), 1, positions);
-    long fit = limit() / Math.max(1, perSlot);
-    return new int[] {(int) Math.max(3, Math.min(maxRows + 1, fit)), positions};
-  }
-
-  /**
-   * Prefills {@code w} into slot {@code k}: its longest cached prefix is copied from the store (all
-   * but its last token at most) and only the rest is computed, then its whole blocks not yet
-   * stored are added. True when its first token already ends it.
+   * Prefills {@code w} into the next slot: its longest cached prefix is copied from the store (all
+   * but its last token at most) and only the rest is computed, then its whole blocks not yet stored
+   * are added. True when its first token already ends it.
    */
   private boolean prefill(Queued w) throws OrtException, GenAIException {
     long t0 = System.nanoTime();
     Completion c = w.completion();
     Ticket t = w.ticket();
+    int slot = slots.live();
     int[] prompt = c.request.tokens();
     boolean reuse = store != null && t.prefixBytes > 0;
     List<PrefixStore.Block<Memory>> hit = reuse ? store.match(prompt, prompt.length) : List.of();
     int reused = Math.min(hit.size() * BLOCK_TOKENS, prompt.length - 1);
     for (int b = 0; b * BLOCK_TOKENS < reused; b++) {
-      cache.load(hit.get(b).data, Math.min(BLOCK_TOKENS, reused - b * BLOCK_TOKENS), k, b * BLOCK_TOKENS);
+      cache.load(hit.get(b).data, Math.min(BLOCK_TOKENS, reused - b * BLOCK_TOKENS), slot, b * BLOCK_TOKENS);
     }
-    float[] logits = prefillFrom(prompt, reused);
+    float[] logits = prefillFrom(slot, prompt, reused);
     if (reuse) {
-      int slot = k;
       store.add(prompt, hit, () -> KvCache.newBlock(decoder.graph(), BLOCK_TOKENS),
           (block, index) -> cache.save(slot, index * BLOCK_TOKENS, BLOCK_TOKENS, block));
       t.storeBytes = Math.max(t.storeBytes, store.bytes());
@@ -316,11 +266,11 @@ public final class DecodeLoop implements AutoCloseable {
   }
 
   /**
-   * Computes {@code prompt} after its first {@code reused} positions, which slot {@code k} holds,
-   * and returns the logits of its last token. One token to compute runs beside a stand-in row (one
-   * position in the next free slot), never on the single-row kernel path.
+   * Computes {@code prompt} after its first {@code reused} positions, which region {@code slot}
+   * holds, and returns the logits of its last token. One token to compute runs beside a stand-in row
+   * (one position in the next free slot), never on the single-row kernel path.
    */
-  private float[] prefillFrom(int[] prompt, int reused) throws OrtException {
+  private float[] prefillFrom(int slot, int[] prompt, int reused) throws OrtException {
     int fresh = prompt.length - reused;
     int rows = fresh == 1 ? 2 : 1;
     long[] ids = new long[rows * fresh];
@@ -332,32 +282,33 @@ public final class DecodeLoop implements AutoCloseable {
     }
     int[] cached = rows == 2 ? new int[] {reused, 0} : new int[] {reused};
     int[] fed = rows == 2 ? new int[] {1, 1} : new int[] {fresh};
-    return decoder.run(cache, k, rows, ids, fresh, cached, fed)[0];
+    return decoder.run(cache, slot, rows, ids, fresh, cached, fed)[0];
   }
 
   /** One decode step of the live rows (beside a stand-in when one is left). */
   private void step() throws OrtException, GenAIException {
     long t0 = System.nanoTime();
+    int k = slots.live();
     int rows = Math.max(k, 2);
     long[] ids = new long[rows];
     int[] cached = new int[rows];
     int[] fed = new int[rows];
     for (int r = 0; r < rows; r++) {
       fed[r] = 1;
-      ids[r] = r < k ? live[r].last() : config.padTokenId();
-      cached[r] = r < k ? live[r].cached : 0;
+      ids[r] = r < k ? slots.completion(r).last() : config.padTokenId();
+      cached[r] = r < k ? slots.completion(r).cached : 0;
     }
     float[][] logits = decoder.run(cache, 0, rows, ids, 1, cached, fed);
     long t1 = System.nanoTime();
     for (int r = 0; r < k; r++) {
-      live[r].cached++;
-      choose(owners[r], live[r], logits[r]);
+      slots.completion(r).cached++;
+      choose(slots.owner(r), slots.completion(r), logits[r]);
     }
     long run = (t1 - t0) / k;
     long chose = (System.nanoTime() - t1) / k;
-    owners[0].steps++;
+    slots.owner(0).steps++;
     for (int r = 0; r < k; r++) {
-      Ticket t = owners[r];
+      Ticket t = slots.owner(r);
       // The stand-in beside a lone row is that row's cost.
       t.slots = t.slots.plus(new SlotUsage(0, 0, k == 1 ? 2 : 1, 1));
       t.stepNanos += run;
@@ -377,61 +328,13 @@ public final class DecodeLoop implements AutoCloseable {
     return c.ends(eosIds, text, t.sinceStartMs());
   }
 
-  /** Drops the live rows {@code gone} picks, moving the last live row into each freed slot. */
-  private void compact(IntPredicate gone) {
-    long t0 = System.nanoTime();
-    Ticket paying = null;
-    for (int i = k - 1; i >= 0; i--) {
-      if (gone.test(i)) {
-        paying = owners[i];
-        if (live[i].done()) {
-          owners[i].open--;
-          duplicates.ended(live[i]);
-        }
-        k--;
-        if (i != k) {
-          cache.move(k, i, live[k].cached);
-          live[i] = live[k];
-          owners[i] = owners[k];
-        }
-        live[k] = null;
-        owners[k] = null;
-      }
-    }
-    if (paying != null) {
-      paying.moveNanos += System.nanoTime() - t0;
-    }
-  }
-
-  /** Lets go the tickets whose every completion has ended. */
-  private void finishDone() {
-    for (Iterator<Ticket> it = tickets.iterator(); it.hasNext();) {
-      Ticket t = it.next();
-      if (t.open == 0) {
-        it.remove();
-        t.finish(null);
-      }
-    }
-  }
-
-  /** Fails every ticket in the loop with {@code why}; the loop is empty after. */
-  private void failAll(Throwable why) {
-    tickets.forEach(t -> t.finish(why));
-    tickets.clear();
-    waiting.clear();
-    duplicates.clearLive();
-    Arrays.fill(live, null);
-    Arrays.fill(owners, null);
-    k = 0;
-  }
-
   /** Frees the prefix store's blocks and forgets the kept answers. */
   private void freeStore() {
     if (store != null) {
       store.clear();
       store = null;
     }
-    duplicates.clear();
+    slots.forgetAnswers();
   }
 
   private void freeCache() {
