@@ -1,9 +1,9 @@
 package io.genaibatch.engine;
 
+import ai.onnxruntime.genai.GenAIException;
 import io.genaibatch.engine.guidance.Llguidance;
 import io.genaibatch.engine.loop.AnswerKey;
 import io.genaibatch.engine.loop.TokenChooser;
-import ai.onnxruntime.genai.GenAIException;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;

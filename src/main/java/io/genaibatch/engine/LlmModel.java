@@ -1,18 +1,5 @@
 package io.genaibatch.engine;
 
-import io.genaibatch.engine.batches.StaticBatches;
-import io.genaibatch.engine.guidance.Guidance;
-import io.genaibatch.engine.guidance.Llguidance;
-import io.genaibatch.engine.guidance.NativeGuidance;
-import io.genaibatch.engine.loop.ContinuousBatches;
-import io.genaibatch.engine.loop.DecodeLoop;
-import io.genaibatch.engine.loop.DecoderGraph;
-import io.genaibatch.engine.loop.OrtDecoder;
-import io.genaibatch.engine.natives.ExecutionProvider;
-import io.genaibatch.engine.natives.NativeLibraries;
-import io.genaibatch.engine.natives.TokenizerStub;
-import io.genaibatch.engine.natives.Utf8Bridge;
-import ai.onnxruntime.OrtException;
 import ai.onnxruntime.genai.Config;
 import ai.onnxruntime.genai.GenAIException;
 import ai.onnxruntime.genai.Model;
@@ -23,16 +10,21 @@ import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.genaibatch.engine.batches.StaticBatches;
+import io.genaibatch.engine.loop.ContinuousBatches;
+import io.genaibatch.engine.loop.DecodeLoop;
+import io.genaibatch.engine.loop.OrtDecoder;
+import io.genaibatch.engine.natives.ExecutionProvider;
+import io.genaibatch.engine.natives.NativeLibraries;
+import io.genaibatch.engine.natives.TokenizerStub;
+import io.genaibatch.engine.natives.Utf8Bridge;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A loaded model: its tokenizer and chat template (onnxruntime-genai), and the two ways it
@@ -48,59 +40,37 @@ import org.slf4j.LoggerFactory;
  * close throws {@link IllegalStateException}.
  */
 public final class LlmModel implements AutoCloseable {
-  private static final Logger LOG = LoggerFactory.getLogger(LlmModel.class);
   /** ASCII-only JSON, so JNI's modified UTF-8 cannot alter it on the way in. */
   private static final ObjectMapper JSON = new ObjectMapper()
       .configure(JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
 
   private final GenAiConfig config;
-  /** onnxruntime-genai's model: with the weights, or over the tokenizer stub (then {@link #generatorModel} starts null). */
+  /** onnxruntime-genai's model: with the weights, or over the tokenizer stub when the loop runs the weights. */
   private final Model model;
-  /** onnxruntime-genai's model with the weights, for its generator; loaded at first need when stubbed. */
-  private Model generatorModel;
   private final Tokenizer tokenizer;
-  private final Set<Integer> eosIds;
   private final Utf8Bridge bridge;
   private final double loadMillis;
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-  private final StaticBatches staticBatches;
-  private final int intraOpThreads;
-  /** Intra-op threads of the decode loop's session: the executor's cores, as the loop serves all its tasks. */
-  private final int loopThreads;
-  /** The decode loop every caller's continuous windows share; made at first use. */
-  private DecodeLoop decodeLoop;
-  /** The decoder graph run by the continuous loop: opened at its first use, empty when it cannot run it. */
-  private Optional<OrtDecoder> decoder;
-  private String noDecoder;
-  /**
-   * Formats checked against llguidance, and whether the loop can serve them: each is compiled once
-   * here, not once per window; the last {@value #GUIDABLE_KEPT} are kept.
-   */
-  private final Map<Guidance, Boolean> guidable = new java.util.LinkedHashMap<>(16, 0.75f, true) {
-    @Override
-    protected boolean removeEldestEntry(Map.Entry<Guidance, Boolean> eldest) {
-      return size() > GUIDABLE_KEPT;
-    }
-  };
-  private static final int GUIDABLE_KEPT = 64;
-  /** llguidance for the continuous loop's guided rows; null until first asked. */
-  private Optional<Llguidance> guides;
-  private boolean warned;
+  /** The two ways to generate and the choice between them. */
+  private final Generators generators;
   private boolean closed;
 
-  /** Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail. */
+  /**
+   * Takes ownership of {@code model} and {@code tokenizer}; does nothing that can fail.
+   *
+   * @param decoder the decoder graph opened at load, or null to open it at first need
+   * @param noDecoder why the loop cannot run the model, when known at load
+   */
   private LlmModel(GenAiConfig config, Model model, boolean stubbed, Tokenizer tokenizer, Set<Integer> eosIds,
-      Utf8Bridge bridge, double loadMillis, int intraOpThreads, int loopThreads) {
+      Utf8Bridge bridge, double loadMillis, int intraOpThreads, int loopThreads, Optional<OrtDecoder> decoder,
+      String noDecoder) {
     this.config = config;
     this.model = model;
-    this.generatorModel = stubbed ? null : model;
     this.tokenizer = tokenizer;
-    this.eosIds = eosIds;
     this.bridge = bridge;
     this.loadMillis = loadMillis;
-    this.intraOpThreads = intraOpThreads;
-    this.loopThreads = loopThreads;
-    this.staticBatches = new StaticBatches(this::generatorModel, config, eosIds, this::decodeTokens);
+    this.generators = new Generators(config, eosIds, this::decodeTokens, this::encode, intraOpThreads, loopThreads,
+        stubbed ? null : model, decoder, noDecoder);
   }
 
   /** The end-of-sequence ids of genai_config.json and of the tokenizer, where it says. */
@@ -175,7 +145,7 @@ public final class LlmModel implements AutoCloseable {
     String why = null;
     if (loop) {
       StringBuilder reason = new StringBuilder();
-      decoder = openDecoder(cfg, loopThreads, reason);
+      decoder = Generators.openDecoder(cfg, loopThreads, reason);
       why = decoder.isPresent() ? null : reason.toString();
     }
     Model model = null;
@@ -184,16 +154,12 @@ public final class LlmModel implements AutoCloseable {
       model = genaiModel(folder, intraOpThreads, decoder.isPresent(), provider);
       tok = new Tokenizer(model);
       Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
-      LlmModel m = new LlmModel(cfg, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
-          (System.nanoTime() - t0) / 1e6, intraOpThreads, loopThreads);
-      if (loop) {
-        m.decoder = decoder;
-        m.noDecoder = why;
-      } else if (!provider.isCpu()) {
-        m.decoder = Optional.empty(); // never opened later either: the loop's graph runs on the CPU
-        m.noDecoder = "on execution provider " + provider.name() + " onnxruntime-genai batches the rows";
-      }
-      return m;
+      // On another provider the decoder is never opened later either: the loop's graph runs on the CPU.
+      Optional<OrtDecoder> known = loop ? decoder : provider.isCpu() ? null : Optional.empty();
+      String noLoop = loop ? why
+          : provider.isCpu() ? null : "on execution provider " + provider.name() + " onnxruntime-genai batches the rows";
+      return new LlmModel(cfg, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
+          (System.nanoTime() - t0) / 1e6, intraOpThreads, loopThreads, known, noLoop);
     } catch (GenAIException | RuntimeException e) {
       // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
       EngineException failure = loadFailure(folder, provider, e);
@@ -219,7 +185,7 @@ public final class LlmModel implements AutoCloseable {
    * as its decoder ({@link TokenizerStub}; the folder is named by its real path, so the stub's
    * relative path from it holds).
    */
-  private static Model genaiModel(Path folder, int intraOpThreads, boolean stub, ExecutionProvider provider)
+  static Model genaiModel(Path folder, int intraOpThreads, boolean stub, ExecutionProvider provider)
       throws GenAIException {
     Path real;
     try {
@@ -242,22 +208,6 @@ public final class LlmModel implements AutoCloseable {
       }
       provider.applyTo(c);
       return new Model(c);
-    }
-  }
-
-  private static Optional<OrtDecoder> openDecoder(GenAiConfig cfg, int threads, StringBuilder why) {
-    try {
-      return DecoderGraph.read(cfg, why).flatMap(g -> {
-        try {
-          return OrtDecoder.open(g, threads, why);
-        } catch (OrtException e) {
-          why.append(e.getMessage());
-          return Optional.empty();
-        }
-      });
-    } catch (RuntimeException | LinkageError e) {
-      why.append(e);
-      return Optional.empty();
     }
   }
 
@@ -411,7 +361,8 @@ public final class LlmModel implements AutoCloseable {
 
   /** Generates for one request, as {@link #generateOne(String, SearchOptions)}. */
   public Generation generateOne(GenerationRequest request) {
-    return score(List.of(request), 2, loadedForLoop() ? Batching.CONTINUOUS : Batching.FIXED).generations().get(0);
+    return score(List.of(request), 2, generators.loadedForLoop() ? Batching.CONTINUOUS : Batching.FIXED)
+        .generations().get(0);
   }
 
   /**
@@ -507,200 +458,41 @@ public final class LlmModel implements AutoCloseable {
     return read(() -> doScore(requests, batchSize, batching, terms, limits));
   }
 
-  /**
-   * The decoder graph for the continuous loop, opened once (a second session over the model's
-   * weights, on the same native onnxruntime); empty, with the reason logged once, when the graph
-   * is not one the loop can run: onnxruntime-genai's generator serves every row then.
-   */
-  private synchronized Optional<OrtDecoder> decoder() {
-    if (decoder == null) {
-      StringBuilder why = new StringBuilder();
-      decoder = openDecoder(config, loopThreads, why);
-      noDecoder = decoder.isPresent() ? null : why.toString();
-    }
-    if (noDecoder != null && !warned) {
-      warned = true;
-      LOG.warn("Continuous batching is off for {}: {}; onnxruntime-genai's static batches serve every row",
-          config.folder(), noDecoder);
-    }
-    return decoder;
-  }
-
-  /** The decode loop over the decoder graph, made once; call only when {@link #decoder()} has one. */
-  private synchronized DecodeLoop decodeLoop() {
-    if (decodeLoop == null) {
-      decodeLoop = new DecodeLoop(decoder().orElseThrow(), config, eosIds, this::decodeTokens);
-    }
-    return decodeLoop;
-  }
-
-  /**
-   * llguidance for rows under a response format in the continuous loop, made once; empty (said
-   * once) when this library cannot: such rows take onnxruntime-genai's generator then.
-   */
-  private synchronized Optional<Llguidance> guides() {
-    if (guides == null) {
-      try {
-        Optional<String> missing = NativeGuidance.unavailable();
-        guides = missing.isPresent() ? Optional.empty() : Optional.of(Llguidance.forModel(config, this::encode));
-      } catch (RuntimeException | LinkageError e) {
-        LOG.warn("Rows under a response format take onnxruntime-genai's generator, one at a time: {}", e.getMessage());
-        guides = Optional.empty();
-      }
-    }
-    return guides;
-  }
-
-  /** Whether the continuous loop can serve rows under {@code g}; a format llguidance refuses cannot. */
-  private boolean loopCanGuide(Guidance g) {
-    synchronized (guidable) {
-      Boolean known = guidable.get(g);
-      if (known != null) {
-        return known;
-      }
-    }
-    boolean can = compilesForLoop(g);
-    synchronized (guidable) {
-      guidable.put(g, can);
-    }
-    return can;
-  }
-
-  /** Whether llguidance compiles {@code g} (made and dropped once per format, see {@link #guidable}). */
-  private boolean compilesForLoop(Guidance g) {
-    Optional<Llguidance> llg = guides();
-    if (llg.isEmpty()) {
-      return false;
-    }
-    try (Llguidance.Matcher m = llg.get().matcher(g)) {
-      return true;
-    } catch (EngineException e) {
-      return false; // the generator's path reports the error, as for any row
-    }
-  }
-
-  /**
-   * onnxruntime-genai's model with the weights, for rows its generator serves; loaded at the first
-   * such row when the model was loaded for the continuous loop (a second copy of the weights from
-   * then on, logged).
-   */
-  private synchronized Model generatorModel() {
-    if (generatorModel == null) {
-      try {
-        long t0 = System.nanoTime();
-        // The continuous loop, and so this copy beside it, runs on the CPU only.
-        generatorModel = genaiModel(config.folder(), intraOpThreads, false, ExecutionProvider.cpu());
-        LOG.info("Loaded onnxruntime-genai's own copy of {} for rows its generator serves (response formats) in {} ms",
-            config.folder(), Math.round((System.nanoTime() - t0) / 1e6));
-      } catch (GenAIException e) {
-        throw new EngineException("Cannot load model " + config.folder() + ": " + e.getMessage(), e);
-      }
-    }
-    return generatorModel;
-  }
-
-  /** Whether the model was loaded for the continuous loop and the loop can run it. */
-  private synchronized boolean loadedForLoop() {
-    return decoder != null && decoder.isPresent();
-  }
-
   /** Why the continuous loop cannot run this model; empty when it can (or was not tried yet). */
   public Optional<String> continuousUnavailable() {
-    return Optional.ofNullable(noDecoder);
+    return generators.continuousUnavailable();
   }
 
-  /** Key/value bytes of one position of one row; 0 when the continuous loop's graph is not loaded. */
-  private synchronized long kvBytesPerPosition() {
-    return loadedForLoop() ? decoder.get().graph().bytesPerPosition() : 0;
-  }
-
+  /**
+   * Checks each request ({@link RequestCheck}), sends each good one down its path (the one place
+   * that decides it: {@link Generators#takesLoop}), runs both paths and gathers the window.
+   */
   private ScoredWindow doScore(List<GenerationRequest> requests, int batchSize, Batching batching,
       DecodeTerms terms, RowLimits limits) throws GenAIException {
-    long kvPerPosition = kvBytesPerPosition();
-    int n = requests.size();
-    Generation[] out = new Generation[n];
-    int context = config.contextLength();
-    List<PreparedRequest> good = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      GenerationRequest req = requests.get(i);
-      SearchOptions opts = req.options();
-      String p = req.prompt();
-      if (p == null) {
-        out[i] = Generation.failed(i, 0, ErrorKind.NULL_PROMPT, "prompt is null");
-        continue;
-      }
-      if (p.isBlank()) {
-        out[i] = Generation.failed(i, 0, ErrorKind.EMPTY_PROMPT, "prompt is empty");
-        continue;
-      }
-      Optional<String> same = config.sameAnswers(opts, req.n());
-      if (same.isPresent()) {
-        out[i] = Generation.failed(i, 0, ErrorKind.BAD_OPTION, same.get());
-        continue;
-      }
-      int[] tokens;
-      try {
-        tokens = encodeTokens(p);
-      } catch (GenAIException | EngineException e) {
-        out[i] = Generation.failed(i, 0, ErrorKind.UNTOKENIZABLE, "prompt cannot be tokenized: " + e.getMessage());
-        continue;
-      }
-      int len = tokens.length;
-      int maxTotal = TokenBudget.totalLimit(context, opts.maxLength(), opts.maxNewTokens(), config.defaultMaxLength());
-      if (len >= maxTotal) {
-        out[i] = Generation.failed(i, len, ErrorKind.TOO_LONG, "prompt has " + len + " tokens, which leaves no room to"
-            + " generate: the limit is " + (maxTotal - 1) + " prompt tokens (model context length "
-            + context + (opts.maxLength() != null ? ", max_length " + opts.maxLength() : "") + ")");
-        continue;
-      }
-      int cap = opts.maxNewTokens() == null ? Integer.MAX_VALUE : opts.maxNewTokens();
-      int budget = TokenBudget.newTokens(len, maxTotal, opts.maxNewTokens());
-      Optional<String> breach = limits.tokensBreach(req.n(), len, budget, kvPerPosition, terms.limitBytes());
-      if (breach.isPresent()) {
-        out[i] = Generation.failed(i, len, ErrorKind.OVER_LIMIT, breach.get());
-        continue;
-      }
-      good.add(new PreparedRequest(i, tokens, budget, cap, req));
-    }
+    RequestCheck check = new RequestCheck(config, this::encodeTokens, limits, generators.kvBytesPerPosition(),
+        terms.limitBytes());
+    Generation[] out = new Generation[requests.size()];
     List<PreparedRequest> continuous = new ArrayList<>();
     List<PreparedRequest> staticRows = new ArrayList<>();
-    boolean loop = !batching.staticBatches() && batchSize > 1 && decoder().isPresent();
-    for (PreparedRequest r : good) {
-      Guidance g = r.request().guidance();
-      (loop && (g == null || loopCanGuide(g)) ? continuous : staticRows).add(r);
+    for (int i = 0; i < requests.size(); i++) {
+      RequestCheck.Checked c = check.check(i, requests.get(i));
+      if (c.failed() != null) {
+        out[i] = c.failed();
+      } else {
+        (generators.takesLoop(c.good(), batching, batchSize) ? continuous : staticRows).add(c.good());
+      }
     }
-    StaticBatches.Run fixed = staticBatches.run(staticRows, batchSize,
+    StaticBatches.Run fixed = generators.staticBatches().run(staticRows, batchSize,
         batching.staticBatches() ? batching : Batching.FIXED, out, terms::isCancelled);
     SlotUsage slots = fixed.slots();
     DecodeProfile profile = DecodeProfile.NONE;
     if (!continuous.isEmpty()) {
-      ContinuousBatches.Run run = continuousRun(continuous, batchSize, terms, out);
+      ContinuousBatches.Run run = generators.continuous(continuous, batchSize, terms, out);
       slots = slots.plus(run.slots());
       profile = run.profile();
     }
     return new ScoredWindow(List.of(out), slots, fixed.batches() + (continuous.isEmpty() ? 0 : 1), profile);
   }
-
-  /** The continuous loop over {@code rows}; a failure of onnxruntime fails those rows only. */
-  private ContinuousBatches.Run continuousRun(List<PreparedRequest> rows, int batchSize, DecodeTerms terms,
-      Generation[] out) throws GenAIException {
-    boolean guided = rows.stream().anyMatch(r -> r.request().guidance() != null);
-    ContinuousBatches windows = new ContinuousBatches(decodeLoop(), config, eosIds, this::decodeTokens,
-        guided ? guides().orElseThrow() : null);
-    try {
-      return windows.run(rows, batchSize, terms, out);
-    } catch (OrtException | RuntimeException e) {
-      if (terms.isCancelled()) {
-        throw new EngineException("The task was cancelled: " + e.getMessage(), e);
-      }
-      for (PreparedRequest r : rows) {
-        out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.GENERATION_FAILED,
-            "generation failed: " + e.getMessage());
-      }
-      return new ContinuousBatches.Run(SlotUsage.NONE, DecodeProfile.NONE);
-    }
-  }
-
 
   private interface NativeCall<T> {
     T call() throws GenAIException;
@@ -737,23 +529,9 @@ public final class LlmModel implements AutoCloseable {
         return;
       }
       closed = true;
-      synchronized (this) {
-        if (decodeLoop != null) {
-          decodeLoop.close();
-        }
-        if (decoder != null) {
-          decoder.ifPresent(OrtDecoder::close);
-        }
-        if (guides != null) {
-          guides.ifPresent(Llguidance::close);
-        }
-      }
+      generators.close();
       tokenizer.close();
-      synchronized (this) {
-        if (generatorModel != null && generatorModel != model) {
-          generatorModel.close();
-        }
-      }
+      generators.closeGeneratorModel(model);
       model.close();
     } finally {
       lock.writeLock().unlock();

@@ -2,11 +2,11 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.common.Redact;
-import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.guidance.NativeGuidance;
-import io.genaibatch.engine.natives.NativeLibraries;
 import io.genaibatch.engine.guidance.ResponseFormat;
+import io.genaibatch.engine.natives.ExecutionProvider;
+import io.genaibatch.engine.natives.NativeLibraries;
 import io.genaibatch.mlflow.MlModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
@@ -37,9 +37,9 @@ import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
-import scala.Tuple2;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import scala.Tuple2;
 import scala.collection.Iterator;
 
 /**

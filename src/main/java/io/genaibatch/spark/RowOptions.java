@@ -2,9 +2,9 @@ package io.genaibatch.spark;
 
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.GenerationRequest;
-import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.engine.RowLimits;
 import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.settings.Setting;
 import java.io.Serializable;
 import java.math.BigDecimal;

@@ -2,9 +2,9 @@ package io.genaibatch.spark;
 
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.engine.RowLimits;
 import io.genaibatch.engine.SearchOptions;
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.settings.SettingValues;
 import io.genaibatch.settings.Settings;
 import java.io.IOException;

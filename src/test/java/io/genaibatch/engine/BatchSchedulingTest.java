@@ -1,8 +1,8 @@
 package io.genaibatch.engine;
 
-import io.genaibatch.engine.batches.StaticBatches;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.engine.batches.StaticBatches;
 import io.genaibatch.testing.Fixtures;
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -1,8 +1,8 @@
 package io.genaibatch.engine;
 
-import io.genaibatch.engine.guidance.ResponseFormat;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.engine.guidance.ResponseFormat;
 import io.genaibatch.testing.Fixtures;
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -1,6 +1,5 @@
 package io.genaibatch.engine.batches;
 
-import io.genaibatch.engine.LlmModel;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.TreeMap;

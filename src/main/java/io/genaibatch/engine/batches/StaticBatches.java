@@ -1,5 +1,9 @@
 package io.genaibatch.engine.batches;
 
+import ai.onnxruntime.genai.GenAIException;
+import ai.onnxruntime.genai.Generator;
+import ai.onnxruntime.genai.GeneratorParams;
+import ai.onnxruntime.genai.Model;
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.Completion;
@@ -13,10 +17,6 @@ import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.engine.guidance.Guidance;
 import io.genaibatch.engine.guidance.NativeGuidance;
-import ai.onnxruntime.genai.GenAIException;
-import ai.onnxruntime.genai.Generator;
-import ai.onnxruntime.genai.GeneratorParams;
-import ai.onnxruntime.genai.Model;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;

@@ -1,13 +1,13 @@
 package io.genaibatch.engine.guidance;
 
-import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.GenAiConfig;
 import com.sun.jna.Callback;
 import com.sun.jna.Library;
 import com.sun.jna.Memory;
 import com.sun.jna.Native;
 import com.sun.jna.Pointer;
 import com.sun.jna.Structure;
+import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.GenAiConfig;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

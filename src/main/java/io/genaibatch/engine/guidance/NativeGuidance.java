@@ -1,7 +1,5 @@
 package io.genaibatch.engine.guidance;
 
-import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.natives.NativeLibraries;
 import ai.onnxruntime.genai.GenAIException;
 import ai.onnxruntime.genai.Generator;
 import ai.onnxruntime.genai.GeneratorParams;
@@ -10,6 +8,8 @@ import com.sun.jna.Library;
 import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
 import com.sun.jna.Pointer;
+import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.natives.NativeLibraries;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.nio.file.Files;

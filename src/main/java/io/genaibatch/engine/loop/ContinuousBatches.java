@@ -1,5 +1,7 @@
 package io.genaibatch.engine.loop;
 
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.genai.GenAIException;
 import io.genaibatch.engine.Completion;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.DecodeTerms;
@@ -9,8 +11,6 @@ import io.genaibatch.engine.PreparedRequest;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.engine.guidance.Guidance;
 import io.genaibatch.engine.guidance.Llguidance;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.genai.GenAIException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;

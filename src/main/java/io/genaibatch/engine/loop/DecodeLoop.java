@@ -1,12 +1,12 @@
 package io.genaibatch.engine.loop;
 
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.genai.GenAIException;
+import com.sun.jna.Memory;
 import io.genaibatch.engine.Completion;
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.SlotUsage;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.genai.GenAIException;
-import com.sun.jna.Memory;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.List;

@@ -1,8 +1,8 @@
 package io.genaibatch.engine.loop;
 
-import io.genaibatch.engine.GenAiConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.genaibatch.engine.GenAiConfig;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Optional;

@@ -1,10 +1,10 @@
 package io.genaibatch.engine.loop;
 
-import io.genaibatch.engine.EngineException;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import com.sun.jna.Memory;
+import io.genaibatch.engine.EngineException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.HashMap;

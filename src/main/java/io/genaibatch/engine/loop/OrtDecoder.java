@@ -1,7 +1,5 @@
 package io.genaibatch.engine.loop;
 
-import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.natives.NativeLibraries;
 import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
@@ -9,6 +7,8 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.natives.NativeLibraries;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.util.HashMap;

@@ -1,11 +1,11 @@
 package io.genaibatch.engine.loop;
 
+import ai.onnxruntime.OrtException;
 import io.genaibatch.engine.Completion;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.DecodeTerms;
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.SlotUsage;
-import ai.onnxruntime.OrtException;
 import java.util.List;
 
 /**

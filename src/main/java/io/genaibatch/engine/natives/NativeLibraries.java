@@ -1,13 +1,13 @@
 package io.genaibatch.engine.natives;
 
-import io.genaibatch.engine.EngineException;
 import io.genaibatch.common.AtomicFiles;
 import io.genaibatch.common.PrivateDirs;
 import io.genaibatch.common.Sha256;
+import io.genaibatch.engine.EngineException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.DirectoryStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;

@@ -1,9 +1,9 @@
 package io.genaibatch.engine.natives;
 
-import io.genaibatch.engine.EngineException;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
+import io.genaibatch.engine.EngineException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -1,7 +1,5 @@
 package io.genaibatch.engine.guidance;
 
-import io.genaibatch.engine.EngineException;
-import io.genaibatch.engine.natives.NativeLibraries;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -11,6 +9,8 @@ import ai.onnxruntime.genai.Model;
 import ai.onnxruntime.genai.Sequences;
 import ai.onnxruntime.genai.Tokenizer;
 import com.sun.jna.NativeLibrary;
+import io.genaibatch.engine.EngineException;
+import io.genaibatch.engine.natives.NativeLibraries;
 import io.genaibatch.testing.Fixtures;
 import java.nio.file.Path;
 import java.nio.file.Paths;

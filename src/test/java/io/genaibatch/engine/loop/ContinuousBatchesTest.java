@@ -1,6 +1,8 @@
 package io.genaibatch.engine.loop;
 
-import io.genaibatch.engine.guidance.NativeGuidanceTest;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.DecodeTerms;
 import io.genaibatch.engine.EngineException;
@@ -10,10 +12,8 @@ import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.engine.guidance.Guidance;
+import io.genaibatch.engine.guidance.NativeGuidanceTest;
 import io.genaibatch.engine.guidance.ResponseFormat;
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
-
 import io.genaibatch.testing.Fixtures;
 import java.nio.file.Files;
 import java.nio.file.Path;

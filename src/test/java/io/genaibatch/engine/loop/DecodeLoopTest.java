@@ -1,5 +1,7 @@
 package io.genaibatch.engine.loop;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.DecodeTerms;
 import io.genaibatch.engine.EngineException;
@@ -8,8 +10,6 @@ import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.engine.natives.ExecutionProvider;
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.genaibatch.testing.Fixtures;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,12 +1,12 @@
 package io.genaibatch.engine.loop;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.genaibatch.engine.Completion;
 import io.genaibatch.engine.DecodeTerms;
 import io.genaibatch.engine.GenerationRequest;
 import io.genaibatch.engine.PreparedRequest;
 import io.genaibatch.engine.SearchOptions;
-import static org.assertj.core.api.Assertions.assertThat;
-
 import java.util.List;
 import org.junit.jupiter.api.Test;
 

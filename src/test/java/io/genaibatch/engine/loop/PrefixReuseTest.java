@@ -1,5 +1,7 @@
 package io.genaibatch.engine.loop;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.DecodeTerms;
@@ -9,8 +11,6 @@ import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SearchOptions;
 import io.genaibatch.engine.natives.ExecutionProvider;
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.genaibatch.testing.Fixtures;
 import java.util.ArrayList;
 import java.util.List;
@@ -190,7 +190,7 @@ class PrefixReuseTest {
     int blocks = DecodeLoop.BLOCK_TOKENS;
     long templateTokens = 0;
     for (String t : List.of(template("tasksa", 120), template("tasksb", 60), template("tasksc", 200))) {
-      templateTokens += model.encode(t).length / blocks * blocks;
+      templateTokens += (long) (model.encode(t).length / blocks) * blocks;
     }
     long allPrompts = promptTokens(ra) + promptTokens(rb);
     assertThat(both.promptComputed()).as("prompt tokens the two tasks computed")

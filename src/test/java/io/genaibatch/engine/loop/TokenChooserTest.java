@@ -1,9 +1,9 @@
 package io.genaibatch.engine.loop;
 
-import io.genaibatch.engine.GenAiConfig;
-import io.genaibatch.engine.SearchOptions;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.genaibatch.engine.GenAiConfig;
+import io.genaibatch.engine.SearchOptions;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;

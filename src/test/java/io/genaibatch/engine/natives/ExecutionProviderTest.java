@@ -1,12 +1,12 @@
 package io.genaibatch.engine.natives;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.genaibatch.engine.EngineException;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.SearchOptions;
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
-
 import io.genaibatch.testing.Fixtures;
 import java.nio.file.Files;
 import java.nio.file.Path;
