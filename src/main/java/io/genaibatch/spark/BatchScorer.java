@@ -26,12 +26,10 @@ import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.spark.SparkConf;
-import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.ArrayType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
@@ -319,11 +317,7 @@ public final class BatchScorer {
     if (parsedType == null) {
       return out;
     }
-    // Spark's own JSON reader parses the answers. It reads text that is no JSON object (an error
-    // row, a row under its own regex) as a struct of nulls: that, which holds nothing, becomes null.
-    Column parsed = functions.from_json(functions.col(OutputColumns.RESPONSE), parsedType);
-    return out.withColumn(OutputColumns.RESPONSE_PARSED,
-        functions.when(functions.to_json(parsed).notEqual(functions.lit("{}")), parsed));
+    return out.withColumn(OutputColumns.RESPONSE_PARSED, OutputSchema.parsed(parsedType));
   }
 
   /**

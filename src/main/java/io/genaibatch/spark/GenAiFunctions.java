@@ -1,7 +1,6 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
-import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.GenerationRequest;
@@ -37,10 +36,10 @@ import org.apache.spark.sql.types.StructType;
 public final class GenAiFunctions {
   public static final String NAME = "genai_generate";
 
-  /** The columns of a call's result, as the job's output declares them, then every completion's text. */
+  /** The columns of a call's result, as the job's output declares them, every completion's text last. */
   private static final List<OutputSchema.Field> RESULT_FIELDS = OutputSchema.pick(OutputColumns.RESPONSE,
       OutputColumns.FINISH_REASON, OutputColumns.PROMPT_TOKENS, OutputColumns.COMPLETION_TOKENS,
-      OutputColumns.TOTAL_TOKENS, OutputColumns.ERROR);
+      OutputColumns.TOTAL_TOKENS, OutputColumns.ERROR, OutputColumns.RESPONSES);
 
   public static final StructType RESULT = result();
 
@@ -49,7 +48,7 @@ public final class GenAiFunctions {
     for (OutputSchema.Field f : RESULT_FIELDS) {
       t = t.add(f.struct());
     }
-    return t.add(OutputSchema.RESPONSES);
+    return t;
   }
 
   private GenAiFunctions() {}
@@ -103,13 +102,11 @@ public final class GenAiFunctions {
     } catch (RuntimeException e) {
       r = RowResult.generationFailed(e);
     }
-    Object responses = g == null || !g.ok() ? null : SparkCompat.asSeq(g.choices().stream().map(Choice::text).toList());
-    OutputSchema.Scored scored = new OutputSchema.Scored(r, null, null, null, null);
-    Object[] values = new Object[RESULT_FIELDS.size() + 1];
+    OutputSchema.Scored scored = new OutputSchema.Scored(r, g, null, null, null, null, 0);
+    Object[] values = new Object[RESULT_FIELDS.size()];
     for (int i = 0; i < RESULT_FIELDS.size(); i++) {
       values[i] = RESULT_FIELDS.get(i).value().apply(scored);
     }
-    values[RESULT_FIELDS.size()] = responses;
     return RowFactory.create(values);
   }
 }

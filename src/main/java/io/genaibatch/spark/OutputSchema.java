@@ -1,24 +1,46 @@
 package io.genaibatch.spark;
 
 import io.genaibatch.common.OutputColumns;
+import io.genaibatch.engine.Choice;
+import io.genaibatch.engine.Generation;
+import io.genaibatch.spark.compat.SparkCompat;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.UUID;
 import java.util.function.Function;
+import java.util.stream.Stream;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 
 /**
- * The output columns of DESIGN.md "Output rows", appended to the input's: their types and order.
- * The names are {@link OutputColumns}'s.
+ * The output columns of DESIGN.md "Output rows", appended to the input's: their types, order and
+ * values, the optional ones ({@code responses}, {@code chat_completion}, {@code response_parsed})
+ * included, each declared here once. The names are {@link OutputColumns}'s.
  */
 public final class OutputSchema {
 
-  /** What a scored row's output columns are made of: its result and the job's metadata. */
-  record Scored(RowResult result, String modelUri, String modelVersion, String runId, Object scoredAt) {}
+  /**
+   * What a scored row's output columns are made of: its result, the engine's generation (null when
+   * the engine never answered it), and the job's metadata.
+   *
+   * @param createdSeconds when it was scored, epoch seconds (the chat completion's {@code created})
+   */
+  record Scored(RowResult result, Generation generation, String modelUri, String modelVersion, String runId,
+      Object scoredAt, long createdSeconds) {
+
+    /** The generation, when the row was answered; null for an error row. */
+    Generation answered() {
+      return result.ok() ? generation : null;
+    }
+  }
 
   /** One output column: its name, type and nullability, and its value for a scored row. */
   record Field(String name, DataType type, boolean nullable, Function<Scored, Object> value) {
@@ -41,17 +63,65 @@ public final class OutputSchema {
       new Field(OutputColumns.RUN_ID, DataTypes.StringType, true, Scored::runId),
       new Field(OutputColumns.SCORED_AT, DataTypes.TimestampType, false, Scored::scoredAt));
 
-  /** Every completion's text, in prompt mode when rows may ask for several. */
-  static final StructField RESPONSES = DataTypes.createStructField(OutputColumns.RESPONSES,
-      DataTypes.createArrayType(DataTypes.StringType, false), true);
+  /** Every completion's text: in prompt mode when rows may ask for several, and in the SQL function's result. */
+  static final Field RESPONSES = new Field(OutputColumns.RESPONSES,
+      DataTypes.createArrayType(DataTypes.StringType, false), true, OutputSchema::responses);
 
-  /** The output columns named {@code names}, in that order, as {@link #FIELDS} declares them. */
+  /** The output columns named {@code names}, in that order, as {@link #FIELDS} and the optional ones declare them. */
   static List<Field> pick(String... names) {
     List<Field> out = new ArrayList<>(names.length);
     for (String n : names) {
-      out.add(FIELDS.stream().filter(f -> f.name().equals(n)).findFirst().orElseThrow());
+      out.add(Stream.concat(FIELDS.stream(), Stream.of(RESPONSES, CHAT_COMPLETION)).filter(f -> f.name().equals(n))
+          .findFirst().orElseThrow());
     }
     return out;
+  }
+
+  /**
+   * The output columns each scored row's values fill, in order: {@link #FIELDS}, then {@code
+   * responses} in prompt mode when rows may ask for several completions, or {@code chat_completion} in
+   * chat mode. ({@code response_parsed} is derived from {@code response} afterwards: {@link #parsed}.)
+   */
+  static List<Field> rowFields(boolean chat, boolean manyCompletions) {
+    List<Field> all = new ArrayList<>(FIELDS);
+    if (chat) {
+      all.add(CHAT_COMPLETION);
+    } else if (manyCompletions) {
+      all.add(RESPONSES);
+    }
+    return all;
+  }
+
+  /**
+   * {@code response_parsed}: the answer read by Spark's own JSON reader under {@code parsedType}.
+   * It reads text that is no JSON object (an error row, a row under its own regex) as a struct of
+   * nulls: that, which holds nothing, becomes null.
+   */
+  static Column parsed(StructType parsedType) {
+    Column parsed = functions.from_json(functions.col(OutputColumns.RESPONSE), parsedType);
+    return functions.when(functions.to_json(parsed).notEqual(functions.lit("{}")), parsed);
+  }
+
+  private static Object responses(Scored s) {
+    Generation g = s.answered();
+    return g == null ? null : SparkCompat.asSeq(g.choices().stream().map(Choice::text).toList());
+  }
+
+  /** The seed's llm/v1/chat output object of an answered row; usage counts every completion, as OpenAI's does for n > 1. */
+  private static Row chatCompletion(Scored s) {
+    Generation g = s.answered();
+    if (g == null) {
+      return null;
+    }
+    List<Row> choices = new ArrayList<>(g.choices().size());
+    for (int c = 0; c < g.choices().size(); c++) {
+      Choice choice = g.choices().get(c);
+      Row message = RowFactory.create("assistant", choice.text());
+      choices.add(RowFactory.create((long) c, message, choice.finishReason().wire()));
+    }
+    Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
+    return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", s.createdSeconds(), s.modelUri(),
+        SparkCompat.asSeq(choices), usage);
   }
 
   private static final StructType MESSAGE = new StructType()
@@ -72,6 +142,10 @@ public final class OutputSchema {
           .add("prompt_tokens", DataTypes.LongType, false)
           .add("completion_tokens", DataTypes.LongType, false)
           .add("total_tokens", DataTypes.LongType, false), false);
+
+  /** The seed's llm/v1/chat output object, in chat mode. */
+  static final Field CHAT_COMPLETION = new Field(OutputColumns.CHAT_COMPLETION, CHAT_COMPLETION_TYPE, true,
+      OutputSchema::chatCompletion);
 
   private OutputSchema() {}
 
@@ -102,13 +176,7 @@ public final class OutputSchema {
 
   private static List<StructField> added(boolean chat, boolean manyCompletions, StructType parsed) {
     List<StructField> all = new ArrayList<>();
-    FIELDS.forEach(f -> all.add(f.struct()));
-    if (!chat && manyCompletions) {
-      all.add(RESPONSES);
-    }
-    if (chat) {
-      all.add(DataTypes.createStructField(OutputColumns.CHAT_COMPLETION, CHAT_COMPLETION_TYPE, true));
-    }
+    rowFields(chat, manyCompletions).forEach(f -> all.add(f.struct()));
     if (parsed != null) {
       all.add(DataTypes.createStructField(OutputColumns.RESPONSE_PARSED, parsed, true));
     }

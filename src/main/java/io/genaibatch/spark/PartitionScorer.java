@@ -3,7 +3,6 @@ package io.genaibatch.spark;
 import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.common.Redact;
 import io.genaibatch.engine.ChatMessage;
-import io.genaibatch.engine.Choice;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.DecodeTerms;
 import io.genaibatch.engine.ErrorKind;
@@ -13,7 +12,6 @@ import io.genaibatch.engine.LlmModel;
 import io.genaibatch.engine.ScoredWindow;
 import io.genaibatch.engine.SlotUsage;
 import io.genaibatch.engine.guidance.ResponseFormat;
-import io.genaibatch.spark.compat.SparkCompat;
 import java.io.Serializable;
 import java.sql.Timestamp;
 import java.util.ArrayList;
@@ -202,25 +200,20 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     }
     Timestamp now = new Timestamp(System.currentTimeMillis());
     Object scoredAt = java8Time ? now.toInstant() : now;
-    boolean many = rowOptions.manyCompletions();
+    List<OutputSchema.Field> fields = OutputSchema.rowFields(options.chat(), rowOptions.manyCompletions());
     for (int k = 0; k < batch.size(); k++) {
       Generation g = rowFailures[k] != null ? rowFailures[k] : gens == null ? null : gens.get(k);
       RowResult result = g == null ? windowFailure : RowResult.of(g);
       Row r = batch.get(k);
-      int extra = OutputSchema.FIELDS.size() + (options.chat() || many ? 1 : 0);
-      Object[] values = new Object[r.length() + extra];
+      Object[] values = new Object[r.length() + fields.size()];
       for (int c = 0; c < r.length(); c++) {
         values[c] = r.get(c);
       }
       int i = r.length();
-      OutputSchema.Scored scored = new OutputSchema.Scored(result, modelUri, modelVersion, runId, scoredAt);
-      for (OutputSchema.Field f : OutputSchema.FIELDS) {
+      OutputSchema.Scored scored = new OutputSchema.Scored(result, g, modelUri, modelVersion, runId, scoredAt,
+          now.getTime() / 1000);
+      for (OutputSchema.Field f : fields) {
         values[i++] = f.value().apply(scored);
-      }
-      if (options.chat()) {
-        values[i] = result.ok() ? chatCompletion(g, now.getTime() / 1000) : null;
-      } else if (many) {
-        values[i] = result.ok() ? SparkCompat.asSeq(g.choices().stream().map(Choice::text).toList()) : null;
       }
       if (metrics != null) {
         metrics.record(result.ok(), result.promptTokens(), result.completionTokens());
@@ -266,19 +259,6 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       out.add(new ChatMessage(role, content));
     }
     return out;
-  }
-
-  private Row chatCompletion(Generation g, long created) {
-    List<Row> choices = new ArrayList<>(g.choices().size());
-    for (int c = 0; c < g.choices().size(); c++) {
-      Choice choice = g.choices().get(c);
-      Row message = RowFactory.create("assistant", choice.text());
-      choices.add(RowFactory.create((long) c, message, choice.finishReason().wire()));
-    }
-    // Usage counts every completion, as OpenAI's does for n > 1.
-    Row usage = RowFactory.create((long) g.promptTokens(), (long) g.completionTokens(), (long) g.totalTokens());
-    return RowFactory.create("chatcmpl-" + UUID.randomUUID(), "chat.completion", created, modelUri,
-        SparkCompat.asSeq(choices), usage);
   }
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */
