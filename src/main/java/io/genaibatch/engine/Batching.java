@@ -1,8 +1,5 @@
 package io.genaibatch.engine;
 
-import io.genaibatch.engine.batches.BatchPlanner;
-import io.genaibatch.engine.loop.ContinuousBatches;
-
 /** How a window of prompts becomes batches. */
 public enum Batching {
   /**
@@ -18,6 +15,17 @@ public enum Batching {
    * size is the largest batch.
    */
   ADAPTIVE;
+
+  /**
+   * Whether windows go to the continuous loop: continuous batching, more than one row a step
+   * ({@code --batch-size 1} runs each prompt alone through onnxruntime-genai, the seed wrapper's
+   * answers), on the CPU (an accelerator batches in onnxruntime-genai). The one rule: the executor
+   * loads the model for the loop by it, and {@code LlmModel} sends rows by it (a row's response format
+   * the loop cannot guide, or a graph it cannot run, then takes the static batches).
+   */
+  public boolean continuous(int batchSize, boolean cpu) {
+    return this == CONTINUOUS && batchSize > 1 && cpu;
+  }
 
   /** Whether windows run through onnxruntime-genai's static generator batches. */
   public boolean staticBatches() {

@@ -80,12 +80,13 @@ final class Generators implements AutoCloseable {
   }
 
   /**
-   * Whether {@code r} goes to the continuous loop: with continuous batching, more than one row a step,
-   * a decoder graph the loop can run, and no response format or one llguidance compiles. Every other
-   * row takes onnxruntime-genai's static batches.
+   * Whether {@code r} goes to the continuous loop: when its window does ({@link Batching#continuous};
+   * the provider is the CPU where a decoder graph is open), the graph is one the loop can run, and
+   * the row has no response format or one llguidance compiles. Every other row takes
+   * onnxruntime-genai's static batches.
    */
   boolean takesLoop(PreparedRequest r, Batching batching, int batchSize) {
-    if (batching.staticBatches() || batchSize <= 1 || decoder().isEmpty()) {
+    if (!batching.continuous(batchSize, true) || decoder().isEmpty()) {
       return false;
     }
     Guidance g = r.request().guidance();

@@ -145,7 +145,7 @@ public final class BatchScorer {
     ScoringOptions options = ScoringOptions.from(settled, chatModel);
     Optional<GpuScheduling> gpus = checkProvider(spark, provider);
     // The continuous loop runs the decoder graph on the CPU; an accelerator batches in onnxruntime-genai.
-    boolean continuous = !options.batching().staticBatches() && options.batchSize() > 1 && provider.isCpu();
+    boolean continuous = options.batching().continuous(options.batchSize(), provider.isCpu());
     ModelSpec spec = new ModelSpec(resolved, tracking, ModelSpec.driverMlflowEnv(), cache, threads,
         executorCores(spark.sparkContext().getConf(), spark.sparkContext().isLocal()), continuous, allowCustomOps,
         provider);
