@@ -131,13 +131,25 @@ public final class Completion {
     return false;
   }
 
-  /** Ends this completion with the answer of {@code leader}, an identical one that has ended. */
-  public void follow(Completion leader, double atMs) {
-    tokens = Arrays.copyOf(leader.tokens, Math.max(1, leader.count));
-    count = leader.count;
-    finish = leader.finish;
-    cutAt = leader.cutAt;
-    text = leader.text;
+  /**
+   * An ended completion's answer without its request (the prompt's text stays out of it): what the
+   * decode loop keeps and gives an identical completion.
+   */
+  @SuppressWarnings("ArrayRecordComponent") // read, never compared
+  public record Answer(int[] tokens, FinishReason finish, int cutAt, String text) {}
+
+  /** This completion's answer, once it has ended. */
+  public Answer answer() {
+    return new Answer(generated(), finish, cutAt, text);
+  }
+
+  /** Ends this completion with {@code answer}, an identical completion's. */
+  public void follow(Answer answer, double atMs) {
+    tokens = Arrays.copyOf(answer.tokens(), Math.max(1, answer.tokens().length));
+    count = answer.tokens().length;
+    finish = answer.finish();
+    cutAt = answer.cutAt();
+    text = answer.text();
     done = true;
     latencyMs = atMs;
   }

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.within;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.genaibatch.engine.GenerationRequest;
+import io.genaibatch.engine.loop.PrefixReuseTest;
 import io.genaibatch.settings.Setting;
 import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.BatchScorer;
@@ -170,6 +172,60 @@ class BatchScoringJobTest extends SparkTestBase {
         .isEqualTo(1);
     assertThat(run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
         "--no-tracking", "--partitions", "many").err()).contains("'partitions' must be auto, input or a whole number >= 1, got 'many'");
+  }
+
+  /**
+   * A nightly evaluation's shape: rows of three long templates, every seventh a copy of an earlier
+   * one, in two partitions (two tasks on the executor's one loop). With reuse on each template is
+   * computed about once and the copies never; the answers are reuse-off's, row for row.
+   */
+  @Test
+  void sharedPrefixesAndDuplicateRowsAreComputedOnceWithTheAnswersOfReuseOff(@TempDir Path tmp) throws Exception {
+    List<Row> rows = new ArrayList<>();
+    List<GenerationRequest> requests = PrefixReuseTest.sharedPrefixRows("job", 28);
+    for (int i = 0; i < requests.size(); i++) {
+      rows.add(RowFactory.create((long) i, requests.get(i).prompt()));
+    }
+    String input = tmp.resolve("shared.parquet").toString();
+    spark.createDataFrame(rows, SCHEMA).repartition(2).write().parquet(input);
+    Map<Long, String> answers = new HashMap<>();
+    JsonNode[] metrics = new JsonNode[2];
+    for (int on = 0; on < 2; on++) {
+      String output = tmp.resolve("out-" + on).toString();
+      Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+          "--no-tracking", "--max-tokens", "12", "--prefix-cache-mb", on == 1 ? "64" : "0", "--id-column", "id");
+      assertThat(r.code()).as(r.err()).isZero();
+      List<Row> back = spark.read().parquet(output).collectAsList();
+      assertThat(back).hasSize(28);
+      for (Row row : back) {
+        long id = row.getLong(row.fieldIndex("id"));
+        String answer = row.getAs("response");
+        assertThat(answer).as("row %d", id).isNotNull();
+        if (on == 0) {
+          answers.put(id, answer);
+        } else {
+          assertThat(answer).as("row %d with reuse on against off", id).isEqualTo(answers.get(id));
+        }
+      }
+      metrics[on] = new ObjectMapper().readTree(Paths.get(output, BatchScoringJob.METRICS_FILE).toFile());
+      if (on == 1) {
+        assertThat(r.out()).contains("genai-batch: prefix store: ");
+      }
+    }
+    double prompts = metrics[0].path("prompt_tokens_computed").asDouble();
+    assertThat(metrics[0].path("prefix_tokens_reused").asDouble()).as("reuse off").isZero();
+    assertThat(metrics[0].path("duplicate_completions").asDouble()).isZero();
+    JsonNode m = metrics[1];
+    assertThat(m.path("duplicate_completions").asInt()).as("the four copied rows").isEqualTo(4);
+    assertThat(m.path("prompt_tokens_computed").asDouble()).as("prompt tokens computed with reuse on")
+        .isLessThan(prompts / 3);
+    assertThat(m.path("prefix_hit_rate").asDouble()).isGreaterThan(0.6);
+    assertThat(m.path("prefix_cache_bytes").asDouble()).isPositive().isLessThanOrEqualTo(64 << 20);
+    // tokens/s counts every token served, read from the store or copied from a duplicate too: the
+    // same tokens as with reuse off, in whatever time they took.
+    assertThat(m.path("tokens_per_s").asDouble() * m.path("scoring_wall_s").asDouble()).as("tokens served")
+        .isCloseTo(metrics[0].path("tokens_per_s").asDouble() * metrics[0].path("scoring_wall_s").asDouble(),
+            within(1.0));
   }
 
   @Test

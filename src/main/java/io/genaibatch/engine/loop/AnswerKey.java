@@ -39,6 +39,15 @@ public final class AnswerKey {
     return samples && r.request().options().seed() == null ? null : new AnswerKey(r, completion);
   }
 
+  /** This key's bytes, estimated: the prompt's tokens, the stop strings and the format's text. */
+  long bytes() {
+    long chars = guidance == null ? 0 : guidance.data().length();
+    for (String s : stop) {
+      chars += s.length();
+    }
+    return 4L * tokens.length + 2 * chars;
+  }
+
   @Override
   public boolean equals(Object o) {
     return o instanceof AnswerKey k && k.hash == hash && k.budget == budget && k.completion == completion

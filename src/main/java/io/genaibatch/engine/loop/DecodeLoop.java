@@ -49,8 +49,8 @@ public final class DecodeLoop implements AutoCloseable {
   static final long STORE_IDLE_NANOS = TimeUnit.SECONDS.toNanos(30);
   /** Prompt tokens per prefix block: a row reuses its longest cached prefix in whole blocks. */
   static final int BLOCK_TOKENS = 16;
-  /** Answers kept for later identical completions (beyond those in the loop). */
-  static final int ANSWERS_KEPT = 1024;
+  /** Bytes of answers kept for later identical completions (beyond those in the loop), estimated. */
+  static final long ANSWERS_KEPT_BYTES = 16L << 20;
 
   private final OrtDecoder decoder;
   private final GenAiConfig config;
@@ -63,7 +63,7 @@ public final class DecodeLoop implements AutoCloseable {
   private boolean closed;
 
   // The loop thread's own (handed from one thread to the next under this's lock).
-  private final Scheduler slots = new Scheduler(ANSWERS_KEPT);
+  private final Scheduler slots = new Scheduler(ANSWERS_KEPT_BYTES);
   private KvCache cache;
   /** Prompt prefixes' key/value blocks, kept across windows; null until a ticket allows one. */
   private PrefixStore<Memory> store;

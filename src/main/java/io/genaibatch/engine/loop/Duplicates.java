@@ -10,8 +10,9 @@ import java.util.Map;
 /**
  * Identical completions in the decode loop computed once: the first of a key to arrive (the
  * leader) is computed; the others with its key, from any ticket, follow it and get its answer
- * when it ends; an answer that ended recently answers a later arrival at once (the last {@code
- * kept} answers are kept). Plain Java, owned by the loop's thread.
+ * when it ends; an answer that ended recently answers a later arrival at once (answers are kept,
+ * least recently used dropped first, within a bound of bytes that a row's longest prompt, format and
+ * stop strings cannot pass). Plain Java, owned by the loop's thread.
  */
 public final class Duplicates {
   /** What became of an arriving completion. */
@@ -26,15 +27,34 @@ public final class Duplicates {
 
   private final Map<AnswerKey, List<Queued>> followers = new HashMap<>();
   private final Map<AnswerKey, Completion> leaders = new HashMap<>();
-  private final LinkedHashMap<AnswerKey, Completion> answers;
+  /** Kept answers, least recently used first. */
+  private final LinkedHashMap<AnswerKey, Completion.Answer> answers = new LinkedHashMap<>(16, 0.75f, true);
+  private final long keptBytes;
+  private long bytes;
 
-  Duplicates(int kept) {
-    this.answers = new LinkedHashMap<>(16, 0.75f, true) {
-      @Override
-      protected boolean removeEldestEntry(Map.Entry<AnswerKey, Completion> eldest) {
-        return size() > kept;
-      }
-    };
+  /** @param keptBytes most bytes the kept answers and their keys may take, estimated */
+  Duplicates(long keptBytes) {
+    this.keptBytes = keptBytes;
+  }
+
+  /** Bytes the kept answers take now, estimated. */
+  long bytes() {
+    return bytes;
+  }
+
+  private void keep(AnswerKey key, Completion.Answer answer) {
+    Completion.Answer had = answers.put(key, answer);
+    bytes += size(key, answer) - (had == null ? 0 : size(key, had));
+    for (var it = answers.entrySet().iterator(); bytes > keptBytes && it.hasNext();) {
+      var e = it.next();
+      bytes -= size(e.getKey(), e.getValue());
+      it.remove();
+    }
+  }
+
+  /** An answer's and its key's bytes, estimated: their arrays and strings, and a fixed overhead. */
+  private static long size(AnswerKey key, Completion.Answer a) {
+    return 128 + key.bytes() + 4L * a.tokens().length + 2L * (a.text() == null ? 0 : a.text().length());
   }
 
   /** Routes an arriving completion; one {@link Route#ANSWERED} is ended already (its ticket counted). */
@@ -43,7 +63,7 @@ public final class Duplicates {
     if (key == null) {
       return Route.COMPUTE;
     }
-    Completion done = answers.get(key);
+    Completion.Answer done = answers.get(key);
     if (done != null) {
       q.completion().follow(done, atMs);
       q.ticket().answeredByDuplicate(q.completion());
@@ -64,9 +84,10 @@ public final class Duplicates {
       return;
     }
     leaders.remove(key);
-    answers.put(key, leader);
+    Completion.Answer answer = leader.answer();
+    keep(key, answer);
     for (Queued f : followers.getOrDefault(key, List.of())) {
-      f.completion().follow(leader, f.ticket().sinceStartMs());
+      f.completion().follow(answer, f.ticket().sinceStartMs());
       f.ticket().answeredByDuplicate(f.completion());
     }
     followers.remove(key);
@@ -108,5 +129,6 @@ public final class Duplicates {
   void clear() {
     clearLive();
     answers.clear();
+    bytes = 0;
   }
 }

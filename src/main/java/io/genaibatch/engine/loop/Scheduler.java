@@ -37,9 +37,9 @@ final class Scheduler {
   private Ticket[] owners = new Ticket[0];
   private int k;
 
-  /** @param answersKept answers kept for later identical completions */
-  Scheduler(int answersKept) {
-    this.duplicates = new Duplicates(answersKept);
+  /** @param answersKeptBytes bytes of answers kept for later identical completions, estimated */
+  Scheduler(long answersKeptBytes) {
+    this.duplicates = new Duplicates(answersKeptBytes);
   }
 
   /**

@@ -42,7 +42,7 @@ class DuplicatesTest {
     Completion other = completion(new int[] {1, 2, 4}, greedy, false);
     Ticket t1 = ticket(a, other);
     Ticket t2 = ticket(b);
-    Duplicates d = new Duplicates(4);
+    Duplicates d = new Duplicates(1 << 20);
     assertThat(d.arrive(new Queued(t1, a), 0)).isEqualTo(Duplicates.Route.COMPUTE);
     assertThat(d.arrive(new Queued(t1, other), 0)).isEqualTo(Duplicates.Route.COMPUTE);
     assertThat(d.arrive(new Queued(t2, b), 0)).as("another ticket's identical row").isEqualTo(Duplicates.Route.FOLLOW);
@@ -61,8 +61,33 @@ class DuplicatesTest {
   }
 
   @Test
+  void keptAnswersStayWithinTheirBytesTheLeastRecentlyUsedGoingFirst() {
+    SearchOptions greedy = SearchOptions.greedy(8);
+    // Each kept answer of a 1,000-token prompt takes about 4 KB: a bound of 6 KB keeps one.
+    Duplicates d = new Duplicates(6_000);
+    Completion first = completion(new int[1000], greedy, false);
+    int[] other = new int[1000];
+    other[0] = 1;
+    Completion second = completion(other, greedy, false);
+    Ticket t = ticket(first, second);
+    d.arrive(new Queued(t, first), 0);
+    d.arrive(new Queued(t, second), 0);
+    end(first, 3);
+    d.ended(first);
+    end(second, 4);
+    d.ended(second);
+    assertThat(d.bytes()).isLessThanOrEqualTo(6_000).isPositive();
+    Completion againFirst = completion(new int[1000], greedy, false);
+    Completion againSecond = completion(other, greedy, false);
+    Ticket later = ticket(againFirst, againSecond);
+    assertThat(d.arrive(new Queued(later, againSecond), 0)).isEqualTo(Duplicates.Route.ANSWERED);
+    assertThat(d.arrive(new Queued(later, againFirst), 0)).as("the older answer was dropped")
+        .isEqualTo(Duplicates.Route.COMPUTE);
+  }
+
+  @Test
   void optionsBudgetsAndUnseededSamplingKeepRowsApart() {
-    Duplicates d = new Duplicates(4);
+    Duplicates d = new Duplicates(1 << 20);
     int[] p = {5, 6};
     Completion greedy = completion(p, SearchOptions.greedy(8), false);
     Completion longer = completion(p, SearchOptions.greedy(9), false);
@@ -90,7 +115,7 @@ class DuplicatesTest {
     Ticket cancelled = ticket(a);
     Ticket t2 = ticket(b);
     Ticket t3 = ticket(c);
-    Duplicates d = new Duplicates(4);
+    Duplicates d = new Duplicates(1 << 20);
     d.arrive(new Queued(cancelled, a), 0);
     d.arrive(new Queued(t2, b), 0);
     d.arrive(new Queued(t3, c), 0);

@@ -28,7 +28,7 @@ import org.junit.jupiter.api.Test;
  * never change with reuse on or off, with a prefix evicted and computed again, or with a store far
  * smaller than one prefix; shared prefixes and duplicates are computed once, and counted.
  */
-class PrefixReuseTest {
+public class PrefixReuseTest {
   static LlmModel model;
   static ExecutorService tasks;
   private static final String[] WORDS = {"sea", "sun", "river", "mountain", "stone", "cloud", "fire", "wind", "tree",
@@ -52,7 +52,7 @@ class PrefixReuseTest {
   }
 
   /** An instruction template of about {@code words} words, different for each {@code tag}. */
-  static String template(String tag, int words) {
+  public static String template(String tag, int words) {
     StringBuilder t = new StringBuilder("<|system|>\nGrade the answer " + tag + " as the examples do ");
     for (int w = 0; w < words; w++) {
       t.append(WORDS[(w * 7 + tag.length() * 3 + w / 5) % WORDS.length]).append(w % 9 == 8 ? " ; " : " ");
@@ -64,7 +64,7 @@ class PrefixReuseTest {
    * Rows of three templates (their contents 2 to 30 words), every seventh row a copy of an earlier
    * one, stop strings and their own max_tokens on some; {@code tag} makes the templates this test's own.
    */
-  static List<GenerationRequest> sharedPrefixRows(String tag, int rows) {
+  public static List<GenerationRequest> sharedPrefixRows(String tag, int rows) {
     List<String> templates = List.of(template(tag + "a", 120), template(tag + "b", 60), template(tag + "c", 200));
     List<GenerationRequest> out = new ArrayList<>();
     for (int i = 0; i < rows; i++) {

@@ -52,7 +52,7 @@ class SchedulerTest {
     Completion a1 = completion(4, 1, 5, 7);
     Completion c = completion(4, 3);
     Completion a2 = completion(4, 1, 5, 6);
-    Scheduler s = new Scheduler(8);
+    Scheduler s = new Scheduler(1 << 20);
     s.enter(ticket(3, DecodeTerms.DEFAULT, b, a1, c, a2));
     assertThat(admitAll(s)).as("rows sharing a prefix next to each other, 3 at most")
         .containsExactly(a2, a1, b);
@@ -63,7 +63,7 @@ class SchedulerTest {
   void anEndedRowLeavesItsSlotAndTheLastLiveRowMovesIntoIt() {
     Completion[] cs = {completion(4, 1), completion(4, 2, 2), completion(4, 3, 3, 3)};
     Ticket t = ticket(4, DecodeTerms.DEFAULT, cs);
-    Scheduler s = new Scheduler(8);
+    Scheduler s = new Scheduler(1 << 20);
     s.enter(t);
     admitAll(s);
     cs[0].add(7);
@@ -87,7 +87,7 @@ class SchedulerTest {
     Completion dupOfA = completion(4, 1, 1);
     Ticket gone = ticket(2, new DecodeTerms(cancel::get, DecodeTerms.DEFAULT_LIMIT_BYTES), a);
     Ticket stays = ticket(2, DecodeTerms.DEFAULT, b, dupOfA);
-    Scheduler s = new Scheduler(8);
+    Scheduler s = new Scheduler(1 << 20);
     s.enter(gone);
     s.enter(stays);
     assertThat(admitAll(s)).as("the copy of a follows it").containsExactly(a, b);
@@ -102,7 +102,7 @@ class SchedulerTest {
   @Test
   void theCacheShapeFollowsTheTicketsWithinTheirLimits() {
     Completion longest = completion(100, new int[50]);
-    Scheduler s = new Scheduler(8);
+    Scheduler s = new Scheduler(1 << 20);
     s.enter(ticket(4, new DecodeTerms(() -> false, 10L * 150 * 1000), longest, completion(10, 1)));
     assertThat(s.shape(1)).as("4 rows and a spare, 150 positions").containsExactly(5, 150);
     assertThat(s.shape(1000)).as("the limit holds 10 slots of 150 positions at 1000 bytes each: still 5")
@@ -112,10 +112,10 @@ class SchedulerTest {
 
   @Test
   void identicalRowsAreComputedOnceUnlessReuseIsOff() {
-    Scheduler on = new Scheduler(8);
+    Scheduler on = new Scheduler(1 << 20);
     on.enter(ticket(4, DecodeTerms.DEFAULT, completion(4, 5, 6), completion(4, 5, 6)));
     assertThat(admitAll(on)).hasSize(1);
-    Scheduler off = new Scheduler(8);
+    Scheduler off = new Scheduler(1 << 20);
     off.enter(ticket(4, DecodeTerms.DEFAULT.withPrefixBytes(0), completion(4, 5, 6), completion(4, 5, 6)));
     assertThat(admitAll(off)).hasSize(2);
   }
