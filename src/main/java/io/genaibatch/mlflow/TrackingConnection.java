@@ -41,6 +41,16 @@ public final class TrackingConnection implements Closeable {
     this.trackingUri = trackingUri;
     this.creds = creds;
     this.client = new MlflowClient(creds);
+    CredentialRedirects.install(client, ignoresTls(creds));
+  }
+
+  /** The host's MLFLOW_TRACKING_INSECURE_TLS; false when its credentials cannot be read yet (the first call says why). */
+  private static boolean ignoresTls(MlflowHostCredsProvider creds) {
+    try {
+      return creds.getHostCreds().shouldIgnoreTlsVerification();
+    } catch (RuntimeException e) {
+      return false;
+    }
   }
 
   /**
