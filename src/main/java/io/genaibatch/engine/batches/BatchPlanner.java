@@ -22,7 +22,7 @@ import java.util.TreeMap;
  * LlmModel#score}), so this choice may depend on timing. Thread-safe: one planner per loaded model
  * serves all tasks of the executor.
  */
-public final class BatchPlanner {
+final class BatchPlanner {
   /** Answer lengths remembered, newest first out. */
   private static final int SAMPLE = 1024;
   /** Pseudo-answers of the prior, outweighed once this many real ones are seen. */

@@ -14,7 +14,7 @@ import java.util.Map;
  * least recently used dropped first, within a bound of bytes that a row's longest prompt, format and
  * stop strings cannot pass). Plain Java, owned by the loop's thread.
  */
-public final class Duplicates {
+final class Duplicates {
   /** What became of an arriving completion. */
   enum Route {
     /** Computed: the caller queues it. */

@@ -32,7 +32,7 @@ import java.util.function.Supplier;
  *
  * @param <B> what one block holds
  */
-public final class PrefixStore<B extends AutoCloseable> {
+final class PrefixStore<B extends AutoCloseable> {
   /** One block: its place in the chain and what it holds. */
   static final class Block<B extends AutoCloseable> {
     private final Key key;

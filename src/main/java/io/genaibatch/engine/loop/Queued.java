@@ -3,4 +3,4 @@ package io.genaibatch.engine.loop;
 import io.genaibatch.engine.Completion;
 
 /** A completion in the decode loop with the ticket (window) it belongs to. */
-public record Queued(Ticket ticket, Completion completion) {}
+record Queued(Ticket ticket, Completion completion) {}

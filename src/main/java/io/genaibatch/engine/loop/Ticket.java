@@ -14,7 +14,7 @@ import java.util.List;
  * for it is counted here (a step's time and slots split among the tickets by their rows in it); the
  * loop's thread writes the counts, the caller reads them after {@link #await()}.
  */
-public final class Ticket {
+final class Ticket {
   final List<Completion> completions;
   final int batchSize;
   final long limitBytes;
