@@ -27,10 +27,11 @@ import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * A loaded model: its tokenizer and chat template (onnxruntime-genai), and the two ways it
- * generates: the continuous-batching loop over the decoder graph ({@link ContinuousBatches}, the
- * default for windows) and onnxruntime-genai's own static batches ({@link StaticBatches}). It checks
- * each window's requests and sends each good one to a loop.
+ * A loaded model: its tokenizer and chat template (onnxruntime-genai), and the door to its two ways
+ * of generating, the continuous-batching loop over the decoder graph ({@link ContinuousBatches}, the
+ * default for windows) and onnxruntime-genai's own static batches ({@link StaticBatches}), which
+ * {@link Generators} makes at first need. A window's requests are checked ({@link RequestCheck}) and
+ * each good one goes down the path {@link Generators#takesLoop} chooses.
  *
  * <p>Sharing: one instance serves any number of threads at once; each call brings its own key/value
  * terms ({@link DecodeTerms}) to the model's one decode loop ({@link DecodeLoop}, whose thread and
