@@ -242,8 +242,8 @@ final class Generators implements AutoCloseable {
   }
 
   /**
-   * Stops the loop and frees the decoder session and llguidance, then the generator's own model when
-   * it is not {@code stubModel} (its owner frees that one).
+   * Stops the loop and frees the decoder session and llguidance; the generator's own model is freed
+   * later, by {@link #closeGeneratorModel}, once the tokenizer made over the model is gone.
    */
   @Override
   public synchronized void close() {
