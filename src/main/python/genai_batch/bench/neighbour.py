@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from genai_batch.bench.procwatch import _cpu_ticks
+
 DEADLINE_S = 1800.0
 
 # The spinner: argv[1] deadline seconds, argv[2] CPU to pin to (-1: none), argv[3] the parent's pid.
@@ -43,16 +45,6 @@ def last_cpu() -> int:
         return max(os.sched_getaffinity(0))
     except (AttributeError, OSError, ValueError):
         return -1
-
-
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    rest = stat[stat.rfind(")") + 2:].split()
-    return int(rest[11]) + int(rest[12])  # utime, stime
 
 
 def _affinity(pid: int) -> list[int] | None:

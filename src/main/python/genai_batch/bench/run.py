@@ -1161,6 +1161,12 @@ def breakdown(runs: list[dict]) -> list[str]:
     return out
 
 
+def answers_line(ct: list[int], fr: dict, cap: int) -> str:
+    """The report's line on (a)'s first run's answers: their completion tokens, how many hit the cap, why they ended."""
+    return (f"Answers of (a), run 1: completion tokens min {min(ct)}, median {_pct(ct, 0.5)}, p90 {_pct(ct, 0.9)}, "
+            f"max {max(ct)}; {sum(1 for c in ct if c >= cap)} of {len(ct)} hit the cap of {cap}; finish reasons {fr}.")
+
+
 def _pct(values: list[int], q: float) -> int:
     v = sorted(values)
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
@@ -1268,9 +1274,7 @@ def report_mixed(ctx: dict, results: dict) -> str:
         t = pq.read_table(ans).to_pandas()
         ct = [int(x) for x in t["completion_tokens"]]
         fr = t["finish_reason"].value_counts().to_dict() if "finish_reason" in t else {}
-        lines.append(f"Answers of (a), run 1: completion tokens min {min(ct)}, median {_pct(ct, 0.5)}, p90 "
-                     f"{_pct(ct, 0.9)}, max {max(ct)}; {sum(1 for c in ct if c >= cap)} of {len(ct)} hit the cap of "
-                     f"{cap}; finish reasons {fr}.")
+        lines.append(answers_line(ct, fr, cap))
     if results.get("answers"):
         diffs = results["answers"]
         worst = max(diffs, key=lambda d: d["differ"])
@@ -1459,8 +1463,7 @@ def report_shared(ctx: dict, results: dict) -> str:
         t = pq.read_table(ans).to_pandas()
         ct = [int(x) for x in t["completion_tokens"]]
         fr = t["finish_reason"].value_counts().to_dict() if "finish_reason" in t else {}
-        lines.append(f"Answers of (a), run 1: completion tokens min {min(ct)}, median {_pct(ct, 0.5)}, max {max(ct)}; "
-                     f"{sum(1 for c in ct if c >= cap)} of {len(ct)} hit the cap of {cap}; finish reasons {fr}.")
+        lines.append(answers_line(ct, fr, cap))
         if dups and "id" in t and "response" in t:
             by_id = t.set_index("id")["response"]
             same = sum(1 for i in dups if i in by_id.index and sh["duplicate_of"][i] in by_id.index

@@ -68,14 +68,6 @@ class DecodeLoopTest {
     });
   }
 
-  private static void assertSameAnswers(ScoredWindow got, ScoredWindow alone, String which) {
-    for (int i = 0; i < alone.generations().size(); i++) {
-      assertThat(got.generations().get(i).ok()).as("%s row %d: %s", which, i, got.generations().get(i).error()).isTrue();
-      assertThat(got.generations().get(i).tokenIds()).as("%s row %d", which, i)
-          .containsExactly(alone.generations().get(i).tokenIds());
-    }
-  }
-
   @Test
   void twoCallersAtOnceShareDecodeStepsAndKeepTheirAnswers() throws Exception {
     List<GenerationRequest> a = window(30, " wind");
@@ -88,8 +80,8 @@ class DecodeLoopTest {
     go.countDown();
     ScoredWindow togetherA = fa.get(2, TimeUnit.MINUTES);
     ScoredWindow togetherB = fb.get(2, TimeUnit.MINUTES);
-    assertSameAnswers(togetherA, aloneA, "A");
-    assertSameAnswers(togetherB, aloneB, "B");
+    PrefixReuseTest.assertSameAnswers(togetherA, aloneA, "A");
+    PrefixReuseTest.assertSameAnswers(togetherB, aloneB, "B");
     // Each step counts once, for one of the windows in it: shared steps make fewer than apart.
     long together = togetherA.profile().steps() + togetherB.profile().steps();
     long apart = aloneA.profile().steps() + aloneB.profile().steps();
@@ -116,8 +108,8 @@ class DecodeLoopTest {
     Future<ScoredWindow> fl = tasks.submit(() -> model.score(longWindow, 2, Batching.CONTINUOUS, NO_REUSE));
     ScoredWindow gotShort = fs.get(2, TimeUnit.MINUTES);
     ScoredWindow gotLong = fl.get(2, TimeUnit.MINUTES);
-    assertSameAnswers(gotShort, aloneShort, "short");
-    assertSameAnswers(gotLong, aloneLong, "long");
+    PrefixReuseTest.assertSameAnswers(gotShort, aloneShort, "short");
+    PrefixReuseTest.assertSameAnswers(gotLong, aloneLong, "long");
     assertThat(gotLong.profile().kvBytes()).as("the cache grown for the long window")
         .isGreaterThan(aloneShort.profile().kvBytes());
   }
@@ -143,6 +135,6 @@ class DecodeLoopTest {
     go.countDown();
     assertThat(fa.get(2, TimeUnit.MINUTES)).as("the cancelled caller's error").isNotNull()
         .hasMessageContaining("cancelled");
-    assertSameAnswers(fb.get(2, TimeUnit.MINUTES), aloneB, "B");
+    PrefixReuseTest.assertSameAnswers(fb.get(2, TimeUnit.MINUTES), aloneB, "B");
   }
 }
