@@ -114,9 +114,7 @@ public final class KvCache implements AutoCloseable {
     int len = (int) (positions * rowBytes);
     for (int b = 0; b < buffers.length; b++) {
       for (int h = 0; h < graph.kvHeads(); h++) {
-        int src = (int) (from * slotBytes + (long) h * capacity * rowBytes);
-        int dst = (int) (to * into.slotBytes + (long) h * into.capacity * rowBytes);
-        into.buffers[b].put(dst, buffers[b], src, len);
+        into.buffers[b].put(into.offset(to, h, 0), buffers[b], offset(from, h, 0), len);
       }
     }
   }
@@ -139,13 +137,18 @@ public final class KvCache implements AutoCloseable {
     blockCopy(slot, from, count, block, false);
   }
 
+  /** Where position {@code position} of head {@code head} of region {@code slot} starts, in every buffer. */
+  private int offset(int slot, int head, int position) {
+    return (int) (slot * slotBytes + ((long) head * capacity + position) * rowBytes);
+  }
+
   private void blockCopy(int slot, int from, int count, Memory block, boolean toBlock) {
     int len = (int) (count * rowBytes);
     ByteBuffer blockBuffer = block.getByteBuffer(0, block.size()).order(ByteOrder.nativeOrder());
     long stride = block.size() / ((long) buffers.length * graph.kvHeads());
     for (int b = 0; b < buffers.length; b++) {
       for (int h = 0; h < graph.kvHeads(); h++) {
-        int region = (int) (slot * slotBytes + (long) h * capacity * rowBytes + from * rowBytes);
+        int region = offset(slot, h, from);
         int inBlock = (int) (((long) b * graph.kvHeads() + h) * stride);
         if (toBlock) {
           blockBuffer.put(inBlock, buffers[b], region, len);
