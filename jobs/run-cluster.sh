@@ -4,6 +4,9 @@
 #   jobs/run-cluster.sh [genai-batch flags]        e.g. --config conf/cluster.yaml --model-uri ...
 # Environment: GENAI_BATCH_WORKERS (2), GENAI_BATCH_WORKER_CORES (2), GENAI_BATCH_EXECUTOR_MEMORY
 # (1g), GENAI_BATCH_CLUSTER_DIR (target/cluster: logs, work dirs). Spark from SPARK_HOME or .venv.
+# GENAI_BATCH_WORKER_HOSTS=distinct starts worker i on 127.0.0.i, so that each executor is on a host of
+# its own, as on a real cluster (Spark never runs a speculative copy of a task on a host that already
+# runs an attempt of it); the default puts every worker on 127.0.0.1.
 # GENAI_BATCH_WORKER_GPUS=N gives each worker N GPUs by a discovery script, with one task per GPU:
 # real ones where nvidia-smi lists them, else N made-up addresses (Spark's GPU scheduling without a
 # GPU: tasks are given addresses, nothing runs on them; for tests of the assignment).
@@ -49,7 +52,9 @@ fi
 pids+=($!)
 for i in $(seq 1 "$workers"); do
   mkdir -p "$dir/worker-$i"
-  "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" \
+  host=127.0.0.1
+  [[ "${GENAI_BATCH_WORKER_HOSTS:-}" == distinct ]] && host="127.0.0.$i"
+  SPARK_LOCAL_IP="$host" "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker --host "$host" --cores "$cores" \
     --memory 4g --work-dir "$dir/worker-$i" --webui-port "$(free_port)" "spark://127.0.0.1:$port" \
     > "$dir/worker-$i.log" 2>&1 &
   pids+=($!)

@@ -29,6 +29,7 @@ import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.util.AccumulatorV2;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
 import org.apache.spark.util.TaskCompletionListener;
@@ -275,19 +276,36 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     public static ScoringMetrics register(SparkContext sc) {
       String liveKey = UUID.randomUUID().toString();
       LiveCounts.open(liveKey);
-      return new ScoringMetrics(sc.longAccumulator("genai-batch model loads"),
-          sc.longAccumulator("genai-batch model load ms"), sc.longAccumulator("genai-batch rows ok"),
+      return new ScoringMetrics(countingFailedTasks(sc, new LongAccumulator(), "genai-batch model loads"),
+          countingFailedTasks(sc, new LongAccumulator(), "genai-batch model load ms"),
+          sc.longAccumulator("genai-batch rows ok"),
           sc.longAccumulator("genai-batch rows failed"), sc.longAccumulator("genai-batch prompt tokens"),
           sc.longAccumulator("genai-batch completion tokens"),
           sc.longAccumulator("genai-batch prefill slots"), sc.longAccumulator("genai-batch prefill useful"),
           sc.longAccumulator("genai-batch decode slots"), sc.longAccumulator("genai-batch decode useful"),
-          sc.collectionAccumulator("genai-batch executor peak RSS"),
+          countingFailedTasks(sc, new CollectionAccumulator<>(), "genai-batch executor peak RSS"),
           sc.collectionAccumulator("genai-batch generation windows"), liveKey,
-          sc.longAccumulator("genai-batch executor fetch bytes"), sc.longAccumulator("genai-batch executor fetch ms"),
+          countingFailedTasks(sc, new LongAccumulator(), "genai-batch executor fetch bytes"),
+          countingFailedTasks(sc, new LongAccumulator(), "genai-batch executor fetch ms"),
           sc.longAccumulator("genai-batch answers with a response format"),
           sc.longAccumulator("genai-batch answers that parse under their response format"),
           sc.collectionAccumulator("genai-batch continuous batching profiles"),
           sc.collectionAccumulator("genai-batch task GPUs"));
+    }
+
+    /**
+     * {@code a}, registered to keep what failed and killed task attempts added too: a model that a task
+     * loaded stays loaded in its executor when the task then fails, is killed as a speculative copy's
+     * loser, or is retried, so its load is counted, and so is that executor's memory (executors_used
+     * counts the executors that ran the model). Rows and tokens count successful attempts only.
+     * Spark's Java API has no such accumulator; its {@code register} with {@code countFailedValues}
+     * is Scala-{@code private[spark]}, which is public to Java, and unchanged from Spark 3.0 to 4.x.
+     * A load in an executor that is lost whole (its JVM killed) is not counted: no attempt of it
+     * reports anything.
+     */
+    private static <A extends AccumulatorV2<?, ?>> A countingFailedTasks(SparkContext sc, A a, String name) {
+      a.register(sc, scala.Option.apply(name), true);
+      return a;
     }
 
     /** What an executor's load downloaded into its host's cache (0 and 0 for a cached or local model). */

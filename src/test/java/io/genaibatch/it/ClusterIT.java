@@ -8,14 +8,10 @@ import io.genaibatch.common.OutputColumns;
 import io.genaibatch.job.BatchScoringJob;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -32,7 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
  * under Spark's GPU scheduling (made-up GPUs) each task is given a GPU of its executor.
  */
 class ClusterIT {
-  static final ObjectMapper JSON = new ObjectMapper();
+  static final ObjectMapper JSON = ClusterRuns.JSON;
   static final int ROWS = 64;
   static MlflowServer server;
 
@@ -48,41 +44,18 @@ class ClusterIT {
     server.stop();
   }
 
-  /** Writes ROWS prompts as {@code files} JSON files: one input partition each. */
-  private static Path input(Path dir, int files) throws Exception {
-    Path in = dir.resolve("in-" + files);
-    Files.createDirectories(in);
-    for (int f = 0; f < files; f++) {
-      StringBuilder sb = new StringBuilder();
-      for (int i = f; i < ROWS; i += files) {
-        sb.append("{\"id\": ").append(i).append(", \"prompt\": \"Cluster prompt number ").append(i)
-            .append(" word".repeat(i % 9 * 3)).append("\"}\n");
-      }
-      Files.writeString(in.resolve(String.format("part-%03d.json", f)), sb.toString());
-    }
-    return in;
-  }
-
   private static JsonNode runOnCluster(Path dir, int partitions) throws Exception {
-    Path in = input(dir, partitions);
+    Path in = ClusterRuns.input(dir, "in-" + partitions, ROWS, partitions, f -> 8);
     Path out = dir.resolve("out-" + partitions);
-    ProcessBuilder pb = new ProcessBuilder(Fixtures.projectDir().resolve("jobs/run-cluster.sh").toString(),
-        "--model-uri", "models:/tiny-cluster@champion", "--input", in.toString(), "--input-format", "json",
-        "--output", out.toString(), "--id-column", "id", "--experiment", "cluster-it", "--batch-size", "4")
-        .directory(Fixtures.projectDir().toFile()).redirectErrorStream(true)
-        .redirectOutput(dir.resolve("cluster-" + partitions + ".log").toFile());
-    Fixtures.sparkEnv(pb.environment()).put("MLFLOW_TRACKING_URI", server.uri());
-    pb.environment().put("SKIP_BUILD", "1");
+    Path logFile = dir.resolve("cluster-" + partitions + ".log");
     // Two made-up GPUs per worker (a discovery script, no CUDA): Spark's GPU scheduling gives every
     // task one, which the CPU provider leaves idle, saying so.
-    pb.environment().put("GENAI_BATCH_WORKER_GPUS", "2");
-    pb.environment().put("GENAI_BATCH_CLUSTER_DIR", dir.resolve("cluster-" + partitions).toString());
-    // One input file, one partition: no packing of small files.
-    pb.environment().put("GENAI_BATCH_SPARK_CONF",
-        "--conf spark.sql.files.maxPartitionBytes=1024 --conf spark.sql.files.openCostInBytes=1");
-    Process p = pb.start();
+    Process p = ClusterRuns.onCluster(dir.resolve("cluster-" + partitions), server, logFile, List.of(),
+        Map.of("GENAI_BATCH_WORKER_GPUS", "2"), "--model-uri", "models:/tiny-cluster@champion", "--input",
+        in.toString(), "--input-format", "json", "--output", out.toString(), "--id-column", "id", "--experiment",
+        "cluster-it", "--batch-size", "4").start();
     assertThat(p.waitFor(540, TimeUnit.SECONDS)).isTrue();
-    String log = Files.readString(dir.resolve("cluster-" + partitions + ".log"));
+    String log = Files.readString(logFile);
     assertThat(p.exitValue()).as(log).isZero();
     assertThat(log).contains("spark.task.resource.gpu.amount is set, but --execution-provider is cpu");
     // The numbers come from the job's metrics file and its output, never from its log.
@@ -90,49 +63,28 @@ class ClusterIT {
     assertThat(written.path("rows_total").asInt()).isEqualTo(ROWS);
     assertThat(written.path("rows_ok").asInt()).isEqualTo(ROWS);
     assertThat(written.path("rows_failed").asInt()).isZero();
-    Set<String> runIds = new HashSet<>(column(out, OutputColumns.RUN_ID).values());
+    Set<String> runIds = new HashSet<>(ClusterRuns.column(out, OutputColumns.RUN_ID).values());
     assertThat(runIds).as("run ids of the output").hasSize(1).doesNotContainNull();
-    HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + runIds.iterator().next())).build(),
-        HttpResponse.BodyHandlers.ofString());
-    Map<String, Double> metrics = new HashMap<>();
-    for (JsonNode n : JSON.readTree(r.body()).path("run").path("data").path("metrics")) {
-      metrics.put(n.path("key").asText(), n.path("value").asDouble());
-    }
-    return JSON.valueToTree(metrics);
+    return JSON.valueToTree(ClusterRuns.runMetrics(server, runIds.iterator().next()));
   }
 
   /** The same prompts as one file through spark-submit on local[1]: answers by id. */
   private static Map<Long, String> runLocalOne(Path dir) throws Exception {
-    Path in = input(dir, 1);
+    Path in = ClusterRuns.input(dir, "in-1", ROWS, 1, f -> 8);
     Path out = dir.resolve("out-local1");
-    ProcessBuilder pb = new ProcessBuilder(Fixtures.projectDir().resolve("jobs/spark-submit.sh").toString(),
-        "--master", "local[1]", "--", "--model-uri", "models:/tiny-cluster@champion", "--input", in.toString(),
-        "--input-format", "json", "--output", out.toString(), "--no-tracking")
-        .directory(Fixtures.projectDir().toFile()).redirectErrorStream(true)
-        .redirectOutput(dir.resolve("local1.log").toFile());
-    Fixtures.sparkEnv(pb.environment()).put("MLFLOW_TRACKING_URI", server.uri());
-    Process p = pb.start();
+    Process p = ClusterRuns.onLocalOne(dir.resolve("local1.log"), server, "--model-uri",
+        "models:/tiny-cluster@champion", "--input", in.toString(), "--input-format", "json", "--output",
+        out.toString()).start();
     assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).as(Files.readString(dir.resolve("local1.log"))).isZero();
-    return column(out, OutputColumns.RESPONSE);
-  }
-
-  /** id -> the string column {@code name} of a job's Parquet output, read back with Python's pyarrow. */
-  private static Map<Long, String> column(Path out, String name) throws Exception {
-    JsonNode rows = Fixtures.runPython("src/test/python/read_answers.py", Map.of("output", out.toString(),
-        "column", name));
-    Map<Long, String> m = new HashMap<>();
-    rows.fields().forEachRemaining(e -> m.put(Long.parseLong(e.getKey()), e.getValue().isNull() ? null
-        : e.getValue().asText()));
-    return m;
+    return ClusterRuns.column(out, OutputColumns.RESPONSE);
   }
 
   @Test
   void twoExecutorJvmsLoadTheModelTwiceAndMemoryStaysFlatAsPartitionsGrow(@TempDir Path dir) throws Exception {
     JsonNode eight = runOnCluster(dir, 8);
     // The same prompt set as one file on local[1]: one task, other batches, the same answers.
-    Map<Long, String> cluster = column(dir.resolve("out-8"), OutputColumns.RESPONSE);
+    Map<Long, String> cluster = ClusterRuns.column(dir.resolve("out-8"), OutputColumns.RESPONSE);
     assertThat(cluster).hasSize(ROWS);
     assertThat(runLocalOne(dir)).isEqualTo(cluster);
     assertThat(eight.path("executors_used").asInt()).isEqualTo(2);
