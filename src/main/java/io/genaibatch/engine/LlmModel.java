@@ -249,6 +249,11 @@ public final class LlmModel implements AutoCloseable {
     return config;
   }
 
+  /** The folder onnxruntime-genai loaded: the checked config and links to the model folder's files. */
+  Path loadedFolder() {
+    return staged.dir();
+  }
+
   /** Wall time of the native load, milliseconds. */
   public double loadMillis() {
     return loadMillis;

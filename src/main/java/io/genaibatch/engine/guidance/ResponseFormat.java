@@ -248,6 +248,9 @@ public final class ResponseFormat implements Serializable {
     try {
       format.validator();
     } catch (JsonSchemaException e) {
+      if (e.getCause() instanceof com.google.re2j.PatternSyntaxException p) {
+        throw patternRefused(where, p);
+      }
       throw refuse(where, "has a JSON Schema that cannot be compiled: " + e.getMessage(), EXAMPLE_JSON);
     } catch (com.google.re2j.PatternSyntaxException e) {
       throw patternRefused(where, e);
