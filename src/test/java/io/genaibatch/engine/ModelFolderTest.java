@@ -120,4 +120,23 @@ class ModelFolderTest {
       assertThat(model.generateOne("Hello world", SearchOptions.greedy(3)).ok()).isTrue();
     }
   }
+
+  @Test
+  void weightsInExternalDataLoadThroughTheStagingFoldersLinks(@TempDir Path tmp) throws Exception {
+    Path dir = copyOfTinyModel(tmp);
+    // onnxruntime opens external data relative to the .onnx file's path: here a link in the staging folder.
+    Process p = new ProcessBuilder(Fixtures.python().toString(), "-c", "import onnx, sys; m = onnx.load(sys.argv[1]);"
+        + " onnx.save_model(m, sys.argv[1], save_as_external_data=True, location='model.onnx.data', size_threshold=1024)",
+        dir.resolve("model.onnx").toString()).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    assertThat(p.waitFor()).as(out).isZero();
+    assertThat(dir.resolve("model.onnx.data")).exists();
+    assertThat(Files.size(dir.resolve("model.onnx"))).isLessThan(Files.size(dir.resolve("model.onnx.data")));
+
+    try (LlmModel model = LlmModel.load(dir)) {
+      Generation g = model.generateOne("Hello world", SearchOptions.greedy(4));
+      assertThat(g.ok()).as("%s", g.error()).isTrue();
+      assertThat(g.completionTokens()).isEqualTo(4);
+    }
+  }
 }
