@@ -13,9 +13,6 @@ import java.util.Set;
  * why it ended, and its answer once it has.
  */
 public final class Completion {
-  /** Characters at the end of a decoded text that the next token may still change (an incomplete UTF-8 sequence). */
-  private static final int PARTIAL_CHARACTER = 4;
-
   /** Decodes token ids to text, as the model's tokenizer does (special tokens dropped). */
   public interface Decoder {
     String decode(int[] tokens) throws GenAIException;
@@ -31,8 +28,12 @@ public final class Completion {
   /** Where a stop string starts in the decoded text, when one ended the completion; else -1. */
   private int cutAt = -1;
   private String text;
-  /** Characters of the decoded text already searched for stop strings. */
-  private int searched;
+  /** The text of the tokens before {@link #readOffset}, decoded piece by piece for the stop-string search. */
+  private final StringBuilder decoded = new StringBuilder();
+  /** Where the tokens decoded for context start (the decoder drops a leading space of a sequence). */
+  private int prefixOffset;
+  /** Tokens whose text is in {@link #decoded}. */
+  private int readOffset;
   private double latencyMs;
   /** Positions of this completion in its cache region (continuous loop only). */
   public int cached;
@@ -88,10 +89,10 @@ public final class Completion {
   /**
    * Whether this completion has ended with the token just added: an end-of-sequence token, its
    * token budget, or the first appearance of one of its stop strings in its decoded text (a stop
-   * string can span tokens). Only the text's new tail is searched, from a stop string's length
-   * before where the last search ended (and a few characters more, as the last token's bytes may
-   * have completed a character): each token costs the stop strings' length, not the answer's.
-   * An ended completion records when.
+   * string can span tokens). The text grows by the new tokens' piece only ({@link #appendNewText}),
+   * and only its new tail is searched, from a stop string's length before the piece: each token costs
+   * the stop strings' length, not the answer's. The answer's text, once a stop string is found, is
+   * the whole answer decoded once. An ended completion records when.
    */
   public boolean ends(Set<Integer> eosIds, Decoder decoder, double atMs) throws GenAIException {
     if (endReason(eosIds, decoder)) {
@@ -108,18 +109,11 @@ public final class Completion {
     }
     List<String> stop = request.request().stop();
     if (!stop.isEmpty()) {
-      String decoded = decoder.decode(generated());
-      int cut = -1;
-      for (String str : stop) {
-        int k = decoded.indexOf(str, Math.max(0, searched - str.length() - PARTIAL_CHARACTER));
-        if (k >= 0 && (cut < 0 || k < cut)) {
-          cut = k;
-        }
-      }
-      searched = decoded.length();
-      if (cut >= 0) {
-        text = decoded;
-        cutAt = cut;
+      int before = decoded.length();
+      appendNewText(decoder);
+      if (decoded.length() > before && firstStop(decoded, stop, before) >= 0) {
+        text = decoder.decode(generated());
+        cutAt = firstStop(new StringBuilder(text), stop, 0);
         finish = FinishReason.STOP;
         return true;
       }
@@ -129,6 +123,34 @@ public final class Completion {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Adds the text the tokens since {@link #readOffset} add, once it is whole: as vLLM's incremental
+   * detokenizer, the few tokens since {@link #prefixOffset} are decoded with and without the new ones
+   * and the difference taken (a token's own text can lose its leading space, or be half a character,
+   * on its own). Text ending in U+FFFD (an incomplete UTF-8 sequence) waits for the next token.
+   */
+  private void appendNewText(Decoder decoder) throws GenAIException {
+    String prefix = decoder.decode(Arrays.copyOfRange(tokens, prefixOffset, readOffset));
+    String withNew = decoder.decode(Arrays.copyOfRange(tokens, prefixOffset, count));
+    if (withNew.length() > prefix.length() && !withNew.endsWith("\uFFFD")) {
+      decoded.append(withNew, prefix.length(), withNew.length());
+      prefixOffset = readOffset;
+      readOffset = count;
+    }
+  }
+
+  /** Where the first of {@code stop} starts in {@code text}, of those ending after {@code newFrom}; -1 for none. */
+  private static int firstStop(StringBuilder text, List<String> stop, int newFrom) {
+    int cut = -1;
+    for (String str : stop) {
+      int k = text.indexOf(str, Math.max(0, newFrom - str.length() + 1));
+      if (k >= 0 && (cut < 0 || k < cut)) {
+        cut = k;
+      }
+    }
+    return cut;
   }
 
   /**

@@ -17,6 +17,9 @@ import java.util.function.Predicate;
 /**
  * What genai-batch needs from a model folder's {@code genai_config.json}, read and checked
  * before any native code sees the folder, so a bad folder fails with a message naming the file.
+ *
+ * @param model the file's {@code model} section as it was read and checked (not to be changed):
+ *     the decoder's shape comes from it, never from a second read of the file
  */
 public record GenAiConfig(
     Path folder,
@@ -26,7 +29,8 @@ public record GenAiConfig(
     List<Integer> eosTokenIds,
     int padTokenId,
     String decoderFile,
-    Map<String, Object> searchDefaults) {
+    Map<String, Object> searchDefaults,
+    JsonNode model) {
 
   public static final String FILE_NAME = "genai_config.json";
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -77,20 +81,34 @@ public record GenAiConfig(
    * @throws EngineException naming the file, the library and the setting that allows it
    */
   public static void checkCustomOps(Path dir, boolean allowed) {
-    if (allowed) {
-      return;
+    if (!allowed) {
+      checkCustomOps(dir.resolve(FILE_NAME), parse(dir.resolve(FILE_NAME), readBytes(dir.resolve(FILE_NAME))));
     }
-    Path file = dir.resolve(FILE_NAME);
-    JsonNode library;
-    try {
-      library = JSON.readTree(file.toFile()).findValue("custom_ops_library");
-    } catch (IOException e) {
-      throw new EngineException("Cannot read " + file + ": " + e.getMessage(), e);
-    }
+  }
+
+  /** As {@link #checkCustomOps(Path, boolean)}, on {@code root}, the tree read from {@code file}. */
+  static void checkCustomOps(Path file, JsonNode root) {
+    JsonNode library = root.findValue("custom_ops_library");
     if (library != null && !library.isNull()) {
       throw new EngineException(file + " names a custom operator library, " + library + ": native code that"
           + " onnxruntime would load into the job. genai-batch loads it only when the job allows it:"
           + " --allow-custom-ops (allow_custom_ops: true), for a model folder you trust");
+    }
+  }
+
+  private static byte[] readBytes(Path file) {
+    try {
+      return Files.readAllBytes(file);
+    } catch (IOException e) {
+      throw new EngineException("Cannot read " + file + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static JsonNode parse(Path file, byte[] bytes) {
+    try {
+      return JSON.readTree(bytes);
+    } catch (IOException e) {
+      throw new EngineException("Cannot read " + file + ": " + e.getMessage(), e);
     }
   }
 
@@ -112,6 +130,15 @@ public record GenAiConfig(
    * @throws EngineException naming the folder or file and what is wrong with it
    */
   public static GenAiConfig read(Path dir, Predicate<String> has) {
+    return read(dir, bytesOf(dir), has, true);
+  }
+
+  /**
+   * The content of {@code dir/genai_config.json}, read once.
+   *
+   * @throws EngineException naming the folder when it is missing, a file, or not a model folder
+   */
+  static byte[] bytesOf(Path dir) {
     if (dir == null || !Files.exists(dir)) {
       throw new EngineException(
           "Model folder " + dir + " does not exist. Pass the folder that holds " + FILE_NAME + ".");
@@ -126,11 +153,21 @@ public record GenAiConfig(
               + " Pass the folder that holds " + FILE_NAME
               + " (for Phi-3, e.g. cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4).");
     }
-    JsonNode root;
-    try {
-      root = JSON.readTree(file.toFile());
-    } catch (IOException e) {
-      throw new EngineException("Cannot read " + file + ": " + e.getMessage(), e);
+    return readBytes(file);
+  }
+
+  /**
+   * Reads and checks {@code bytes}, the content of {@code dir/genai_config.json} read once: the
+   * loader stages these very bytes, so the config it loads is the one checked here.
+   *
+   * @param allowCustomOps whether the config may name a custom operator library (see {@link
+   *     #checkCustomOps(Path, boolean)})
+   */
+  static GenAiConfig read(Path dir, byte[] bytes, Predicate<String> has, boolean allowCustomOps) {
+    Path file = dir.resolve(FILE_NAME);
+    JsonNode root = parse(file, bytes);
+    if (!allowCustomOps) {
+      checkCustomOps(file, root);
     }
     JsonNode model = root.path("model");
     if (!model.isObject()) {
@@ -151,6 +188,7 @@ public record GenAiConfig(
     if (decoderFile == null) {
       throw new EngineException(file + ": model.decoder.filename is missing");
     }
+    ModelFiles.checkInside(dir, root);
     if (!has.test(decoderFile)) {
       throw new EngineException(
           "Model folder " + dir + " names decoder " + decoderFile + " in " + FILE_NAME
@@ -170,7 +208,8 @@ public record GenAiConfig(
         Collections.unmodifiableList(eos),
         model.path("pad_token_id").asInt(eos.isEmpty() ? 0 : eos.get(0)),
         decoderFile,
-        Collections.unmodifiableMap(search));
+        Collections.unmodifiableMap(search),
+        model);
   }
 
   /** The total length when no length is set and the folder has no {@code search.max_length}. */
@@ -185,5 +224,17 @@ public record GenAiConfig(
     Object v = searchDefaults.get("max_length");
     int m = v instanceof Number n && n.intValue() > 0 ? n.intValue() : FALLBACK_MAX_LENGTH;
     return Math.min(m, contextLength);
+  }
+
+  /**
+   * Key/value cache bytes one position of one row holds: a key and a value per layer, of {@code
+   * model.decoder}'s key/value heads and head size; 0 when the config does not say.
+   *
+   * @param elementBytes bytes of one cached value (4 for float32, 2 for float16)
+   */
+  public long kvBytesPerPosition(int elementBytes) {
+    JsonNode d = model.path("decoder");
+    return 2L * d.path("num_hidden_layers").asLong(0) * d.path("num_key_value_heads").asLong(0)
+        * d.path("head_size").asLong(0) * elementBytes;
   }
 }

@@ -31,6 +31,10 @@ final class Generators implements AutoCloseable {
   private static final int GUIDABLE_KEPT = 64;
 
   private final GenAiConfig config;
+  /** The folder onnxruntime-genai loads, with the checked config ({@link StagedFolder}). */
+  private final java.nio.file.Path loadDir;
+  /** Where onnxruntime-genai's generator keeps its key/value cache: its element size follows. */
+  private final ExecutionProvider provider;
   private final Set<Integer> eosIds;
   private final Completion.Decoder text;
   private final Function<String, int[]> encode;
@@ -60,14 +64,19 @@ final class Generators implements AutoCloseable {
   };
 
   /**
+   * @param loadDir the folder onnxruntime-genai loads the model from
    * @param generatorModel onnxruntime-genai's model with the weights, or null when the loop loaded the
    *     model over the tokenizer stub (then loaded at the first row its generator serves)
    * @param decoder the decoder graph opened at load, or null to open it at first need
    * @param noDecoder why the loop cannot run the model, when known at load
+   * @param provider where onnxruntime-genai's generator runs
    */
-  Generators(GenAiConfig config, Set<Integer> eosIds, Completion.Decoder text, Function<String, int[]> encode,
-      int intraOpThreads, int loopThreads, Model generatorModel, Optional<OrtDecoder> decoder, String noDecoder) {
+  Generators(GenAiConfig config, java.nio.file.Path loadDir, Set<Integer> eosIds, Completion.Decoder text,
+      Function<String, int[]> encode, int intraOpThreads, int loopThreads, Model generatorModel,
+      Optional<OrtDecoder> decoder, String noDecoder, ExecutionProvider provider) {
     this.config = config;
+    this.loadDir = loadDir;
+    this.provider = provider;
     this.eosIds = eosIds;
     this.text = text;
     this.encode = encode;
@@ -76,7 +85,7 @@ final class Generators implements AutoCloseable {
     this.generatorModel = generatorModel;
     this.decoder = decoder;
     this.noDecoder = noDecoder;
-    this.staticBatches = new StaticBatches(this::generatorModel, config, eosIds, text);
+    this.staticBatches = new StaticBatches(this::generatorModel, config, eosIds, text, kvBytesPerPosition());
   }
 
   /**
@@ -163,9 +172,13 @@ final class Generators implements AutoCloseable {
     return Optional.ofNullable(noDecoder);
   }
 
-  /** Key/value bytes of one position of one row; 0 when the continuous loop's graph is not loaded. */
-  synchronized long kvBytesPerPosition() {
-    return loadedForLoop() ? decoder.get().graph().bytesPerPosition() : 0;
+  /**
+   * Key/value bytes of one position of one row, on either path: the config's layers, key/value heads
+   * and head size, float32 on the CPU (the loop's cache, and the CPU models' own) and float16 on an
+   * accelerator (as onnxruntime-genai's model builder writes GPU models); 0 when the config lacks them.
+   */
+  long kvBytesPerPosition() {
+    return config.kvBytesPerPosition(provider.isCpu() ? Float.BYTES : 2);
   }
 
   /** The decode loop over the decoder graph, made once; call only when {@link #decoder()} has one. */
@@ -231,7 +244,7 @@ final class Generators implements AutoCloseable {
       try {
         long t0 = System.nanoTime();
         // The continuous loop, and so this copy beside it, runs on the CPU only.
-        generatorModel = LlmModel.genaiModel(config.folder(), intraOpThreads, false, ExecutionProvider.cpu());
+        generatorModel = LlmModel.genaiModel(loadDir, intraOpThreads, false, ExecutionProvider.cpu());
         LOG.info("Loaded onnxruntime-genai's own copy of {} for rows its generator serves (response formats) in {} ms",
             config.folder(), Math.round((System.nanoTime() - t0) / 1e6));
       } catch (GenAIException e) {

@@ -18,6 +18,7 @@ import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.engine.natives.NativeLibraries;
 import io.genaibatch.engine.natives.TokenizerStub;
 import io.genaibatch.engine.natives.Utf8Bridge;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -37,7 +38,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * terms ({@link DecodeTerms}) to the model's one decode loop ({@link DecodeLoop}, whose thread and
  * key/value cache all callers share) or makes native generators, which live inside that call.
  * Lifetime: the model outlives everything made from it; {@link #close()} waits for running calls to
- * end, frees the decoder session, the tokenizer, then the models, and is idempotent. Any call after
+ * end, frees the decoder session, the tokenizer, then the models, removes the staging folder, and is idempotent. Any call after
  * close throws {@link IllegalStateException}.
  */
 public final class LlmModel implements AutoCloseable {
@@ -46,6 +47,8 @@ public final class LlmModel implements AutoCloseable {
       .configure(JsonWriteFeature.ESCAPE_NON_ASCII.mappedFeature(), true);
 
   private final GenAiConfig config;
+  /** The folder onnxruntime-genai loaded: the checked config and links to the model folder's files. */
+  private final StagedFolder staged;
   /** onnxruntime-genai's model: with the weights, or over the tokenizer stub when the loop runs the weights. */
   private final Model model;
   private final Tokenizer tokenizer;
@@ -62,16 +65,17 @@ public final class LlmModel implements AutoCloseable {
    * @param decoder the decoder graph opened at load, or null to open it at first need
    * @param noDecoder why the loop cannot run the model, when known at load
    */
-  private LlmModel(GenAiConfig config, Model model, boolean stubbed, Tokenizer tokenizer, Set<Integer> eosIds,
-      Utf8Bridge bridge, double loadMillis, int intraOpThreads, int loopThreads, Optional<OrtDecoder> decoder,
-      String noDecoder) {
+  private LlmModel(GenAiConfig config, StagedFolder staged, Model model, boolean stubbed, Tokenizer tokenizer,
+      Set<Integer> eosIds, Utf8Bridge bridge, double loadMillis, int intraOpThreads, int loopThreads,
+      Optional<OrtDecoder> decoder, String noDecoder, ExecutionProvider provider) {
     this.config = config;
+    this.staged = staged;
     this.model = model;
     this.tokenizer = tokenizer;
     this.bridge = bridge;
     this.loadMillis = loadMillis;
-    this.generators = new Generators(config, eosIds, this::decodeTokens, this::encode, intraOpThreads, loopThreads,
-        stubbed ? null : model, decoder, noDecoder);
+    this.generators = new Generators(config, staged.dir(), eosIds, this::decodeTokens, this::encode, intraOpThreads,
+        loopThreads, stubbed ? null : model, decoder, noDecoder, provider);
   }
 
   /** The end-of-sequence ids of genai_config.json and of the tokenizer, where it says. */
@@ -133,7 +137,22 @@ public final class LlmModel implements AutoCloseable {
    */
   public static LlmModel load(Path folder, int intraOpThreads, int loopThreads, boolean continuous,
       ExecutionProvider provider) {
-    GenAiConfig cfg = GenAiConfig.read(folder);
+    return load(folder, intraOpThreads, loopThreads, continuous, provider, false);
+  }
+
+  /**
+   * As {@link #load(Path, int, int, boolean, ExecutionProvider)}. The folder's {@code
+   * genai_config.json} is read once: checked (a custom operator library refused unless {@code
+   * allowCustomOps}, every file it names inside the folder), then loaded from a private staging
+   * folder holding those very bytes ({@link StagedFolder}), so a config changed in between is not the
+   * one loaded.
+   *
+   * @param allowCustomOps whether the config may name a custom operator library (native code)
+   */
+  public static LlmModel load(Path folder, int intraOpThreads, int loopThreads, boolean continuous,
+      ExecutionProvider provider, boolean allowCustomOps) {
+    byte[] checked = GenAiConfig.bytesOf(folder);
+    GenAiConfig cfg = GenAiConfig.read(folder, checked, name -> Files.isRegularFile(folder.resolve(name)), allowCustomOps);
     NativeLibraries.ensureLoaded();
     if (!provider.isCpu()) {
       NativeLibraries.onnxRuntimeDir().flatMap(provider::missingIn).ifPresent(why -> {
@@ -151,22 +170,25 @@ public final class LlmModel implements AutoCloseable {
     }
     Model model = null;
     Tokenizer tok = null;
+    StagedFolder staged = null;
     try {
-      model = genaiModel(folder, intraOpThreads, decoder.isPresent(), provider);
+      staged = StagedFolder.of(folder, checked);
+      model = genaiModel(staged.dir(), intraOpThreads, decoder.isPresent(), provider);
       tok = new Tokenizer(model);
       Utf8Bridge bridge = Utf8Bridge.read(cfg.folder());
       // On another provider the decoder is never opened later either: the loop's graph runs on the CPU.
       Optional<OrtDecoder> known = loop ? decoder : provider.isCpu() ? null : Optional.empty();
       String noLoop = loop ? why
           : provider.isCpu() ? null : "on execution provider " + provider.name() + " onnxruntime-genai batches the rows";
-      return new LlmModel(cfg, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
-          (System.nanoTime() - t0) / 1e6, intraOpThreads, loopThreads, known, noLoop);
+      return new LlmModel(cfg, staged, model, decoder.isPresent(), tok, eosIds(cfg, tok), bridge,
+          (System.nanoTime() - t0) / 1e6, intraOpThreads, loopThreads, known, noLoop, provider);
     } catch (GenAIException | RuntimeException e) {
       // Whatever failed, the native handles made so far are freed: the tokenizer before its model.
       EngineException failure = loadFailure(folder, provider, e);
       closeAfterFailure(tok, failure);
       closeAfterFailure(model, failure);
       decoder.ifPresent(d -> closeAfterFailure(d, failure));
+      closeAfterFailure(staged, failure);
       throw failure;
     }
   }
@@ -225,6 +247,11 @@ public final class LlmModel implements AutoCloseable {
 
   public GenAiConfig config() {
     return config;
+  }
+
+  /** The folder onnxruntime-genai loaded: the checked config and links to the model folder's files. */
+  Path loadedFolder() {
+    return staged.dir();
   }
 
   /** Wall time of the native load, milliseconds. */
@@ -484,7 +511,7 @@ public final class LlmModel implements AutoCloseable {
       }
     }
     StaticBatches.Run fixed = generators.staticBatches().run(staticRows, batchSize,
-        batching.staticBatches() ? batching : Batching.FIXED, out, terms::isCancelled);
+        batching.staticBatches() ? batching : Batching.FIXED, out, terms::isCancelled, terms.limitBytes());
     SlotUsage slots = fixed.slots();
     DecodeProfile profile = DecodeProfile.NONE;
     if (!continuous.isEmpty()) {
@@ -534,6 +561,7 @@ public final class LlmModel implements AutoCloseable {
       tokenizer.close();
       generators.closeGeneratorModel(model);
       model.close();
+      staged.close();
     } finally {
       lock.writeLock().unlock();
     }

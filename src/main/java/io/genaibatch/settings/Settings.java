@@ -75,9 +75,10 @@ public final class Settings {
           + " tasks' rows together; with static batches, prompts per generation call); 1 runs every prompt alone and gives the answers of a one-prompt-at-a-time reference such as the"
           + " pyfunc wrapper");
   public static final Setting<Integer> KV_CACHE_MB = declare("kv_cache_mb", Scope.SCORING,
-      ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task accounts for in continuous"
-          + " batching, in MiB (its executor's loop holds at most its tasks' limits summed); a window whose batch would"
-          + " need more runs fewer rows at a time (at least two)");
+      ValueType.integer(1, 1_048_576), 4096, "MIB", "Most key/value cache one task accounts for, in MiB, on"
+          + " every path (its executor's loop holds at most its tasks' limits summed; onnxruntime-genai's own batches"
+          + " count rows x max_length): a window whose batch would need more runs fewer rows at a time, and a row that"
+          + " alone needs more is that row's error");
   public static final Setting<Integer> PREFIX_CACHE_MB = declare("prefix_cache_mb", Scope.SCORING,
       ValueType.integer(0, 1_048_576), 2048, "MIB", "Most key/value cache of prompt prefixes each executor keeps, in"
           + " MiB: a row whose prompt starts with a cached prefix (a shared instruction, system prompt or few-shot"

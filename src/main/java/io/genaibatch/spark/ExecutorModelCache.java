@@ -1,6 +1,5 @@
 package io.genaibatch.spark;
 
-import io.genaibatch.engine.GenAiConfig;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
@@ -135,10 +134,9 @@ public final class ExecutorModelCache {
       local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(cache));
     }
     double fetchMillis = (System.nanoTime() - t0) / 1e6;
-    // Checked again here: the executor loads its own copy of the folder, not the driver's.
-    GenAiConfig.checkCustomOps(local.genaiDir(), spec.allowCustomOps());
+    // Checked again here, as it is loaded: the executor loads its own copy of the folder, not the driver's.
     LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.executorLoopThreads(),
-        spec.continuous(), spec.provider());
+        spec.continuous(), spec.provider(), spec.allowCustomOps());
     LOADS.incrementAndGet();
     // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.
     e = new Entry(spec.modelKey(), model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);

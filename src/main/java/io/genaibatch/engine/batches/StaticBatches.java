@@ -43,11 +43,17 @@ public final class StaticBatches {
   private final Set<Integer> eosIds;
   private final Completion.Decoder text;
   private final BatchPlanner planner = new BatchPlanner();
+  /** Key/value bytes of one position of one row in the generator's cache; 0 when unknown. */
+  private final long kvPerPosition;
 
-  /** @param models onnxruntime-genai's model with the weights, asked for at the first batch */
+  /**
+   * @param models onnxruntime-genai's model with the weights, asked for at the first batch
+   * @param kvPerPosition key/value bytes of one position of one row; 0 when unknown (no bound)
+   */
   public StaticBatches(java.util.function.Supplier<Model> models, GenAiConfig config, Set<Integer> eosIds,
-      Completion.Decoder text) {
+      Completion.Decoder text, long kvPerPosition) {
     this.models = models;
+    this.kvPerPosition = kvPerPosition;
     this.config = config;
     this.eosIds = eosIds;
     this.text = text;
@@ -67,10 +73,15 @@ public final class StaticBatches {
     }
   }
 
-  /** Generates {@code requests} in native batches of about {@code batchSize}, filling {@code out}. */
+  /**
+   * Generates {@code requests} in native batches of about {@code batchSize}, filling {@code out}. The
+   * generator holds key/value cache for each of its rows up to the batch's length limit: a batch that
+   * would need more than {@code kvLimitBytes} runs as several smaller ones (each request is known to
+   * fit alone, see {@code RequestCheck}).
+   */
   public Run run(List<PreparedRequest> requests, int batchSize, Batching batching, Generation[] out,
-      BooleanSupplier cancelled) {
-    int context = config.contextLength();
+      BooleanSupplier cancelled, long kvLimitBytes) {
+    Bounded bounded = new Bounded(config.contextLength(), kvLimitBytes);
     Map<NativeKey, List<PreparedRequest>> groups = new LinkedHashMap<>();
     for (PreparedRequest r : requests) {
       groups.computeIfAbsent(NativeKey.of(r.request()), k -> new ArrayList<>()).add(r);
@@ -82,7 +93,7 @@ public final class StaticBatches {
           .thenComparingInt(PreparedRequest::index));
       if (good.get(0).request().guidance() != null) {
         for (PreparedRequest r : good) {
-          GuidedRun run = runGuided(r, context, batchSize, out, cancelled);
+          GuidedRun run = runGuided(r, bounded, batchSize, out, cancelled);
           slots = slots.plus(run.slots());
           batches += run.batches();
         }
@@ -96,23 +107,72 @@ public final class StaticBatches {
         // Adaptive: plan the rest of the window with what the batches so far measured, run the
         // first batch of the plan (the shortest prompts), then plan again.
         int size = batching == Batching.FIXED || batchSize == 1 || copies ? fixed[k] : nextAdaptive(good, from, batchSize);
-        List<PreparedRequest> batch = good.subList(from, from + size);
+        for (List<PreparedRequest> batch : bounded.split(good.subList(from, from + size))) {
+          batches++;
+          slots = slots.plus(runOrFail(batch, bounded, batchSize > 1, out, cancelled));
+        }
         from += size;
         k++;
-        batches++;
-        slots = slots.plus(runOrFail(batch, context, batchSize > 1, out, cancelled));
       }
     }
     return new Run(slots, batches);
   }
 
-  private SlotUsage runOrFail(List<PreparedRequest> batch, int context, boolean standIn, Generation[] out,
+  /**
+   * The generator's length limit and key/value bound: a batch of {@code rows} rows to {@code
+   * maxLength} positions holds {@code rows * maxLength} positions of cache.
+   */
+  private final class Bounded {
+    final int context;
+    final long limitBytes;
+
+    Bounded(int context, long limitBytes) {
+      this.context = context;
+      this.limitBytes = limitBytes;
+    }
+
+    /** The batch's length limit: its longest prompt (shorter ones are padded to it) and its largest budget. */
+    int maxLength(List<PreparedRequest> batch) {
+      int longest = 0;
+      int steps = 0;
+      for (PreparedRequest r : batch) {
+        longest = Math.max(longest, r.tokens().length);
+        steps = Math.max(steps, r.budget());
+      }
+      return Math.min(context, longest + steps);
+    }
+
+    boolean fits(int rows, int maxLength) {
+      return (long) rows * maxLength * kvPerPosition <= limitBytes;
+    }
+
+    /** {@code batch} cut, in order, into the longest runs whose cache fits (a request alone always runs). */
+    List<List<PreparedRequest>> split(List<PreparedRequest> batch) {
+      List<List<PreparedRequest>> runs = new ArrayList<>();
+      List<PreparedRequest> run = new ArrayList<>();
+      int rows = 0;
+      for (PreparedRequest r : batch) {
+        run.add(r);
+        if (run.size() > 1 && !fits(rows + r.n(), maxLength(run))) {
+          run.remove(run.size() - 1);
+          runs.add(run);
+          run = new ArrayList<>(List.of(r));
+          rows = 0;
+        }
+        rows += r.n();
+      }
+      runs.add(run);
+      return runs;
+    }
+  }
+
+  private SlotUsage runOrFail(List<PreparedRequest> batch, Bounded bounded, boolean standIn, Generation[] out,
       BooleanSupplier cancelled) {
     if (cancelled.getAsBoolean()) {
       throw new EngineException("The task was cancelled: generation stopped between batches");
     }
     try {
-      return runBatch(batch, context, standIn, out, cancelled);
+      return runBatch(batch, bounded, standIn, out, cancelled);
     } catch (GenAIException | RuntimeException e) {
       // As in the continuous loop: a cancelled task stops, its rows are not answered as failures.
       if (cancelled.getAsBoolean()) {
@@ -136,11 +196,11 @@ public final class StaticBatches {
    * alone, each of its {@code n} completions in a generator of its own, copy {@code c} seeded
    * {@code seed + c} when a seed is set (the same seed would repeat the first answer).
    */
-  private GuidedRun runGuided(PreparedRequest r, int context, int batchSize, Generation[] out,
+  private GuidedRun runGuided(PreparedRequest r, Bounded bounded, int batchSize, Generation[] out,
       BooleanSupplier cancelled) {
     boolean sampled = config.samples(r.request().options());
     if (!sampled || r.n() == 1) {
-      return new GuidedRun(runOrFail(List.of(r), context, batchSize > 1 && !sampled, out, cancelled), 1);
+      return new GuidedRun(runOrFail(List.of(r), bounded, batchSize > 1 && !sampled, out, cancelled), 1);
     }
     SlotUsage slots = SlotUsage.NONE;
     List<Choice> choices = new ArrayList<>();
@@ -151,7 +211,7 @@ public final class StaticBatches {
       GenerationRequest one = new GenerationRequest(req.prompt(),
           seed == null ? req.options() : req.options().withSeed(seed + c), req.stop(), 1, req.guidance());
       Generation[] single = new Generation[out.length];
-      slots = slots.plus(runOrFail(List.of(new PreparedRequest(r.index(), r.tokens(), r.budget(), r.cap(), one)), context,
+      slots = slots.plus(runOrFail(List.of(new PreparedRequest(r.index(), r.tokens(), r.budget(), r.cap(), one)), bounded,
           false, single, cancelled));
       Generation g = single[r.index()];
       if (!g.ok()) {
@@ -222,7 +282,7 @@ public final class StaticBatches {
    * out} at the requests' indexes. A lone row runs beside a stand-in copy of itself when {@code
    * standInAllowed} (batch size 2 or more), so it takes the batched kernel path.
    */
-  private SlotUsage runBatch(List<PreparedRequest> batch, int context, boolean standInAllowed, Generation[] out,
+  private SlotUsage runBatch(List<PreparedRequest> batch, Bounded bounded, boolean standInAllowed, Generation[] out,
       BooleanSupplier cancelled)
       throws GenAIException {
     long start = System.nanoTime();
@@ -232,18 +292,17 @@ public final class StaticBatches {
         real.add(new Completion(r, null));
       }
     }
-    boolean standIn = standInAllowed && real.size() == 1;
+    // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
+    int maxLength = bounded.maxLength(batch);
+    // A stand-in that would take the cache over its limit is left out: the row runs alone, as with batch size 1.
+    boolean standIn = standInAllowed && real.size() == 1 && bounded.fits(2, maxLength);
     int rows = real.size() + (standIn ? 1 : 0);
     int longest = 0;
-    int steps = 0;
     long promptTokens = 0;
     for (Completion s : real) {
       longest = Math.max(longest, s.request.tokens().length);
-      steps = Math.max(steps, s.request.budget());
       promptTokens += s.request.tokens().length;
     }
-    // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
-    int maxLength = Math.min(context, longest + steps);
     GenerationRequest first = batch.get(0).request();
     int stepsRun = 0;
     long prefillEnd;

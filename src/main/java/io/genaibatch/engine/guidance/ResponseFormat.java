@@ -16,6 +16,7 @@ import com.networknt.schema.SchemaLocation;
 import com.networknt.schema.SchemaValidatorsConfig;
 import com.networknt.schema.SpecVersion.VersionFlag;
 import com.networknt.schema.ValidationMessage;
+import com.networknt.schema.regex.RegularExpressionFactory;
 import io.genaibatch.common.Sha256;
 import io.genaibatch.engine.EngineException;
 import java.io.Serializable;
@@ -236,6 +237,8 @@ public final class ResponseFormat implements Serializable {
       }
     } catch (JsonSchemaException e) {
       throw refuse(where, "has a JSON Schema that cannot be read: " + e.getMessage(), EXAMPLE_JSON);
+    } catch (com.google.re2j.PatternSyntaxException e) {
+      throw patternRefused(where, e);
     }
     if (!errors.isEmpty()) {
       Set<String> distinct = new LinkedHashSet<>(errors);
@@ -245,9 +248,20 @@ public final class ResponseFormat implements Serializable {
     try {
       format.validator();
     } catch (JsonSchemaException e) {
+      if (e.getCause() instanceof com.google.re2j.PatternSyntaxException p) {
+        throw patternRefused(where, p);
+      }
       throw refuse(where, "has a JSON Schema that cannot be compiled: " + e.getMessage(), EXAMPLE_JSON);
+    } catch (com.google.re2j.PatternSyntaxException e) {
+      throw patternRefused(where, e);
     }
     return format;
+  }
+
+  private static EngineException patternRefused(String where, com.google.re2j.PatternSyntaxException e) {
+    return refuse(where, "has a JSON Schema pattern that RE2 cannot compile: " + e.getDescription() + " in "
+        + e.getPattern() + ". Patterns are matched with RE2 (linear time, as llguidance generates them): write it"
+        + " without look-around or back-references", "'{\"type\":\"string\",\"pattern\":\"^[a-z]+$\"}'");
   }
 
   /** Only local references: neither llguidance nor a Spark executor may fetch a remote one. */
@@ -321,8 +335,19 @@ public final class ResponseFormat implements Serializable {
 
   /** Errors located by JSON pointer ({@code /properties/x}), as users and schemas spell them. */
   private static SchemaValidatorsConfig config() {
-    return SchemaValidatorsConfig.builder().pathType(PathType.JSON_POINTER).build();
+    return SchemaValidatorsConfig.builder().pathType(PathType.JSON_POINTER).regularExpressionFactory(RE2).build();
   }
+
+  /**
+   * A schema's {@code pattern}s and {@code patternProperties}, matched with RE2/J as the format's own
+   * regex is ({@link #regex}): in time linear in the answer, so no pattern (say {@code ^(a+)+$}) can
+   * hold a task, where the validator's default (the JDK's backtracking engine) has no bound. A JSON
+   * Schema pattern matches anywhere in the value (ECMA-262's {@code test}), hence {@code find}.
+   */
+  private static final RegularExpressionFactory RE2 = regex -> {
+    com.google.re2j.Pattern p = com.google.re2j.Pattern.compile(regex);
+    return value -> p.matcher(value).find();
+  };
 
   /**
    * Checks the syntax with RE2/J, whose dialect is RE2's: like llguidance's (Rust's {@code regex}

@@ -1,9 +1,7 @@
 package io.genaibatch.engine.loop;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.engine.GenAiConfig;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Optional;
 
@@ -32,18 +30,9 @@ public record DecoderGraph(
     String presentKey,
     String presentValue) {
 
-  private static final ObjectMapper JSON = new ObjectMapper();
-
-  /** The graph of {@code config}'s folder, or why the folder's config does not describe one this loop can run. */
+  /** The graph of {@code config} (its {@code model} section as read and checked), or why the folder's config does not describe one this loop can run. */
   public static Optional<DecoderGraph> read(GenAiConfig config, StringBuilder why) {
-    JsonNode root;
-    try {
-      root = JSON.readTree(config.folder().resolve(GenAiConfig.FILE_NAME).toFile());
-    } catch (IOException e) {
-      why.append("cannot read ").append(GenAiConfig.FILE_NAME).append(": ").append(e.getMessage());
-      return Optional.empty();
-    }
-    JsonNode d = root.path("model").path("decoder");
+    JsonNode d = config.model().path("decoder");
     int layers = d.path("num_hidden_layers").asInt(0);
     int kvHeads = d.path("num_key_value_heads").asInt(0);
     int headSize = d.path("head_size").asInt(0);
@@ -51,7 +40,7 @@ public record DecoderGraph(
       why.append("genai_config.json lacks num_hidden_layers, num_key_value_heads, head_size or vocab_size");
       return Optional.empty();
     }
-    if (d.has("pipeline") || root.path("model").has("embedding") || root.path("model").has("vision")) {
+    if (d.has("pipeline") || config.model().has("embedding") || config.model().has("vision")) {
       why.append("the model is a pipeline of several graphs");
       return Optional.empty();
     }

@@ -224,4 +224,27 @@ class ResponseFormatTest {
     assertThat(ResponseFormat.nestingDepth("lark:start: (\"(\" | (\"b\"))")).isEqualTo(2);
     assertThat(ResponseFormat.nestingDepth("[".repeat(100_000))).isEqualTo(100_000);
   }
+
+  @Test
+  void aCatastrophicSchemaPatternIsMatchedInLinearTime() {
+    // With the JDK's backtracking engine, ^(a+)+$ against 40 a's and a b takes about 2^40 steps.
+    ResponseFormat f = ResponseFormat.parse("{\"type\":\"string\",\"pattern\":\"^(a+)+$\"}", "the row's format");
+    String forced = "\"" + "a".repeat(40_000) + "b\"";
+
+    boolean accepted = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
+        () -> f.accepts(forced));
+
+    assertThat(accepted).isFalse();
+    assertThat(f.accepts("\"" + "a".repeat(40_000) + "\"")).isTrue();
+    assertThat(f.accepts("\"xaa\"")).as("a pattern matches anywhere unless anchored, as ECMA-262's").isFalse();
+    assertThat(ResponseFormat.parse("{\"type\":\"string\",\"pattern\":\"[0-9]{3}\"}", "x").accepts("\"ab123\""))
+        .isTrue();
+  }
+
+  @Test
+  void aSchemaPatternRe2CannotCompileIsRefusedNamingIt() {
+    assertThatThrownBy(() -> ResponseFormat.parse("{\"type\":\"string\",\"pattern\":\"^(a)\\\\1$\"}",
+        "the row's format")).isInstanceOf(EngineException.class).hasMessageContaining("the row's format")
+        .hasMessageContaining("pattern").hasMessageContaining("back-references");
+  }
 }

@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 /** Token choice on hand-made logits: no model needed. */
 class TokenChooserTest {
   private static final GenAiConfig CONFIG = new GenAiConfig(Path.of("."), "phi3", 4096, 6, List.of(5), 5, "model.onnx",
-      Map.of("do_sample", false, "top_k", 1));
+      Map.of("do_sample", false, "top_k", 1), com.fasterxml.jackson.databind.node.MissingNode.getInstance());
   private static final float[] LOGITS = {-3f, 2f, 0.5f, 2f, -0.25f, 1f};
 
   private static Map<Integer, Integer> draws(SearchOptions o, int times) {
