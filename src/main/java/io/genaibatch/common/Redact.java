@@ -47,12 +47,20 @@ public final class Redact {
       + "([A-Za-z][A-Za-z0-9+.-]*:)//\\S*@(?=" + HOST + "(?![A-Za-z0-9._~%@-]))");
   /** A URI's query string inside free text ({@code dbfs:/} and {@code file:/} URIs too). */
   private static final Pattern TEXT_QUERY = Pattern.compile("(\\b[A-Za-z][A-Za-z0-9+.-]*:/[^\\s?#]*)\\?[^\\s#'\"]*");
+  /** A parameter's name that says it holds a credential: {@code sig}, {@code X-Amz-Security-Token}, {@code api_key}. */
+  private static final String SECRET_NAME =
+      "(?:[\\w.-]*[_.-])?(?:sig|signature|token|secret|password|passwd|pwd|credential|apikey|key)";
   /**
    * A parameter that names a credential, wherever it stands ({@code sig=}, {@code X-Amz-Signature=},
    * {@code access_token=}, {@code password=}): its value, to the next {@code &}, blank or quote.
    */
-  private static final Pattern SECRET_PARAM = Pattern.compile("(?i)((?:^|[?&;\\s])(?:[\\w.-]*[_.-])?"
-      + "(?:sig|signature|token|secret|password|passwd|pwd|credential|apikey|key)=)[^&;\\s'\"#]*");
+  private static final Pattern SECRET_PARAM = Pattern.compile("(?i)((?:^|[?&;\\s])" + SECRET_NAME + "=)[^&;\\s'\"#]*");
+
+  /**
+   * A regular expression that finds a URI's password or a credential parameter in a text, for
+   * another redactor's pattern (Spark's {@code spark.redaction.regex}, which hides a value it finds).
+   */
+  public static final String CREDENTIAL_REGEX = "://[^\\s/@]*:\\S*@|(?i:[?&]" + SECRET_NAME + "=)";
 
   /**
    * {@code text} (a message that may quote URIs: an exception's, a server's answer) with every URI's
