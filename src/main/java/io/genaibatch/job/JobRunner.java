@@ -258,7 +258,7 @@ final class JobRunner {
         .first();
     long rows = agg.getLong(0);
     long ok = agg.isNullAt(1) ? 0 : agg.getLong(1);
-    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, rows - ok, output,
+    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, rows - ok, Settings.OUTPUT.shown(output),
         (System.nanoTime() - t0) / 1e9);
     double errorRate = rows == 0 ? 0 : (double) (rows - ok) / rows;
     double maxErrorRate = cfg.get(Settings.MAX_ERROR_RATE);
