@@ -13,6 +13,8 @@ import java.io.PrintWriter;
 import java.nio.file.Paths;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -73,6 +75,8 @@ public final class BatchScoringJob {
         // A local job's UI dies with it and costs about a second to start: off unless asked for.
         b.config("spark.ui.enabled", "false");
       }
+      // Set before the SparkContext starts: its UI, REST API and event log read it from there.
+      b.config(REDACTION_REGEX, redactionRegex(conf));
       SparkSession spark = b.getOrCreate();
       JobConfig cfg = new JobConfig(BatchScorer.withSparkConf(spark, values));
       return new JobRunner(spark, cfg).run().code();
@@ -92,6 +96,23 @@ public final class BatchScoringJob {
     } finally {
       err.flush();
     }
+  }
+
+  /** Spark's pattern of the conf keys and values its UI, REST API and event log hide. */
+  static final String REDACTION_REGEX = "spark.redaction.regex";
+
+  /**
+   * {@link #REDACTION_REGEX} as the job runs with it: the user's (else Spark's default) or the job's
+   * own conf keys that name a location ({@code spark.genaibatch.tracking_uri}, {@code
+   * spark.genaibatch.input}, ...) or a value holding a URI's password or a credential parameter
+   * (a command line in {@code sun.java.command}).
+   */
+  static String redactionRegex(SparkConf conf) {
+    String user = conf.get(REDACTION_REGEX,
+        org.apache.spark.internal.config.package$.MODULE$.SECRET_REDACTION_PATTERN().defaultValueString());
+    String keys = Settings.all().stream().filter(s -> s.type().location())
+        .map(s -> Pattern.quote(s.confKey())).collect(Collectors.joining("|"));
+    return user + "|" + keys + "|" + Redact.CREDENTIAL_REGEX;
   }
 
   /** The command line, every option made from its {@link Setting}. */

@@ -258,7 +258,7 @@ final class JobRunner {
         .first();
     long rows = agg.getLong(0);
     long ok = agg.isNullAt(1) ? 0 : agg.getLong(1);
-    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, rows - ok, output,
+    System.out.printf("genai-batch: wrote %d rows (%d ok, %d errors) to %s in %.1f s%n", rows, ok, rows - ok, Settings.OUTPUT.shown(output),
         (System.nanoTime() - t0) / 1e9);
     double errorRate = rows == 0 ? 0 : (double) (rows - ok) / rows;
     double maxErrorRate = cfg.get(Settings.MAX_ERROR_RATE);
@@ -357,7 +357,8 @@ final class JobRunner {
           in.scorer().options().scoredColumn(), in.promptSet(), tmp);
       run.logMetrics(eval.metrics(), 0);
       Map<String, String> endTags = new LinkedHashMap<>();
-      endTags.put(NightlyEvaluation.OUTPUT_TAG, cfg.get(Settings.OUTPUT));
+      // A path's credentials stay out of the run: a next run's comparison cannot read such an output back.
+      endTags.put(NightlyEvaluation.OUTPUT_TAG, String.valueOf(Settings.OUTPUT.shown(cfg.get(Settings.OUTPUT))));
       if (!eval.breaches().isEmpty()) {
         String breaches = String.join("; ", eval.breaches());
         System.err.println("genai-batch: evaluation thresholds breached: " + breaches);
@@ -400,14 +401,14 @@ final class JobRunner {
       schema.add(Map.of("name", f.name(), "type", mlflowType(f.dataType()), "required", !f.nullable()));
     }
     boolean table = cfg.get(Settings.INPUT_FORMAT).equals("table");
+    String shown = String.valueOf(Settings.INPUT.shown(cfg.get(Settings.INPUT)));
     String source;
     try {
-      source = new ObjectMapper().writeValueAsString(
-          table ? Map.of("table_name", cfg.get(Settings.INPUT)) : Map.of("uri", cfg.get(Settings.INPUT)));
+      source = new ObjectMapper().writeValueAsString(table ? Map.of("table_name", shown) : Map.of("uri", shown));
     } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
-    String name = table ? cfg.get(Settings.INPUT) : new Path(cfg.get(Settings.INPUT)).getName();
+    String name = table ? shown : new Path(shown).getName();
     run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
   }
 
@@ -473,7 +474,7 @@ final class JobRunner {
     Map<String, String> p = new LinkedHashMap<>();
     SettingValues settled = scorer.settings();
     for (Setting s : Settings.all()) {
-      Object v = s.show(settled.get(s));
+      Object v = s.shown(settled.get(s));
       if (v != null && s != Settings.TRACKING_URI) {
         p.put(s.yamlPath(), String.valueOf(v));
       }

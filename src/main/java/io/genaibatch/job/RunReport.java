@@ -89,7 +89,7 @@ final class RunReport {
       }
       Path where = tmp.resolve("output.json");
       JSON.writerWithDefaultPrettyPrinter().writeValue(where.toFile(),
-          Map.of("path", cfg.get(Settings.OUTPUT), "format", "parquet", "rows", rows, "mode", cfg.get(Settings.MODE)));
+          Map.of("path", String.valueOf(Settings.OUTPUT.shown(cfg.get(Settings.OUTPUT))), "format", "parquet", "rows", rows, "mode", cfg.get(Settings.MODE)));
       run.logArtifact(where, "output.json");
       logged.add("output.json");
       return logged;

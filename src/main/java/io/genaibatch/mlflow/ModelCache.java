@@ -127,7 +127,7 @@ public final class ModelCache {
           return new Fetched(target, true, (System.nanoTime() - t0) / 1e6, bytes);
         }
       } catch (IOException e) {
-        throw new MlflowException("Cannot fetch model " + Redact.uri(source.uri()) + " into " + target + ": " + e.getMessage(), e);
+        throw new MlflowException("Cannot fetch model " + Redact.uri(source.uri()) + " into " + target + ": " + Redact.message(e.getMessage()), e);
       }
     }
   }
@@ -145,7 +145,7 @@ public final class ModelCache {
       for (ArtifactFile f : files) {
         Path dest = tmp.resolve(f.path()).normalize();
         if (!dest.startsWith(tmp)) {
-          throw new MlflowException("Artifact listing entry '" + f.path() + "' of " + source.uri() + " escapes the target directory");
+          throw new MlflowException("Artifact listing entry '" + f.path() + "' of " + Redact.uri(source.uri()) + " escapes the target directory");
         }
         Files.createDirectories(dest.getParent());
         bytes += downloadFile(source, f, dest);
@@ -163,7 +163,7 @@ public final class ModelCache {
       AtomicFiles.publish(tmp, target);
       done = true;
       DOWNLOADS.incrementAndGet();
-      LOG.info("Fetched model {} ({} files, {} bytes) into {}", source.uri(), files.size(), bytes, target);
+      LOG.info("Fetched model {} ({} files, {} bytes) into {}", Redact.uri(source.uri()), files.size(), bytes, target);
       return bytes;
     } finally {
       if (!done) {
@@ -211,7 +211,7 @@ public final class ModelCache {
         source.download(f, dest);
         long size = Files.size(dest);
         if (f.size() >= 0 && size != f.size()) {
-          throw new MlflowException("Artifact " + source.uri() + "/" + f.path() + " has " + size
+          throw new MlflowException("Artifact " + Redact.uri(source.uri()) + "/" + f.path() + " has " + size
               + " bytes but its listing says " + f.size() + ": the store changed during the download or is corrupt;"
               + " nothing was kept, run again");
         }

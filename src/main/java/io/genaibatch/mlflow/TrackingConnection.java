@@ -91,7 +91,7 @@ public final class TrackingConnection implements Closeable {
           env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD"),
           env.get("MLFLOW_TRACKING_TOKEN"), insecure));
     }
-    throw new MlflowException("Tracking URI " + uri + " is not supported: use http(s)://HOST:PORT,"
+    throw new MlflowException("Tracking URI " + Redact.uri(uri) + " is not supported: use http(s)://HOST:PORT,"
         + " databricks or databricks://PROFILE (a local mlruns folder needs `mlflow server`)");
   }
 
@@ -154,12 +154,13 @@ public final class TrackingConnection implements Closeable {
       return s == null || s.isBlank() ? JSON.createObjectNode() : JSON.readTree(s);
     } catch (MlflowHttpException e) {
       throw new MlflowHttpError(e.getStatusCode(), errorCode(e.getBodyMessage()),
-          "MLflow " + trackingUri + " answered " + e.getStatusCode() + " to " + endpoint + ": " + message(e.getBodyMessage()), e);
+          "MLflow " + Redact.uri(trackingUri) + " answered " + e.getStatusCode() + " to " + endpoint + ": " + message(e.getBodyMessage()), e);
     } catch (MlflowClientException e) {
-      throw new MlflowException("Cannot reach MLflow tracking server " + trackingUri + " (" + endpoint + "): "
-          + rootMessage(e) + ". Check --tracking-uri / " + TRACKING_URI_ENV + " and that the server is up.", e);
+      throw new MlflowException("Cannot reach MLflow tracking server " + Redact.uri(trackingUri) + " (" + endpoint + "): "
+          + Redact.message(rootMessage(e)) + ". Check --tracking-uri / " + TRACKING_URI_ENV + " and that the server is up.", e);
     } catch (Exception e) {
-      throw new MlflowException("MLflow call " + endpoint + " to " + trackingUri + " failed: " + rootMessage(e), e);
+      throw new MlflowException("MLflow call " + endpoint + " to " + Redact.uri(trackingUri) + " failed: "
+          + Redact.message(rootMessage(e)), e);
     }
   }
 

@@ -1,5 +1,6 @@
 package io.genaibatch.settings;
 
+import io.genaibatch.common.Redact;
 import java.util.List;
 
 /**
@@ -138,6 +139,15 @@ public final class Setting<T> {
   /** The value as a config file would write it. */
   public Object show(T value) {
     return type.show(value);
+  }
+
+  /**
+   * The value as the run's params, the effective config and the logs show it: {@link #show}, a
+   * location's credentials cut out.
+   */
+  public Object shown(T value) {
+    Object v = show(value);
+    return type.location() && v != null ? Redact.uri(v.toString()) : v;
   }
 
   @Override

@@ -179,7 +179,7 @@ public final class SettingValues implements Serializable {
     Map<String, Object> m = new LinkedHashMap<>();
     for (Setting s : Settings.within(widest)) {
       Map<String, Object> e = new LinkedHashMap<>();
-      e.put("value", s.show(get(s)));
+      e.put("value", s.shown(get(s)));
       e.put("source", source(s));
       m.put(s.key(), e);
     }

@@ -29,12 +29,12 @@ public final class Settings {
   private static final List<Setting<?>> ALL = new ArrayList<>();
 
   // --- the model and the tracking server
-  public static final Setting<String> MODEL_URI = declare("model_uri", Scope.SCORING, ValueType.text(), null, "URI",
+  public static final Setting<String> MODEL_URI = declare("model_uri", Scope.SCORING, ValueType.locationText(), null, "URI",
       "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest, models:/m-ID, runs:/RUN_ID/PATH, or a local,"
           + " file:, dbfs:, /Volumes/..., s3a:, abfss: or gs: model directory");
-  public static final Setting<String> TRACKING_URI = declare("tracking_uri", Scope.SCORING, ValueType.text(), null,
+  public static final Setting<String> TRACKING_URI = declare("tracking_uri", Scope.SCORING, ValueType.locationText(), null,
       "URI", "MLflow tracking server (else MLFLOW_TRACKING_URI)");
-  public static final Setting<String> CACHE_DIR = declare("cache_dir", Scope.SCORING, ValueType.text(), null, "DIR",
+  public static final Setting<String> CACHE_DIR = declare("cache_dir", Scope.SCORING, ValueType.locationText(), null, "DIR",
       "Per-host model cache folder (default $TMPDIR/genai-batch-models-$USER)");
   public static final Setting<Boolean> ALLOW_CUSTOM_OPS = declare("allow_custom_ops", Scope.SCORING, ValueType.bool(),
       false, "BOOL", "Load a model whose genai_config.json names a custom operator library (native code from the"
@@ -48,11 +48,11 @@ public final class Settings {
           + " gpu_mem_limit=20000000000; repeatable (device_id is the task's GPU unless given)");
 
   // --- input and output of the job
-  public static final Setting<String> INPUT = declare("input", Scope.JOB, ValueType.text(), null, "PATH|TABLE",
+  public static final Setting<String> INPUT = declare("input", Scope.JOB, ValueType.locationText(), null, "PATH|TABLE",
       "Input path, or table name with --input-format table");
   public static final Setting<String> INPUT_FORMAT = declare("input_format", Scope.JOB,
       ValueType.choice("parquet", "json", "csv", "table"), "parquet", "FMT", "parquet, json, csv (with header) or table");
-  public static final Setting<String> OUTPUT = declare("output", Scope.JOB, ValueType.text(), null, "PATH",
+  public static final Setting<String> OUTPUT = declare("output", Scope.JOB, ValueType.locationText(), null, "PATH",
       "Output Parquet path");
   public static final Setting<String> MODE = declare("mode", Scope.JOB, ValueType.choice("overwrite", "append", "resume"),
       "overwrite", "MODE", "overwrite, append or resume; resume scores only input rows whose id has no successful"

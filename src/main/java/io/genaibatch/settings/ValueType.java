@@ -27,6 +27,7 @@ public final class ValueType<T> {
   private final Function<T, Object> show;
   private boolean plain;
   private boolean freeText;
+  private boolean location;
 
   private ValueType(Class<T> javaType, String describe, Function<Object, T> parse, Function<T, Object> show) {
     this.javaType = javaType;
@@ -51,6 +52,14 @@ public final class ValueType<T> {
   /** Whether any text is a value (a path, a column, a URI), so blank text means "not given". */
   public boolean freeText() {
     return freeText;
+  }
+
+  /**
+   * Whether a value names a place (a URI, a path, a table) that may carry credentials
+   * ({@code s3a://KEY:SECRET@bucket}, a SAS token's {@code ?sig=}), so that it is shown redacted.
+   */
+  public boolean location() {
+    return location;
   }
 
   private ValueType<T> asPlain() {
@@ -91,6 +100,13 @@ public final class ValueType<T> {
     ValueType<String> t = new ValueType<>(String.class, "text",
         raw -> raw instanceof Map || raw instanceof List ? null : raw.toString(), v -> v);
     t.freeText = true;
+    return t;
+  }
+
+  /** Free text naming a place: a URI, a path or a table, shown with its credentials cut out. */
+  public static ValueType<String> locationText() {
+    ValueType<String> t = text();
+    t.location = true;
     return t;
   }
 

@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.Redact;
 import io.genaibatch.engine.LlmModel;
 import io.genaibatch.mlflow.ModelCache;
 import io.genaibatch.mlflow.ModelFetcher;
@@ -126,23 +127,34 @@ public final class ExecutorModelCache {
     }
     evictIdle(spec.modelKey());
     long t0 = System.nanoTime();
+    // This JVM (an executor's) learns the credentials here: what the driver remembered stays there.
+    Redact.rememberUri(spec.model().uri().raw());
+    Redact.rememberUri(spec.model().artifactUri());
     ModelFetcher.LocalModel local;
-    try (TrackingConnection tracking = spec.connect()) {
-      JobHadoopConf.install();
-      // No --cache-dir: this host's own default, computed here (the driver's may not exist here).
-      Path cache = spec.cacheDir() != null ? Paths.get(spec.cacheDir()) : ModelCache.defaultRoot();
-      local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(cache));
+    LlmModel model;
+    double fetchMillis;
+    try {
+      try (TrackingConnection tracking = spec.connect()) {
+        JobHadoopConf.install();
+        // No --cache-dir: this host's own default, computed here (the driver's may not exist here).
+        Path cache = spec.cacheDir() != null ? Paths.get(spec.cacheDir()) : ModelCache.defaultRoot();
+        local = ModelFetcher.fetch(spec.model(), tracking, new ModelCache(cache));
+      }
+      fetchMillis = (System.nanoTime() - t0) / 1e6;
+      // Checked again here, as it is loaded: the executor loads its own copy of the folder, not the driver's.
+      model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.executorLoopThreads(),
+          spec.continuous(), spec.provider(), spec.allowCustomOps());
+    } catch (RuntimeException failed) {
+      // Spark logs a task's failure on the executor and the driver: its messages quote no credential.
+      throw Redact.unchecked(failed);
     }
-    double fetchMillis = (System.nanoTime() - t0) / 1e6;
-    // Checked again here, as it is loaded: the executor loads its own copy of the folder, not the driver's.
-    LlmModel model = LlmModel.load(local.genaiDir(), spec.intraOpThreads(), spec.executorLoopThreads(),
-        spec.continuous(), spec.provider(), spec.allowCustomOps());
     LOADS.incrementAndGet();
     // Only a download counts as a fetch: a cached copy or a folder read in place cost nothing to move.
     e = new Entry(spec.modelKey(), model, local.downloaded() ? local.fetchMillis() : 0, local.downloaded() ? local.fetchedBytes() : 0);
     e.holders = 1;
     MODELS.put(key, e);
-    LOG.info("Loaded model {} from {} in {} ms (fetch {} ms, {} bytes downloaded)", spec.model().uri(), local.genaiDir(),
+    LOG.info("Loaded model {} from {} in {} ms (fetch {} ms, {} bytes downloaded)", Redact.uri(spec.model().uri().raw()),
+        local.genaiDir(),
         Math.round(model.loadMillis()), Math.round(fetchMillis), e.fetchBytes);
     return new Lease(key, e, true, (System.nanoTime() - t0) / 1e6);
   }
@@ -156,7 +168,7 @@ public final class ExecutorModelCache {
       }
     });
     for (String k : idle) {
-      LOG.info("Closing idle model {} before loading another", k);
+      LOG.info("Closing idle model {} before loading another", Redact.message(k));
       MODELS.remove(k).model.close();
     }
   }

@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.Redact;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import org.slf4j.Logger;
@@ -31,7 +32,7 @@ public final class LocalPreload {
       try (ExecutorModelCache.Lease lease = ExecutorModelCache.acquire(spec)) {
         f.complete(new Loaded(lease.loadedNow(), lease.loadMillis(), lease.fetchMillis(), lease.fetchBytes()));
       } catch (RuntimeException | LinkageError e) {
-        LOG.info("Loading the model ahead of the tasks failed; the tasks will load it: {}", e.getMessage());
+        LOG.info("Loading the model ahead of the tasks failed; the tasks will load it: {}", Redact.message(e.getMessage()));
         f.complete(null);
       }
     }, "genai-batch-model-preload");

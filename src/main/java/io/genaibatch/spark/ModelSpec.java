@@ -1,5 +1,6 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.common.Redact;
 import io.genaibatch.engine.natives.ExecutionProvider;
 import io.genaibatch.mlflow.ResolvedModel;
 import io.genaibatch.mlflow.TrackingConnection;
@@ -81,7 +82,8 @@ public record ModelSpec(ResolvedModel model, String trackingUri, Map<String, Str
 
   @Override
   public String toString() {
-    return "ModelSpec[" + model.uri() + " -> " + model.artifactUri() + ", tracking=" + trackingUri
+    return "ModelSpec[" + Redact.uri(model.uri().raw()) + " -> " + Redact.uri(model.artifactUri()) + ", tracking="
+        + Redact.uri(trackingUri)
         + ", credentials=" + (mlflowEnv.isEmpty() ? "none" : "<redacted>") + ", cache=" + cacheDir
         + ", threads=" + intraOpThreads + ", loopThreads=" + loopThreads + ", continuous=" + continuous + ", allowCustomOps=" + allowCustomOps
         + ", provider=" + provider + "]";

@@ -186,6 +186,12 @@ public final class Fixtures {
    */
   public static ChildRun runJob(Path workDir, Map<String, String> env, String... args)
       throws IOException, InterruptedException {
+    return runMain(workDir, env, "io.genaibatch.job.BatchScoringJob", args);
+  }
+
+  /** Runs {@code mainClass} of the test class path in a child JVM as {@link #runJob} runs the job's. */
+  public static ChildRun runMain(Path workDir, Map<String, String> env, String mainClass, String... args)
+      throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of(Paths.get(System.getProperty("java.home"), "bin", "java").toString()));
     for (String opt : System.getProperty("genaibatch.test.jvmargs", "").split(" ")) {
       if (!opt.isBlank()) {
@@ -193,7 +199,7 @@ public final class Fixtures {
       }
     }
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "-Dgenaibatch.project.dir=" + projectDir(),
-        "io.genaibatch.job.BatchScoringJob"));
+        mainClass));
     cmd.addAll(List.of(args));
     Path log = Files.createTempFile(workDir, "job-", ".log");
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(workDir.toFile()).redirectErrorStream(true)
