@@ -45,14 +45,28 @@ class StaticKvBoundTest {
   }
 
   @Test
-  void aStaticBatchOverTheLimitRunsAsSmallerBatches() {
-    // Each row fits alone (about 1100 positions), two together do not.
-    List<GenerationRequest> rows = List.of(asking(1100), asking(1100));
-    ScoredWindow bounded = model.score(rows, 2, Batching.FIXED, ONE_MIB, RowLimits.NONE);
-    ScoredWindow unbounded = model.score(rows, 2, Batching.FIXED, DecodeTerms.DEFAULT, RowLimits.NONE);
+  void aStaticBatchOverTheLimitRunsAsSmallerBatchesWithTheSameAnswers() {
+    // About 610 positions a row: three together fit in 1 MiB, four do not.
+    List<GenerationRequest> rows = List.of(asking(600), asking(600), asking(600), asking(600));
+    ScoredWindow bounded = model.score(rows, 4, Batching.FIXED, ONE_MIB, RowLimits.NONE);
+    ScoredWindow unbounded = model.score(rows, 4, Batching.FIXED, DecodeTerms.DEFAULT, RowLimits.NONE);
 
     assertThat(bounded.generations()).allSatisfy(g -> assertThat(g.ok()).as("%s", g.error()).isTrue());
     assertThat(bounded.batches()).isEqualTo(2);
     assertThat(unbounded.batches()).isEqualTo(1);
+    // The row left alone ran beside a stand-in: the batched kernel path, the same answer.
+    assertThat(bounded.generations()).map(Generation::text)
+        .isEqualTo(unbounded.generations().stream().map(Generation::text).toList());
+  }
+
+  @Test
+  void aBatchedRowWhoseStandInDoesNotFitIsItsErrorNotTheSingleRowPath() {
+    // About 1110 positions: it fits alone, not beside the stand-in copy a lone batched row runs with.
+    Generation g = model.score(List.of(asking(1100)), 2, Batching.FIXED, ONE_MIB, RowLimits.NONE).generations()
+        .get(0);
+
+    assertThat(g.ok()).isFalse();
+    assertThat(g.errorKind()).isEqualTo(ErrorKind.OVER_LIMIT);
+    assertThat(g.error()).contains("stand-in").contains("--kv-cache-mb 1");
   }
 }

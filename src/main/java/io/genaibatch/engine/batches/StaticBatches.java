@@ -294,8 +294,17 @@ public final class StaticBatches {
     }
     // Shorter prompts are padded to the longest; the batch's length limit is counted on that.
     int maxLength = bounded.maxLength(batch);
-    // A stand-in that would take the cache over its limit is left out: the row runs alone, as with batch size 1.
-    boolean standIn = standInAllowed && real.size() == 1 && bounded.fits(2, maxLength);
+    boolean standIn = standInAllowed && real.size() == 1;
+    if (standIn && !bounded.fits(2, maxLength)) {
+      // Alone it would take the single-row kernel path, whose greedy answers differ: in a batched job
+      // a row never does, so one whose stand-in does not fit is its own error.
+      PreparedRequest r = batch.get(0);
+      out[r.index()] = Generation.failed(r.index(), r.tokens().length, ErrorKind.OVER_LIMIT, "the row needs "
+          + ((2L * maxLength * kvPerPosition) >> 20) + " MiB of key/value cache beside the stand-in copy that keeps"
+          + " it on the batched kernel path, above the limit of --kv-cache-mb " + (bounded.limitBytes >> 20)
+          + ": raise --kv-cache-mb, or lower the row's max_tokens");
+      return SlotUsage.NONE;
+    }
     int rows = real.size() + (standIn ? 1 : 0);
     int longest = 0;
     long promptTokens = 0;
