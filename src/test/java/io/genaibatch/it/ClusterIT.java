@@ -8,6 +8,7 @@ import io.genaibatch.common.OutputColumns;
 import io.genaibatch.job.BatchScoringJob;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
@@ -15,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -25,11 +27,14 @@ import org.junit.jupiter.api.io.TempDir;
  * through jobs/run-cluster.sh on a standalone cluster (a master and two
  * workers, one executor JVM each, on 127.0.0.1), logging to a real MLflow server: the model is
  * loaded once per executor JVM whatever the number of partitions, read from the run's metrics;
- * under Spark's GPU scheduling (made-up GPUs) each task is given a GPU of its executor.
+ * under Spark's GPU scheduling (made-up GPUs) each task is given a GPU of its executor; the
+ * tracking URI's password, which the executors use too, is in no log of the driver, master, workers
+ * or executors.
  */
 class ClusterIT {
   static final ObjectMapper JSON = ClusterRuns.JSON;
   static final int ROWS = 64;
+  static final String SECRET = "cl/uster#s3cret" + System.nanoTime();
   static MlflowServer server;
 
   @BeforeAll
@@ -50,14 +55,25 @@ class ClusterIT {
     Path logFile = dir.resolve("cluster-" + partitions + ".log");
     // Two made-up GPUs per worker (a discovery script, no CUDA): Spark's GPU scheduling gives every
     // task one, which the CPU provider leaves idle, saying so.
+    // The tracking URI carries a password (percent-encoded '/' and '#'), which the executors use too.
+    String tracking = server.uri().replace("http://", "http://genai:" + SECRET.replace("/", "%2F").replace("#", "%23")
+        + "@");
     Process p = ClusterRuns.onCluster(dir.resolve("cluster-" + partitions), server, logFile, List.of(),
-        Map.of("GENAI_BATCH_WORKER_GPUS", "2"), "--model-uri", "models:/tiny-cluster@champion", "--input",
+        Map.of("GENAI_BATCH_WORKER_GPUS", "2", "MLFLOW_TRACKING_URI", tracking), "--model-uri", "models:/tiny-cluster@champion", "--input",
         in.toString(), "--input-format", "json", "--output", out.toString(), "--id-column", "id", "--experiment",
         "cluster-it", "--batch-size", "4").start();
     assertThat(p.waitFor(540, TimeUnit.SECONDS)).isTrue();
     String log = Files.readString(logFile);
     assertThat(p.exitValue()).as(log).isZero();
     assertThat(log).contains("spark.task.resource.gpu.amount is set, but --execution-provider is cpu");
+    // Neither the driver's log nor any log of the master, the workers and the executors holds the password.
+    try (Stream<Path> files = Files.walk(dir.resolve("cluster-" + partitions))) {
+      for (Path f : Stream.concat(Stream.of(logFile), files.filter(Files::isRegularFile)).toList()) {
+        String text = new String(Files.readAllBytes(f), StandardCharsets.ISO_8859_1);
+        assertThat(text).as(f.toString()).doesNotContain(SECRET).doesNotContain(SECRET.replace("/", "%2F").replace("#", "%23"))
+            .doesNotContain(SECRET.substring(SECRET.indexOf('/') + 1));
+      }
+    }
     // The numbers come from the job's metrics file and its output, never from its log.
     JsonNode written = JSON.readTree(out.resolve(BatchScoringJob.METRICS_FILE).toFile());
     assertThat(written.path("rows_total").asInt()).isEqualTo(ROWS);
