@@ -81,6 +81,33 @@ class BatchScoringJobTest extends SparkTestBase {
       "--n-column", "n", "--response-format-column", "response_format",
       "--response-format", "@jobs/data/sentiment_schema.json", "--parse-response"};
 
+  /**
+   * {@code --batch-size 1} runs every row alone through onnxruntime-genai's own generator, whose
+   * key/value cache is bounded by {@code --kv-cache-mb} as the loop's is: the tiny model holds 512
+   * bytes a position, so a row asking for 3000 tokens needs about 1.5 MiB, over a limit of 1.
+   */
+  @Test
+  void aBatchSizeOneJobKeepsEveryRowWithinKvCacheMb(@TempDir Path tmp) throws Exception {
+    Path input = tmp.resolve("rows.jsonl");
+    Files.writeString(input, "{\"id\": 0, \"prompt\": \"Tell a long story\", \"max_tokens\": 3000}\n"
+        + "{\"id\": 1, \"prompt\": \"Say hello\", \"max_tokens\": 5}\n"
+        + "{\"id\": 2, \"prompt\": \"Say goodbye\", \"max_tokens\": 5}\n");
+    String output = tmp.resolve("out").toString();
+    Result r = run("--model-uri", Fixtures.tinyModel().toString(), "--input", input.toString(), "--input-format",
+        "json", "--output", output, "--no-tracking", "--batch-size", "1", "--kv-cache-mb", "1", "--max-length",
+        "4096", "--max-tokens-column", "max_tokens", "--max-error-rate", "0.5");
+    assertThat(r.code()).as(r.err()).isZero();
+    Map<Long, Row> rows = new HashMap<>();
+    for (Row row : spark.read().parquet(output).collectAsList()) {
+      rows.put(row.getLong(row.fieldIndex("id")), row);
+    }
+    assertThat(rows.get(0L).<String>getAs("error")).contains("key/value cache").contains("--kv-cache-mb 1");
+    for (long id = 1; id <= 2; id++) {
+      assertThat(rows.get(id).<String>getAs("error")).isNull();
+      assertThat(rows.get(id).<Integer>getAs("completion_tokens")).isEqualTo(5);
+    }
+  }
+
   @Test
   void thePromptSetMixingRowOptionsAndASchemaRunsInOneJob(@TempDir Path tmp) throws Exception {
     String output = tmp.resolve("out").toString();
