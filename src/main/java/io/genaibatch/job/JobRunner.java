@@ -356,6 +356,7 @@ final class JobRunner {
       NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, w.out(),
           in.scorer().options().scoredColumn(), in.promptSet(), tmp);
       run.logMetrics(eval.metrics(), 0);
+      RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(), in.scorer().options().chat());
       Map<String, String> endTags = new LinkedHashMap<>();
       // A path's credentials stay out of the run: a next run's comparison cannot read such an output back.
       endTags.put(NightlyEvaluation.OUTPUT_TAG, String.valueOf(Settings.OUTPUT.shown(cfg.get(Settings.OUTPUT))));
