@@ -189,7 +189,11 @@ final class JobRunner {
           "genai-batch " + LocalDateTime.now(ZoneId.systemDefault()).format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss")),
           tags(in.scorer(), in.promptSet()), retry);
       run.logParams(params(in.scorer()));
-      logDataset(run, in.input(), in.rows(), in.promptSet());
+      String dataset = logDataset(run, in.input(), in.rows(), in.promptSet());
+      String modelId = in.scorer().spec().model().modelId();
+      if (modelId != null) {
+        run.attachModel(modelId, dataset, in.promptSet());
+      }
       LOG.info("MLflow run {} in experiment '{}' at {}", run.runId(), cfg.get(Settings.EXPERIMENT), Redact.uri(uri));
       return run;
     } catch (RuntimeException e) {
@@ -356,6 +360,7 @@ final class JobRunner {
       NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, w.out(),
           in.scorer().options().scoredColumn(), in.promptSet(), tmp);
       run.logMetrics(eval.metrics(), 0);
+      RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(), in.scorer().options().chat());
       Map<String, String> endTags = new LinkedHashMap<>();
       // A path's credentials stay out of the run: a next run's comparison cannot read such an output back.
       endTags.put(NightlyEvaluation.OUTPUT_TAG, String.valueOf(Settings.OUTPUT.shown(cfg.get(Settings.OUTPUT))));
@@ -394,8 +399,8 @@ final class JobRunner {
     }
   }
 
-  /** The input as an MLflow dataset: name, digest, source, schema and row count. */
-  private void logDataset(RunLogger run, Dataset<Row> input, long rows, String digest) {
+  /** Logs the input as an MLflow dataset (name, digest, source, schema and row count); returns its name. */
+  private String logDataset(RunLogger run, Dataset<Row> input, long rows, String digest) {
     List<Map<String, Object>> schema = new ArrayList<>();
     for (StructField f : input.schema().fields()) {
       schema.add(Map.of("name", f.name(), "type", mlflowType(f.dataType()), "required", !f.nullable()));
@@ -410,6 +415,7 @@ final class JobRunner {
     }
     String name = table ? shown : new Path(shown).getName();
     run.logInput(name, digest, table ? "table" : "local", source, schema, rows, "scoring");
+    return name;
   }
 
   /** The input's row count and content digest. */

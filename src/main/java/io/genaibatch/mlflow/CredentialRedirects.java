@@ -96,11 +96,12 @@ final class CredentialRedirects extends DefaultRedirectStrategy {
 
   /**
    * Gives {@code client}'s HTTP caller an HTTP client that follows redirects only as {@link
-   * #isRedirected} allows, with {@code insecureTls} as the library would apply it.
+   * #isRedirected} allows, with {@code insecureTls} as the library would apply it, and returns that
+   * HTTP client (genai-batch's own calls to the server go through it too).
    *
    * @throws MlflowException when the library's fields are not the ones this was written for
    */
-  static void install(MlflowClient client, boolean insecureTls) {
+  static CloseableHttpClient install(MlflowClient client, boolean insecureTls) {
     try {
       Field callerField = MlflowClient.class.getDeclaredField("httpCaller");
       callerField.setAccessible(true);
@@ -108,9 +109,11 @@ final class CredentialRedirects extends DefaultRedirectStrategy {
       Field httpField = caller.getClass().getDeclaredField("httpClient");
       httpField.setAccessible(true);
       if (httpField.get(caller) != null) {
-        return; // made already, by this method: a connection installs once
+        return (CloseableHttpClient) httpField.get(caller); // made already, by this method: a connection installs once
       }
-      httpField.set(caller, build(insecureTls));
+      CloseableHttpClient http = build(insecureTls);
+      httpField.set(caller, http);
+      return http;
     } catch (ReflectiveOperationException | RuntimeException e) {
       throw new MlflowException("Cannot keep the tracking credentials from following redirects: this mlflow-client"
           + " is not the one " + CredentialRedirects.class.getName() + " was written for (2.17.2): " + e, e);

@@ -117,7 +117,29 @@ public final class RunLogger {
 
   private static final Retry NO_RETRY = new Retry(Duration.ZERO);
 
+  /**
+   * Links the run to the MLflow 3 logged model it scored with ({@code runs/log-inputs} with the
+   * model), and from now on logs the run's metrics against that model too, with the prompt set they
+   * were measured on: the model's page then shows each run's numbers.
+   */
+  public void attachModel(String modelId, String datasetName, String datasetDigest) {
+    retry.call("Linking the run to logged model " + modelId, () -> tracking.post("runs/log-inputs",
+        Map.of("run_id", runId, "models", List.of(Map.of("model_id", modelId)))));
+    this.modelId = modelId;
+    this.datasetName = datasetName;
+    this.datasetDigest = datasetDigest;
+  }
+
+  private String modelId;
+  private String datasetName;
+  private String datasetDigest;
+
   private void logMetrics(Map<String, Double> metrics, long step, Retry how) {
+    // Live progress (NO_RETRY) stays the run's own: the model's page shows what each run ended with.
+    if (modelId != null && how != NO_RETRY) {
+      logModelMetrics(metrics, step, how);
+      return;
+    }
     long now = System.currentTimeMillis();
     List<Metric> ms = new ArrayList<>();
     metrics.forEach((k, v) -> {
@@ -128,6 +150,29 @@ public final class RunLogger {
     for (int i = 0; i < ms.size(); i += 500) {
       List<Metric> chunk = ms.subList(i, Math.min(ms.size(), i + 500));
       how.run("Logging metrics", () -> tracking.client().logBatch(runId, chunk, List.of(), List.of()));
+    }
+  }
+
+  /** As {@link #logMetrics}, through the REST call: the Java client's Metric has no {@code model_id}. */
+  private void logModelMetrics(Map<String, Double> metrics, long step, Retry how) {
+    long now = System.currentTimeMillis();
+    List<Map<String, Object>> ms = new ArrayList<>();
+    metrics.forEach((k, v) -> {
+      if (v != null && Double.isFinite(v)) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("key", k);
+        m.put("value", v);
+        m.put("timestamp", now);
+        m.put("step", step);
+        m.put("model_id", modelId);
+        m.put("dataset_name", datasetName);
+        m.put("dataset_digest", datasetDigest);
+        ms.add(m);
+      }
+    });
+    for (int i = 0; i < ms.size(); i += 500) {
+      List<Map<String, Object>> chunk = ms.subList(i, Math.min(ms.size(), i + 500));
+      how.call("Logging metrics", () -> tracking.post("runs/log-batch", Map.of("run_id", runId, "metrics", chunk)));
     }
   }
 

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.common.Redact;
 import java.io.Closeable;
+import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
@@ -11,6 +12,12 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.StringJoiner;
 import org.mlflow.tracking.MlflowClient;
+import org.mlflow_project.apachehttp.client.methods.CloseableHttpResponse;
+import org.mlflow_project.apachehttp.client.methods.HttpPost;
+import org.mlflow_project.apachehttp.entity.ByteArrayEntity;
+import org.mlflow_project.apachehttp.entity.ContentType;
+import org.mlflow_project.apachehttp.impl.client.CloseableHttpClient;
+import org.mlflow_project.apachehttp.util.EntityUtils;
 import org.mlflow.tracking.MlflowClientException;
 import org.mlflow.tracking.MlflowHttpException;
 import org.mlflow.tracking.creds.BasicMlflowHostCreds;
@@ -36,12 +43,14 @@ public final class TrackingConnection implements Closeable {
   private final String trackingUri;
   private final MlflowHostCredsProvider creds;
   private final MlflowClient client;
+  /** The Java client's own HTTP client, with {@link CredentialRedirects}: for calls it has no method for. */
+  private final CloseableHttpClient http;
 
   private TrackingConnection(String trackingUri, MlflowHostCredsProvider creds) {
     this.trackingUri = trackingUri;
     this.creds = creds;
     this.client = new MlflowClient(creds);
-    CredentialRedirects.install(client, ignoresTls(creds));
+    this.http = CredentialRedirects.install(client, ignoresTls(creds));
   }
 
   /** The host's MLFLOW_TRACKING_INSECURE_TLS; false when its credentials cannot be read yet (the first call says why). */
@@ -142,6 +151,47 @@ public final class TrackingConnection implements Closeable {
   /** POST of a JSON body to a REST endpoint under {@code /api/2.0/mlflow/}. */
   public JsonNode post(String endpoint, Object body) {
     return parse(endpoint, () -> client.sendPost(endpoint, JSON.writeValueAsString(body)));
+  }
+
+  /**
+   * POST of {@code body} to {@code path} on the host (e.g. {@code /v1/traces} or {@code
+   * /api/3.0/mlflow/...}, outside the Java client's {@code /api/2.0/mlflow/}), with the tracking
+   * credentials and the same redirect policy as every other call; returns the answer's body.
+   *
+   * @throws MlflowHttpError on an HTTP error answer, {@link MlflowException} when the server cannot be reached
+   */
+  public byte[] postBytes(String path, String contentType, byte[] body, Map<String, String> headers) {
+    HttpPost post = new HttpPost(host() + path);
+    post.setEntity(new ByteArrayEntity(body, ContentType.create(contentType)));
+    String auth = authorization();
+    if (auth != null) {
+      post.setHeader("Authorization", auth);
+    }
+    headers.forEach(post::setHeader);
+    try (CloseableHttpResponse r = http.execute(post)) {
+      byte[] answer = r.getEntity() == null ? new byte[0] : EntityUtils.toByteArray(r.getEntity());
+      int status = r.getStatusLine().getStatusCode();
+      if (status >= 300) {
+        String text = new String(answer, StandardCharsets.UTF_8);
+        throw new MlflowHttpError(status, errorCode(text), "MLflow " + Redact.uri(trackingUri) + " answered " + status
+            + " to " + path + ": " + message(text), null);
+      }
+      return answer;
+    } catch (IOException e) {
+      throw new MlflowException("Cannot reach MLflow tracking server " + Redact.uri(trackingUri) + " (" + path + "): "
+          + Redact.message(rootMessage(e)) + ". Check --tracking-uri / " + TRACKING_URI_ENV + " and that the server is up.", e);
+    }
+  }
+
+  /** POST of a JSON body to {@code path} on the host, as {@link #postBytes}; returns the parsed answer. */
+  public JsonNode postJson(String path, Object body) {
+    try {
+      byte[] answer = postBytes(path, "application/json", JSON.writeValueAsBytes(body), Map.of());
+      return answer.length == 0 ? JSON.createObjectNode() : JSON.readTree(answer);
+    } catch (IOException e) {
+      throw new MlflowException("MLflow call " + path + " to " + Redact.uri(trackingUri) + " failed: "
+          + Redact.message(rootMessage(e)), e);
+    }
   }
 
   private interface Call {

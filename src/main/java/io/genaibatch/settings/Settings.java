@@ -175,6 +175,9 @@ public final class Settings {
   public static final Setting<String> REFERENCE_COLUMN = declare("reference_column", Scope.JOB, ValueType.text(),
       "expected", "COL", "Column with the expected answer; when present, exact match, token F1, ROUGE-L and answer"
           + " length are logged");
+  public static final Setting<Double> TRACE_SAMPLE_RATE = declare("trace_sample_rate", Scope.JOB,
+      ValueType.decimal(0, true, 1), null, "F", "Share of rows sent to MLflow as traces, chosen by a hash of the row"
+          + " id (default: 1 when the input has the reference column, a nightly evaluation; 0.01 otherwise; 0: none)");
   public static final Setting<Boolean> COMPARE_PREVIOUS = new Builder<>("compare_previous", Scope.JOB, ValueType.bool(),
       "BOOL", "Compare with the previous successful run of this prompt set (--no-compare: do not)").defaultValue(true)
       .flags("--no-compare").negated().add();

@@ -1,0 +1,124 @@
+package io.genaibatch.job;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.genaibatch.testing.Fixtures;
+import io.genaibatch.testing.MlflowServer;
+import io.genaibatch.testing.Slow;
+import io.genaibatch.testing.SparkTestBase;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A run's rows as MLflow traces, read back with MLflow's Python client ({@code mlflow.search_traces}). */
+@Slow
+class TracesTest extends SparkTestBase {
+
+  private static JsonNode traces(MlflowServer server, String runId) throws Exception {
+    return Fixtures.runPython("src/test/python/read_traces.py", Map.of("MLFLOW_TRACKING_URI", server.uri()),
+        Map.of("run_id", runId)).path("traces");
+  }
+
+  /** Rows with an id, a prompt and a reference answer; row 1's prompt is missing (an error row). */
+  private static String writeNightly(Path dir, int n) {
+    StructType schema = new StructType().add("id", DataTypes.LongType).add("prompt", DataTypes.StringType)
+        .add("expected", DataTypes.StringType);
+    List<Row> rows = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      rows.add(RowFactory.create((long) i, i == 1 ? null : "Question " + i + " asks", "answer " + i));
+    }
+    String path = dir.resolve("nightly.parquet").toString();
+    spark.createDataFrame(rows, schema).repartition(2).write().parquet(path);
+    return path;
+  }
+
+  @Test
+  void everyRowOfANightlyRunIsATraceWithItsPromptAnswerTokensAndId(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    String input = writeNightly(tmp, 12);
+    String output = tmp.resolve("out").toString();
+    BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+        "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-test",
+        "--id-column", "id", "--max-tokens", "4", "--max-error-rate", "0.5");
+    assertThat(r.code()).as(r.err()).isZero();
+    assertThat(r.out()).contains("12 traces (sample rate 1.0)");
+    String runId = TrackingTest.runId(output);
+
+    Map<String, JsonNode> byId = new HashMap<>();
+    for (JsonNode t : traces(server, runId)) {
+      byId.put(t.path("attributes").path("genai_batch.row_id").asText(), t);
+    }
+    List<Row> rows = spark.read().parquet(output).collectAsList();
+    assertThat(byId).hasSize(12);
+    for (Row row : rows) {
+      JsonNode t = byId.get(String.valueOf(row.<Long>getAs("id")));
+      assertThat(t).as("trace of row %s", row.<Long>getAs("id")).isNotNull();
+      assertThat(t.path("spans").asInt()).isEqualTo(1);
+      assertThat(t.path("span_type").asText()).isEqualTo("LLM");
+      assertThat(t.path("attributes").path("genai_batch.finish_reason").asText())
+          .isEqualTo(row.<String>getAs("finish_reason"));
+      assertThat(t.path("duration_ms").asDouble()).isCloseTo(row.<Double>getAs("latency_ms"),
+          org.assertj.core.data.Offset.offset(1.0));
+      String error = row.getAs("error");
+      if (error != null) {
+        assertThat(t.path("state").asText()).contains("ERROR");
+        assertThat(t.path("status_message").asText()).isEqualTo(error);
+        continue;
+      }
+      assertThat(t.path("state").asText()).contains("OK");
+      assertThat(t.path("inputs").path("prompt").asText()).isEqualTo(row.<String>getAs("prompt"));
+      assertThat(t.path("outputs").path("response").asText()).isEqualTo(row.<String>getAs("response"));
+      assertThat(t.path("request_preview").asText()).contains(row.<String>getAs("prompt"));
+      JsonNode usage = t.path("token_usage");
+      assertThat(usage.path("input_tokens").asInt()).isEqualTo(row.<Integer>getAs("prompt_tokens"));
+      assertThat(usage.path("output_tokens").asInt()).isEqualTo(row.<Integer>getAs("completion_tokens"));
+      assertThat(usage.path("total_tokens").asInt()).isEqualTo(row.<Integer>getAs("total_tokens"));
+    }
+    assertThat(byId.get("1").path("state").asText()).as("the row without a prompt").contains("ERROR");
+  }
+
+  /** A sample rate picks rows by a hash of their id: the same rows on every run. */
+  @Test
+  void aSampleRateTracesTheSameSubsetOfRowsEveryRun(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    String input = BatchScoringJobTest.writePrompts(tmp, 40, false);
+    List<Set<String>> sampled = new ArrayList<>();
+    for (String night : new String[] {"a", "b"}) {
+      String output = tmp.resolve("out-" + night).toString();
+      BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+          "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-sample",
+          "--id-column", "id", "--max-tokens", "2", "--trace-sample-rate", "0.3");
+      assertThat(r.code()).as(r.err()).isZero();
+      Set<String> ids = new TreeSet<>();
+      for (JsonNode t : traces(server, TrackingTest.runId(output))) {
+        ids.add(t.path("attributes").path("genai_batch.row_id").asText());
+      }
+      sampled.add(ids);
+    }
+    assertThat(sampled.get(0)).hasSizeBetween(4, 24).isEqualTo(sampled.get(1));
+  }
+
+  /** A sample rate of 0 sends no trace, even for a nightly evaluation. */
+  @Test
+  void noTracesAtRateZero(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    String input = writeNightly(tmp, 6);
+    String output = tmp.resolve("out").toString();
+    BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+        "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-off",
+        "--id-column", "id", "--max-tokens", "2", "--max-error-rate", "0.5", "--trace-sample-rate", "0");
+    assertThat(r.code()).as(r.err()).isZero();
+    assertThat(traces(server, TrackingTest.runId(output))).isEmpty();
+  }
+}
