@@ -1,8 +1,11 @@
 package io.genaibatch.spark;
 
+import io.genaibatch.settings.SettingValues;
+import io.genaibatch.settings.Settings;
 import io.genaibatch.spark.compat.SparkCompat;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntSupplier;
 import org.apache.spark.sql.Encoder;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.catalyst.analysis.SimpleAnalyzer$;
@@ -22,6 +25,8 @@ import org.apache.spark.sql.catalyst.plans.logical.DeserializeToObject;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.catalyst.plans.logical.MapPartitions;
 import org.apache.spark.sql.catalyst.plans.logical.Project;
+import org.apache.spark.sql.catalyst.plans.logical.Repartition;
+import org.apache.spark.sql.catalyst.plans.logical.RepartitionOperation;
 import org.apache.spark.sql.catalyst.plans.logical.SerializeFromObject;
 import org.apache.spark.sql.catalyst.rules.Rule;
 import org.apache.spark.sql.types.Metadata;
@@ -45,17 +50,21 @@ final class BatchedCalls extends Rule<LogicalPlan> {
 
   private final ModelSpec spec;
   private final ScoringOptions options;
-  private final io.genaibatch.settings.SettingValues base;
+  private final SettingValues base;
+  /** The task slots now: what {@code partitions} auto spreads the rows over. */
+  private final IntSupplier slots;
 
-  BatchedCalls(ModelSpec spec, ScoringOptions options, io.genaibatch.settings.SettingValues base) {
+  BatchedCalls(ModelSpec spec, ScoringOptions options, SettingValues base, IntSupplier slots) {
     this.spec = spec;
     this.options = options;
     this.base = base;
+    this.slots = slots;
   }
 
   @Override
   public LogicalPlan apply(LogicalPlan plan) {
     LogicalPlan p = plan.mapChildren(c -> apply(c));
+    boolean spread = true;
     while (p instanceof Project project) {
       ScalaUDF call = null;
       for (int i = 0; i < project.projectList().length() && call == null; i++) {
@@ -64,7 +73,8 @@ final class BatchedCalls extends Rule<LogicalPlan> {
       if (call == null) {
         return project;
       }
-      p = batched(project, call);
+      p = batched(project, call, spread);
+      spread = false; // a projection's further calls score the rows where the first did
     }
     return p;
   }
@@ -113,7 +123,7 @@ final class BatchedCalls extends Rule<LogicalPlan> {
    * the call's arguments, scored a partition at a time into the child's columns (under their own
    * ids, so the projection's other expressions still resolve) and the call's result.
    */
-  private LogicalPlan batched(Project project, ScalaUDF call) {
+  private LogicalPlan batched(Project project, ScalaUDF call, boolean spread) {
     LogicalPlan child = project.child();
     List<Attribute> kept = new ArrayList<>();
     List<NamedExpression> args = new ArrayList<>();
@@ -123,7 +133,7 @@ final class BatchedCalls extends Rule<LogicalPlan> {
     }
     args.add(alias(call.children().apply(0), PROMPT, NamedExpression$.MODULE$.newExprId(), null));
     args.add(alias(call.children().apply(1), OPTIONS, NamedExpression$.MODULE$.newExprId(), null));
-    Project withArgs = new Project(SparkCompat.asSeq(args), child);
+    Project withArgs = new Project(SparkCompat.asSeq(args), spread ? spread(child) : child);
     StructType in = withArgs.schema();
     Encoder<Row> inRows = SparkCompat.rowEncoder(in);
     Encoder<Row> outRows = SparkCompat.rowEncoder(in.add(RESULT, GenAiFunctions.RESULT));
@@ -144,6 +154,20 @@ final class BatchedCalls extends Rule<LogicalPlan> {
       list.add((NamedExpression) replace((Expression) project.projectList().apply(i), call, result));
     }
     return new Project(SparkCompat.asSeq(list), new Project(SparkCompat.asSeq(back), scored));
+  }
+
+  /**
+   * {@code child} spread over partitions as the Transformer spreads its input: {@code partitions} N
+   * over N, auto over the task slots (unless the child is repartitioned already: the optimizer has
+   * run, the child's partition count is not known here, and a round-robin spread over the slots is
+   * what auto gives an input with fewer), input as it is.
+   */
+  private LogicalPlan spread(LogicalPlan child) {
+    int n = options.partitions();
+    if (n == Settings.PARTITIONS_INPUT || (n == Settings.PARTITIONS_AUTO && child instanceof RepartitionOperation)) {
+      return child;
+    }
+    return new Repartition(n == Settings.PARTITIONS_AUTO ? slots.getAsInt() : n, true, child);
   }
 
   /**

@@ -80,7 +80,7 @@ public final class GenAiFunctions {
         rules.add(before.apply(i));
       }
     }
-    rules.add(new BatchedCalls(scorer.spec(), scorer.options(), scorer.settings()));
+    rules.add(new BatchedCalls(scorer.spec(), scorer.options(), scorer.settings(), scorer::taskSlots));
     spark.experimental().extraOptimizations_$eq(SparkCompat.asSeq(rules));
   }
 
