@@ -98,8 +98,11 @@ class SqlFunctionBatchingTest extends SparkTestBase {
   void aCancelledQueryStopsComputing() throws Exception {
     mixed(400, 240).createOrReplaceTempView("many");
     OperatingSystemMXBean os = (OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+    // The model loaded and the code warm first, so that the CPU counted below is the query's decoding.
+    spark.sql("SELECT genai_generate(question, map('max_new_tokens', '2')) FROM many").collectAsList();
     CompletableFuture<Throwable> query = CompletableFuture.supplyAsync(() -> {
-      spark.sparkContext().setJobGroup("long-sql", "a long genai_generate", true);
+      // Not interrupting the task thread: the task's own cancellation (TaskContext) must stop the decoding.
+      spark.sparkContext().setJobGroup("long-sql", "a long genai_generate", false);
       try {
         spark.sql("SELECT genai_generate(question, map('max_new_tokens', '240')).response FROM many").collectAsList();
         return null;
@@ -109,7 +112,7 @@ class SqlFunctionBatchingTest extends SparkTestBase {
         spark.sparkContext().clearJobGroup();
       }
     });
-    // Until the tasks are decoding: this JVM (the executor) busy for a second of CPU.
+    // Until the tasks are decoding: this JVM (the executor) busy for 3 s of CPU (1.5 s on both cores).
     long start = os.getProcessCpuTime();
     while (os.getProcessCpuTime() - start < 3_000_000_000L) {
       Thread.sleep(100);
