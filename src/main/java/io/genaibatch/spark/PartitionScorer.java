@@ -2,10 +2,8 @@ package io.genaibatch.spark;
 
 import io.genaibatch.common.ProcessMemory;
 import io.genaibatch.common.Redact;
-import io.genaibatch.engine.ChatMessage;
 import io.genaibatch.engine.DecodeProfile;
 import io.genaibatch.engine.DecodeTerms;
-import io.genaibatch.engine.ErrorKind;
 import io.genaibatch.engine.Generation;
 import io.genaibatch.engine.GenerationRequest;
 import io.genaibatch.engine.LlmModel;
@@ -27,7 +25,6 @@ import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.AccumulatorV2;
 import org.apache.spark.util.CollectionAccumulator;
@@ -46,29 +43,39 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
 
   private final ModelSpec spec;
   private final ScoringOptions options;
-  private final StructType inputSchema;
   private final String modelUri;
   private final String modelVersion;
   private final String runId;
   private final boolean java8Time;
   private final ScoringMetrics metrics;
-  private final RowOptions rowOptions;
-  /** With a request struct as the messages column, the index of its messages field; else -1. */
-  private final int requestMessages;
+  private final RowShape shape;
 
+  /** Scores the job's and the Transformer's rows, of {@code inputSchema}. */
   public PartitionScorer(ModelSpec spec, ScoringOptions options, StructType inputSchema, String runId,
       boolean java8Time, ScoringMetrics metrics) {
+    this(spec, options, new JobRows(options, inputSchema), runId, java8Time, metrics);
+  }
+
+  /** Scores rows of {@code shape}. */
+  PartitionScorer(ModelSpec spec, ScoringOptions options, RowShape shape, String runId, boolean java8Time,
+      ScoringMetrics metrics) {
     this.spec = spec;
     this.options = options;
-    this.inputSchema = inputSchema;
+    this.shape = shape;
     this.modelUri = Redact.uri(spec.model().uri().raw());
     this.modelVersion = spec.model().versionLabel();
     this.runId = runId;
     this.java8Time = java8Time;
     this.metrics = metrics;
-    this.rowOptions = RowOptions.resolve(options, inputSchema);
-    StructType request = RowOptions.requestStruct(options, inputSchema);
-    this.requestMessages = request == null ? -1 : request.fieldIndex("messages");
+  }
+
+  /**
+   * The task's terms for the executor's decode loop: its cancellation ({@code ctx} null outside a
+   * task), the key/value cache and prefix store bounds of {@code options}.
+   */
+  static DecodeTerms terms(TaskContext ctx, ScoringOptions options) {
+    return new DecodeTerms(() -> ctx != null && ctx.isInterrupted(), options.kvCacheMb() * 1024L * 1024L,
+        options.prefixCacheMb() * 1024L * 1024L);
   }
 
   @Override
@@ -92,12 +99,8 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
       metrics.loadMillis().add(Math.round(lease.loadMillis()));
       metrics.recordFetch(lease.fetchBytes(), lease.fetchMillis());
     }
-    int promptIdx = options.chat() ? -1 : inputSchema.fieldIndex(options.promptColumn());
-    int messagesIdx = options.chat() ? inputSchema.fieldIndex(options.messagesColumn()) : -1;
     LlmModel model = lease.model();
-    // The task's terms for the executor's decode loop: its cancellation, its key/value cache limit.
-    DecodeTerms terms = new DecodeTerms(() -> ctx != null && ctx.isInterrupted(), options.kvCacheMb() * 1024L * 1024L,
-        options.prefixCacheMb() * 1024L * 1024L);
+    DecodeTerms terms = terms(ctx, options);
     DecodeProfile[] profile = {DecodeProfile.NONE};
     Runnable report = () -> {
       if (metrics != null && profile[0].totalMs() > 0) {
@@ -132,7 +135,7 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
         while (rows.hasNext() && batch.size() < options.windowRows()) {
           batch.add(rows.next());
         }
-        profile[0] = profile[0].plus(score(model, terms, batch, promptIdx, messagesIdx, out));
+        profile[0] = profile[0].plus(score(model, terms, batch, out));
         return true;
       }
 
@@ -147,38 +150,14 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
   }
 
   /** Scores one window into {@code out}; returns where the continuous loop's time went. */
-  private DecodeProfile score(LlmModel model, DecodeTerms terms, List<Row> batch, int promptIdx, int messagesIdx,
-      List<Row> out) {
+  private DecodeProfile score(LlmModel model, DecodeTerms terms, List<Row> batch, List<Row> out) {
     List<GenerationRequest> requests = new ArrayList<>(batch.size());
-    Generation[] rowFailures = new Generation[batch.size()];
-    ResponseFormat[] formats = new ResponseFormat[batch.size()];
+    RowShape.Prepared[] prepared = new RowShape.Prepared[batch.size()];
     for (int k = 0; k < batch.size(); k++) {
-      Row r = batch.get(k);
-      String prompt;
-      if (options.chat()) {
-        try {
-          prompt = model.applyChatTemplate(messages(r, messagesIdx), true);
-        } catch (RuntimeException e) {
-          prompt = null;
-          rowFailures[k] = Generation.failed(k, 0, ErrorKind.TEMPLATE, "messages: " + e.getMessage());
-        }
-      } else {
-        prompt = r.isNullAt(promptIdx) ? null : r.getString(promptIdx);
-      }
-      GenerationRequest request = null;
-      if (rowFailures[k] == null) {
-        try {
-          request = rowOptions.request(r, prompt);
-          formats[k] = rowOptions.format(r);
-        } catch (RowOptions.BadOption e) {
-          rowFailures[k] = Generation.failed(k, 0, ErrorKind.BAD_OPTION, e.getMessage());
-        } catch (RuntimeException | StackOverflowError e) {
-          // A row's own cells broke a check in a way no rule names: that row's error, never the task's.
-          rowFailures[k] = Generation.failed(k, 0, ErrorKind.BAD_OPTION, "the row's options cannot be read: " + e);
-        }
-      }
+      prepared[k] = shape.prepare(batch.get(k), k, model);
       // A failed row has nothing to generate: the engine answers a null prompt at once, and the row
       // keeps its own error.
+      GenerationRequest request = prepared[k].request();
       requests.add(request != null ? request : GenerationRequest.of(null, options.search()));
     }
     List<Generation> gens;
@@ -201,65 +180,22 @@ public final class PartitionScorer implements MapPartitionsFunction<Row, Row> {
     }
     Timestamp now = new Timestamp(System.currentTimeMillis());
     Object scoredAt = java8Time ? now.toInstant() : now;
-    List<OutputSchema.Field> fields = OutputSchema.rowFields(options.chat(), rowOptions.manyCompletions());
     for (int k = 0; k < batch.size(); k++) {
-      Generation g = rowFailures[k] != null ? rowFailures[k] : gens == null ? null : gens.get(k);
+      Generation failure = prepared[k].failure();
+      Generation g = failure != null ? failure : gens == null ? null : gens.get(k);
       RowResult result = g == null ? windowFailure : RowResult.of(g);
-      Row r = batch.get(k);
-      Object[] values = new Object[r.length() + fields.size()];
-      for (int c = 0; c < r.length(); c++) {
-        values[c] = r.get(c);
-      }
-      int i = r.length();
       OutputSchema.Scored scored = new OutputSchema.Scored(result, g, modelUri, modelVersion, runId, scoredAt,
           now.getTime() / 1000);
-      for (OutputSchema.Field f : fields) {
-        values[i++] = f.value().apply(scored);
-      }
       if (metrics != null) {
         metrics.record(result.ok(), result.promptTokens(), result.completionTokens());
-        ResponseFormat format = formats[k];
+        ResponseFormat format = prepared[k].format();
         if (result.ok() && format != null) {
           metrics.recordFormatted(g.choices().stream().allMatch(c -> format.accepts(c.text())));
         }
       }
-      out.add(RowFactory.create(values));
+      out.add(shape.output(batch.get(k), scored));
     }
     return profile;
-  }
-
-  private List<ChatMessage> messages(Row r, int idx) {
-    if (r.isNullAt(idx)) {
-      throw new IllegalArgumentException("is null");
-    }
-    List<Row> list;
-    if (requestMessages >= 0) {
-      // A whole llm/v1/chat request: its messages field.
-      Row request = r.getStruct(idx);
-      if (request.isNullAt(requestMessages)) {
-        throw new IllegalArgumentException("messages is null");
-      }
-      list = request.getList(requestMessages);
-    } else {
-      list = r.getList(idx);
-    }
-    if (list.isEmpty()) {
-      throw new IllegalArgumentException("is empty");
-    }
-    List<ChatMessage> out = new ArrayList<>(list.size());
-    for (int i = 0; i < list.size(); i++) {
-      Row m = list.get(i);
-      if (m == null) {
-        throw new IllegalArgumentException("message " + i + " is null");
-      }
-      String role = m.isNullAt(m.fieldIndex("role")) ? null : m.getString(m.fieldIndex("role"));
-      String content = m.isNullAt(m.fieldIndex("content")) ? null : m.getString(m.fieldIndex("content"));
-      if (role == null || content == null) {
-        throw new IllegalArgumentException("message " + i + " needs a role and a content");
-      }
-      out.add(new ChatMessage(role, content));
-    }
-    return out;
   }
 
   /** Accumulators the driver reads: model loads, rows, tokens. Registered on the driver. */

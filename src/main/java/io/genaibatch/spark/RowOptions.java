@@ -215,16 +215,7 @@ final class RowOptions implements Serializable {
     if (ResponseFormat.isPlainText(text)) {
       return null;
     }
-    RowLimits limits = job.limits();
-    if (text.length() > limits.maxFormatChars()) {
-      throw new BadOption("column " + format.name() + ": the response format has " + text.length()
-          + " characters, above the limit of --max-format-chars " + limits.maxFormatChars());
-    }
-    int depth = ResponseFormat.nestingDepth(text);
-    if (depth > limits.maxFormatDepth()) {
-      throw new BadOption("column " + format.name() + ": the response format nests " + depth
-          + " levels deep, above the limit of --max-format-depth " + limits.maxFormatDepth());
-    }
+    checkFormat(text, job.limits(), "column " + format.name());
     if (formats == null) {
       formats = new LinkedHashMap<>(16, 0.75f, true) {
         private static final long serialVersionUID = 1L;
@@ -255,24 +246,51 @@ final class RowOptions implements Serializable {
       return job.stop();
     }
     List<Object> list = v instanceof String s ? List.of(s) : stop.list(row);
-    RowLimits limits = job.limits();
+    return checkStops(list, job.limits(), "column " + stop.name());
+  }
+
+  /**
+   * A row's stop strings, checked against {@code limits}.
+   *
+   * @param where names where the row gave them, to begin a message: "column stop"
+   * @throws BadOption for too many, a null or empty one, or one too long
+   */
+  static List<String> checkStops(List<?> list, RowLimits limits, String where) throws BadOption {
     if (list.size() > limits.maxStopStrings()) {
-      throw new BadOption("column " + stop.name() + ": " + list.size() + " stop strings, above the limit of"
-          + " --max-stop-strings " + limits.maxStopStrings());
+      throw new BadOption(where + ": " + list.size() + " stop strings, above the limit of --max-stop-strings "
+          + limits.maxStopStrings());
     }
     List<String> out = new ArrayList<>(list.size());
     for (Object o : list) {
       String text = o == null ? "" : o.toString();
       if (text.isEmpty()) {
-        throw new BadOption("column " + stop.name() + ": a stop string must not be null or empty");
+        throw new BadOption(where + ": a stop string must not be null or empty");
       }
       if (text.length() > limits.maxStopChars()) {
-        throw new BadOption("column " + stop.name() + ": a stop string of " + text.length() + " characters, above"
-            + " the limit of --max-stop-chars " + limits.maxStopChars());
+        throw new BadOption(where + ": a stop string of " + text.length() + " characters, above the limit of"
+            + " --max-stop-chars " + limits.maxStopChars());
       }
       out.add(text);
     }
     return out;
+  }
+
+  /**
+   * Checks the text of a row's response format against {@code limits} (its length and nesting),
+   * before it is parsed.
+   *
+   * @param where names where the row gave it, to begin a message: "column response_format"
+   */
+  static void checkFormat(String text, RowLimits limits, String where) throws BadOption {
+    if (text.length() > limits.maxFormatChars()) {
+      throw new BadOption(where + ": the response format has " + text.length()
+          + " characters, above the limit of --max-format-chars " + limits.maxFormatChars());
+    }
+    int depth = ResponseFormat.nestingDepth(text);
+    if (depth > limits.maxFormatDepth()) {
+      throw new BadOption(where + ": the response format nests " + depth
+          + " levels deep, above the limit of --max-format-depth " + limits.maxFormatDepth());
+    }
   }
 
   /**

@@ -1,13 +1,19 @@
 package io.genaibatch.spark.compat;
 
+import java.io.Serializable;
 import java.util.List;
 import java.util.Map;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Encoder;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.Attribute;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.plans.logical.LocalRelation;
+import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.expressions.UserDefinedFunction;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataTypes;
@@ -64,5 +70,30 @@ public final class SparkCompat {
       return named.apply(prompt, options).expr();
     };
     spark.sessionState().functionRegistry().createOrReplaceTempFunction(name, builder, "java_udf");
+  }
+
+  /**
+   * {@code f} as the function of a Catalyst {@code MapPartitions} node whose objects are rows;
+   * serializable, as the node's tasks need.
+   */
+  @SuppressWarnings({"unchecked", "deprecation"})
+  public static scala.Function1<scala.collection.Iterator<Object>, scala.collection.Iterator<Object>>
+      partitionFunction(MapPartitionsFunction<Row, Row> f) {
+    return (scala.Function1<scala.collection.Iterator<Object>, scala.collection.Iterator<Object>> & Serializable)
+        it -> {
+          try {
+            java.util.Iterator<?> in = scala.collection.JavaConverters.asJavaIterator(it);
+            java.util.Iterator<Row> rows = f.call((java.util.Iterator<Row>) in);
+            scala.collection.Iterator<?> out = scala.collection.JavaConverters.asScalaIterator(rows);
+            return (scala.collection.Iterator<Object>) out;
+          } catch (Exception e) {
+            throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+          }
+        };
+  }
+
+  /** An empty relation of {@code output}: a plan to resolve expressions over those attributes. */
+  public static LogicalPlan relationOf(List<Attribute> output) {
+    return new LocalRelation(asSeq(output), asSeq(List.<InternalRow>of()), false);
   }
 }
