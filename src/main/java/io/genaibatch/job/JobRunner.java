@@ -71,6 +71,8 @@ final class JobRunner {
    * included), reading the output back. The fixed cost of a job is all but the generation span.
    */
   private final Map<String, Double> phases = new LinkedHashMap<>();
+  /** The input's name as the run's dataset, once tracking started. */
+  private String inputName;
   /** The model's load ahead of the tasks, under a local master; null otherwise. */
   private LocalPreload preload;
 
@@ -190,6 +192,7 @@ final class JobRunner {
           tags(in.scorer(), in.promptSet()), retry);
       run.logParams(params(in.scorer()));
       String dataset = logDataset(run, in.input(), in.rows(), in.promptSet());
+      inputName = dataset;
       String modelId = in.scorer().spec().model().modelId();
       if (modelId != null) {
         run.attachModel(modelId, dataset, in.promptSet());
@@ -360,7 +363,12 @@ final class JobRunner {
       NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, w.out(),
           in.scorer().options().scoredColumn(), in.promptSet(), tmp);
       run.logMetrics(eval.metrics(), 0);
-      RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(), in.scorer().options().chat());
+      long traced = RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(),
+          in.scorer().options().chat());
+      if (eval.scores() != null) {
+        EvaluationRecords.log(cfg, run, w.out(), eval.scores(), in.scorer().options().scoredColumn(),
+            in.scorer().options().chat(), inputName + "@" + in.promptSet(), traced);
+      }
       Map<String, String> endTags = new LinkedHashMap<>();
       // A path's credentials stay out of the run: a next run's comparison cannot read such an output back.
       endTags.put(NightlyEvaluation.OUTPUT_TAG, String.valueOf(Settings.OUTPUT.shown(cfg.get(Settings.OUTPUT))));

@@ -30,8 +30,11 @@ final class NightlyEvaluation {
   static final String COMPARISON_TABLE = "comparison.json";
   static final int TABLE_ROWS = 1000;
 
-  /** Metrics to log, threshold breaches (empty: pass), the previous run compared with. */
-  record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId) {}
+  /**
+   * Metrics to log, threshold breaches (empty: pass), the previous run compared with, and the
+   * per-row scores keyed by the id column (null without a reference column or an id column).
+   */
+  record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId, Dataset<Row> scores) {}
 
   private NightlyEvaluation() {}
 
@@ -39,9 +42,11 @@ final class NightlyEvaluation {
       String promptSet, Path tmp) {
     Map<String, Double> metrics = new LinkedHashMap<>();
     Map<String, Double> current = Map.of();
+    Dataset<Row> scores = null;
     if (hasColumn(out, cfg.get(Settings.REFERENCE_COLUMN))) {
       Evaluation.Result ev = Evaluation.evaluate(out, cfg.get(Settings.ID_COLUMN), cfg.get(Settings.REFERENCE_COLUMN));
       current = ev.metrics();
+      scores = cfg.get(Settings.ID_COLUMN) == null ? null : ev.rows();
       metrics.putAll(current);
       System.out.println("genai-batch: evaluation against '" + cfg.get(Settings.REFERENCE_COLUMN) + "': " + current);
       if (run != null && cfg.get(Settings.ID_COLUMN) != null) {
@@ -52,16 +57,16 @@ final class NightlyEvaluation {
       }
     }
     if (run == null || !cfg.get(Settings.COMPARE_PREVIOUS)) {
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
     }
     if (cfg.get(Settings.ID_COLUMN) == null) {
       LOG.warn("No --id-column: this run is not compared with the previous one");
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
     }
     JsonNode previous = previousRun(run, promptSet);
     if (previous == null) {
       LOG.info("No previous successful run of this prompt set in the experiment: nothing to compare with");
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
     }
     String prevId = previous.path("info").path("run_id").asText();
     String prevOutput = tag(previous, OUTPUT_TAG);
@@ -72,7 +77,7 @@ final class NightlyEvaluation {
     } catch (Exception e) {
       LOG.warn("The previous run {} wrote {}, which cannot be read any more ({}): nothing to compare with",
           prevId, prevOutput, e.getMessage());
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
     }
     Map<String, Double> prevEval = new LinkedHashMap<>();
     for (JsonNode m : previous.path("data").path("metrics")) {
@@ -89,7 +94,7 @@ final class NightlyEvaluation {
     run.setTags(Map.of("genai_batch.compared_with", prevId));
     long changed = cmp.answersChanged();
     System.out.println("genai-batch: compared with run " + prevId + ": " + changed + " answers changed");
-    return new Outcome(metrics, cfg.thresholds().check(prevEval, current, changed), prevId);
+    return new Outcome(metrics, cfg.thresholds().check(prevEval, current, changed), prevId, scores);
   }
 
   private static boolean hasColumn(Dataset<Row> df, String name) {

@@ -86,11 +86,9 @@ final class RunTraces {
 
   /** This run's rows of the output (a resume's output also holds earlier runs' rows), as the spans need them. */
   private static Dataset<Row> rows(JobConfig cfg, Dataset<Row> out, String runId, String scoredColumn, boolean chat) {
-    String id = cfg.get(Settings.ID_COLUMN);
     List<String> cols = List.of(out.columns());
-    Column key = id != null ? functions.col(id).cast("string")
-        : functions.xxhash64(functions.col(scoredColumn)).cast("string");
-    Column inputs = functions.to_json(functions.struct(functions.col(scoredColumn).as(chat ? "messages" : "prompt")));
+    Column key = key(cfg, scoredColumn);
+    Column inputs = inputs(scoredColumn, chat);
     List<Column> answer = new ArrayList<>();
     answer.add(functions.col(OutputColumns.RESPONSE));
     if (cols.contains(OutputColumns.RESPONSES)) {
@@ -105,6 +103,17 @@ final class RunTraces {
         functions.col(OutputColumns.LATENCY_MS), functions.unix_millis(functions.col(OutputColumns.SCORED_AT)).as("end_ms"),
         functions.col(OutputColumns.ERROR), functions.col(OutputColumns.FINISH_REASON),
         functions.col(OutputColumns.MODEL_VERSION));
+  }
+
+  /** A row's trace key: the id column, else a hash of its prompt or messages. */
+  static Column key(JobConfig cfg, String scoredColumn) {
+    String id = cfg.get(Settings.ID_COLUMN);
+    return id != null ? functions.col(id).cast("string") : functions.xxhash64(functions.col(scoredColumn)).cast("string");
+  }
+
+  /** The span's inputs as JSON: {@code {"prompt": ...}} or {@code {"messages": [...]}}. */
+  static Column inputs(String scoredColumn, boolean chat) {
+    return functions.to_json(functions.struct(functions.col(scoredColumn).as(chat ? "messages" : "prompt")));
   }
 
   /** The rows whose key hashes below {@code rate}: the same rows for the same rate, night after night. */

@@ -101,7 +101,7 @@ public final class TraceExporter {
     List<String> traceIds = new ArrayList<>(batch.size());
     for (Row r : batch) {
       byte[] id = ids(r.rowId());
-      traceIds.add("tr-" + HexFormat.of().formatHex(id, 0, 16));
+      traceIds.add(traceId(id));
       scope.addSpans(span(r, id));
     }
     byte[] body = ExportTraceServiceRequest.newBuilder().addResourceSpans(ResourceSpans.newBuilder()
@@ -134,6 +134,15 @@ public final class TraceExporter {
     Unsupported(String message) {
       super(message);
     }
+  }
+
+  /** The id of the trace a row of this run was (or will be) sent as: the same for the same run and row id. */
+  public String traceId(String rowId) {
+    return traceId(ids(rowId));
+  }
+
+  private static String traceId(byte[] ids) {
+    return "tr-" + HexFormat.of().formatHex(ids, 0, 16);
   }
 
   /** The trace id (16 bytes) then the span id (8 bytes): a hash of the run and the row id. */

@@ -187,6 +187,14 @@ public final class Settings {
   public static final Setting<Map<String, Double>> MAX_METRIC_DROP = declare("max_metric_drop", Scope.JOB,
       ValueType.limits(), Map.of(), "METRIC=X", "Fail the run (exit 5) when the metric fell by more than X since the"
           + " previous run, e.g. eval_token_f1=0.05; repeatable");
+  public static final Setting<List<String>> SCORERS = declare("scorers", Scope.JOB, ValueType.textList(), null,
+      "NAMES", "Scorers that jobs/nightly.sh runs with mlflow.genai.evaluate over the run's traces after the job, into"
+          + " the same run (read by src/main/python/genai_batch/evaluate_run.py, not by the job): the project's code"
+          + " scorers answered, reference_in_answer, answer_is_json and, with judge_model, MLflow's LLM judges"
+          + " correctness, relevance_to_query, safety");
+  public static final Setting<String> JUDGE_MODEL = declare("judge_model", Scope.JOB, ValueType.text(), null, "URI",
+      "The model MLflow's LLM judges among the scorers call, as MLflow names it (e.g. openai:/gpt-4o-mini); without"
+          + " it a judge in scorers is refused");
 
   private Settings() {}
 
