@@ -45,16 +45,22 @@ class EvaluationRecordsTest extends SparkTestBase {
     String experiment = "evalsets-" + System.nanoTime();
     String[] outputs = {tmp.resolve("night1").toString(), tmp.resolve("night2").toString()};
     List<String> runIds = new ArrayList<>();
+    // Night 2 answers under a JSON Schema and parses the answers: its traces also say which answers are valid.
+    String[][] nights = {{"--max-tokens", "3"}, {"--max-tokens", "24", "--parse-response", "--response-format",
+        "{\"type\":\"object\",\"properties\":{\"label\":{\"type\":\"string\",\"enum\":[\"yes\",\"no\"]}},"
+            + "\"required\":[\"label\"],\"additionalProperties\":false}"}};
     for (int night = 0; night < 2; night++) {
-      BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+      List<String> args = new ArrayList<>(List.of("--model-uri", Fixtures.tinyModel().toString(),
           "--input", input, "--output", outputs[night], "--tracking-uri", server.uri(), "--experiment", experiment,
-          "--id-column", "id", "--max-tokens", "3", "--max-error-rate", "0.5");
+          "--id-column", "id", "--max-error-rate", "0.5"));
+      args.addAll(List.of(nights[night]));
+      BatchScoringJobTest.Result r = BatchScoringJobTest.run(args.toArray(String[]::new));
       assertThat(r.code()).as(r.err()).isZero();
       assertThat(r.out()).contains(night == 0 ? "registered now" : "registered before");
       runIds.add(TrackingTest.runId(outputs[night]));
     }
     Path config = tmp.resolve("nightly.yaml");
-    Files.writeString(config, "experiment: " + experiment + "\nscorers: [answered, reference_in_answer]\n");
+    Files.writeString(config, "experiment: " + experiment + "\nscorers: [answered, reference_in_answer, answer_is_json]\n");
     JsonNode read = Fixtures.runPython("src/test/python/read_evaluation.py",
         Map.of("MLFLOW_TRACKING_URI", server.uri()), Map.of("experiment", experiment, "run_ids", runIds,
             "evaluate", List.of("--config", config.toString(), "--output", outputs[1])));
@@ -79,6 +85,12 @@ class EvaluationRecordsTest extends SparkTestBase {
       assertThat(linked.path("source").asText()).contains(dataset.path("id").asText());
       assertThat(linked.path("name").asText()).isEqualTo(dataset.path("name").asText());
     }
+
+    // Seven rows with a reference: an expectation and three scores each; night 2 adds every row's validity.
+    JsonNode m1 = read.path("runs").path(runIds.get(0)).path("metrics");
+    JsonNode m2 = read.path("runs").path(runIds.get(1)).path("metrics");
+    assertThat(m1.path("assessments_logged").asInt()).isEqualTo(28);
+    assertThat(m2.path("assessments_logged").asInt()).isEqualTo(36);
 
     // Night 1's traces: the reference as an expectation, the job's scores as feedback, equal to the output's.
     Map<Long, Row> scores = new java.util.HashMap<>();
@@ -116,11 +128,18 @@ class EvaluationRecordsTest extends SparkTestBase {
     JsonNode traces2 = run2.path("traces");
     assertThat(traces2.size()).isEqualTo(8);
     assertThat(traces2.path("1").path("answered").get(0).path("value").asBoolean()).as("the error row").isFalse();
+    Map<Long, Boolean> parsed = new java.util.HashMap<>();
+    for (Row o : spark.read().parquet(outputs[1]).collectAsList()) {
+      parsed.put(o.<Long>getAs("id"), o.getAs("error") == null && o.getAs("response_parsed") != null);
+    }
+    assertThat(parsed.values()).as("some answer parses under the schema").contains(true);
     for (long i = 0; i < 8; i++) {
       JsonNode a = traces2.path(String.valueOf(i));
       assertThat(a.path("answered")).as("row %s", i).hasSize(1);
       assertThat(a.path("expected_response").size()).isEqualTo(i == 2 ? 0 : 1);
       assertThat(a.has("reference_in_answer")).isEqualTo(i != 2);
+      assertThat(a.path("response_valid").get(0).path("value").asBoolean()).as("row %s", i).isEqualTo(parsed.get(i));
+      assertThat(a.path("answer_is_json").get(0).path("value").asBoolean()).isEqualTo(parsed.get(i));
     }
   }
 }
