@@ -15,6 +15,9 @@ day="$(date -u +%Y-%m-%d)"
 out_root="${GENAI_BATCH_OUTPUT_ROOT:-$ROOT/target/nightly}"
 output="$out_root/$day/scored.parquet"
 SKIP_BUILD="${SKIP_BUILD:-0}" jobs/setup.sh >&2
+evaluate=(env PYTHONPATH="$ROOT/src/main/python${PYTHONPATH:+:$PYTHONPATH}" "$ROOT/.venv/bin/python" -m genai_batch.evaluate_run)
+# A misspelt scorer or a judge without judge_model fails now, before a night of scoring.
+"${evaluate[@]}" --config "$config" --check >/dev/null || exit 2
 set +e
 jobs/spark-submit.sh --master "${GENAI_BATCH_MASTER:-local[*]}" -- \
   --config "$config" --output "$output" --mode resume "$@"
@@ -29,8 +32,7 @@ if [[ $rc -eq 0 || $rc -eq 5 ]]; then
   for ((i = 0; i < ${#args[@]}; i++)); do
     [[ "${args[i]}" == "--experiment" && $((i + 1)) -lt ${#args[@]} ]] && experiment=(--experiment "${args[i + 1]}")
   done
-  if ! PYTHONPATH="$ROOT/src/main/python${PYTHONPATH:+:$PYTHONPATH}" "$ROOT/.venv/bin/python" -m genai_batch.evaluate_run \
-      --config "$config" --output "$output" ${experiment[@]+"${experiment[@]}"}; then
+  if ! "${evaluate[@]}" --config "$config" --output "$output" ${experiment[@]+"${experiment[@]}"}; then
     echo "jobs/nightly.sh: mlflow.genai.evaluate over the run failed (see above); the output is complete at $output" >&2
     [[ $rc -eq 0 ]] && rc=4
   fi

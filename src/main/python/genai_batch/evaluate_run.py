@@ -1,6 +1,7 @@
 """mlflow.genai.evaluate over a finished genai-batch run, with the scorers its config names.
 
     python -m genai_batch.evaluate_run --config conf/nightly.yaml --output PATH [--experiment NAME]
+    python -m genai_batch.evaluate_run --config conf/nightly.yaml --check
 
 Run by jobs/nightly.sh after the job. It finds the job's run (the newest run of the experiment
 whose tag genai_batch.output is PATH), evaluates the run's traces (the outputs are already
@@ -11,7 +12,8 @@ run keeps its status (a run that breached a threshold stays FAILED).
 
 Scorers: the project's own code scorers (genai_batch.scorers) and, only when the config names a
 `judge_model`, MLflow's LLM judges. Exit 0 when done or when the config names no scorer; 2 on a bad
-config; 1 when MLflow fails.
+config (jobs/nightly.sh checks it with --check before the job, so a misspelt scorer costs no night);
+1 when MLflow fails.
 """
 import argparse
 import sys
@@ -77,8 +79,9 @@ def evaluation_data(run, needs_expectations):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True)
-    p.add_argument("--output", required=True, help="the job's output path, as the job was given it")
+    p.add_argument("--output", help="the job's output path, as the job was given it")
     p.add_argument("--experiment", help="default: the config's experiment")
+    p.add_argument("--check", action="store_true", help="only check the config's scorers (before the job)")
     args = p.parse_args(argv)
     with open(args.config) as f:
         cfg = yaml.safe_load(f) or {}
@@ -87,9 +90,12 @@ def main(argv=None):
     except ValueError as e:
         print(f"genai-batch evaluate: {args.config}: {e}", file=sys.stderr)
         return 2
-    if not scorers:
-        print("genai-batch evaluate: the config names no scorers: nothing to evaluate")
+    if args.check or not scorers:
+        if not scorers:
+            print("genai-batch evaluate: the config names no scorers: nothing to evaluate")
         return 0
+    if not args.output:
+        p.error("--output is required unless --check")
     client = MlflowClient()
     run = find_run(client, args.experiment or cfg.get("experiment") or "genai-batch", args.output)
     data = evaluation_data(run, any(name == "correctness" for name in cfg.get("scorers") or []))
