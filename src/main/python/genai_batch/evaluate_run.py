@@ -100,9 +100,10 @@ def main(argv=None):
     run = find_run(client, args.experiment or cfg.get("experiment") or "genai-batch", args.output)
     data = evaluation_data(run, any(name == "correctness" for name in cfg.get("scorers") or []))
     if data.empty:
-        print(f"genai-batch evaluate: run {run.info.run_id} has no traces (trace_sample_rate 0?): nothing to "
-              "evaluate", file=sys.stderr)
-        return 1
+        # trace_sample_rate 0, or a resume that found every row done: nothing to score, nothing broken.
+        print(f"genai-batch evaluate: run {run.info.run_id} has no traces of its own (trace_sample_rate 0, or a "
+              "resume with nothing left to score): nothing to evaluate", file=sys.stderr)
+        return 0
     status = run.info.status
     mlflow.set_experiment(experiment_id=run.info.experiment_id)
     mlflow.start_run(run_id=run.info.run_id)
