@@ -5,14 +5,18 @@
 #  - only when asked, one small venv per extra Spark runtime of src/main/python/runtimes.txt
 #    (.venv-spark3.5, .venv-spark4.3: that pyspark alone), which jobs/test.sh tests the jars on:
 #      jobs/setup.sh --runtimes all        (or --runtimes spark3.5,spark4.3; or GENAI_BATCH_RUNTIMES=all)
+#  - only when asked (jobs/test.sh asks, for BrowserTest), Debian's chromium, when no chromium is on
+#    PATH: jobs/setup.sh --browser   (apt-get, as root or through sudo; elsewhere install it yourself)
 # A second run with nothing changed takes seconds: each venv is stamped with the hash of its pins.
 set -euo pipefail
 runtimes="${GENAI_BATCH_RUNTIMES:-}"
+browser=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtimes) runtimes="${2:?--runtimes takes all or NAME[,NAME...]}"; shift 2 ;;
     --runtimes=*) runtimes="${1#--runtimes=}"; shift ;;
-    *) echo "jobs/setup.sh: unknown argument $1 (usage: jobs/setup.sh [--runtimes all|NAME,...])" >&2; exit 2 ;;
+    --browser) browser=1; shift ;;
+    *) echo "jobs/setup.sh: unknown argument $1 (usage: jobs/setup.sh [--runtimes all|NAME,...] [--browser])" >&2; exit 2 ;;
   esac
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,6 +60,21 @@ if [[ -n "$runtimes" && "$runtimes" != none ]]; then
     fi
     venv "$ROOT/.venv-$name" "$(echo "$pin" | hash)" "$pin"
   done
+fi
+
+if [[ "$browser" == 1 ]]; then
+  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+    echo "[setup] chromium is installed"
+  elif command -v apt-get >/dev/null; then
+    apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q)
+    [[ "$(id -u)" != 0 ]] && apt=(sudo "${apt[@]}")
+    echo "[setup] installing Debian's chromium for BrowserTest (apt-get, a few minutes)"
+    # A fresh machine may have no package lists yet: update them only when the install needs it.
+    "${apt[@]}" install -y --no-install-recommends chromium \
+      || { "${apt[@]}" update && "${apt[@]}" install -y --no-install-recommends chromium; }
+  else
+    echo "[setup] no chromium on PATH and no apt-get: install chromium yourself, or BrowserTest fails" >&2
+  fi
 fi
 
 if [[ "${SKIP_BUILD:-0}" != "1" ]]; then

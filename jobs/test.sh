@@ -27,7 +27,11 @@ fast=0
 if [[ "${1:-}" == "--fast" ]]; then
   fast=1; shift
 fi
-SKIP_BUILD=1 jobs/setup.sh
+if [[ "$fast" == 1 ]]; then
+  SKIP_BUILD=1 jobs/setup.sh
+else
+  SKIP_BUILD=1 jobs/setup.sh --browser   # BrowserTest's headless chromium, installed when missing
+fi
 # Every JVM of a test run is short-lived (Maven, javac, test JVMs, spark-submit drivers, executors,
 # standalone masters and workers): compiled by C1 alone they spend about 40% less CPU than with C2
 # on this 2-core machine (docs/testing.md). Tests prove behaviour, never speed; the job's own

@@ -31,7 +31,7 @@ class TracesTest extends SparkTestBase {
   }
 
   /** Rows with an id, a prompt and a reference answer; row 1's prompt is missing (an error row). */
-  private static String writeNightly(Path dir, int n) {
+  static String writeNightly(Path dir, int n) {
     StructType schema = new StructType().add("id", DataTypes.LongType).add("prompt", DataTypes.StringType)
         .add("expected", DataTypes.StringType);
     List<Row> rows = new ArrayList<>();
