@@ -47,12 +47,12 @@ public final class Browser implements AutoCloseable {
         .buildAsync(URI.create(pageSocket), new Replies()).join();
   }
 
-  /** Starts headless Chromium with a fresh profile and a 1280x800 window. */
+  /** Starts headless Chromium with a fresh profile and a 1600x900 window. */
   public static Browser start() throws Exception {
     Path profile = Files.createTempDirectory("genai-batch-chromium");
     // --no-sandbox: tests may run as root (containers, CI), where Chromium's sandbox refuses to start.
     Process p = new ProcessBuilder(chromium(), "--headless=new", "--no-sandbox", "--disable-gpu",
-        "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars", "--window-size=1280,800",
+        "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars", "--window-size=1600,900",
         "--remote-debugging-port=0", "--user-data-dir=" + profile, "about:blank")
         .redirectErrorStream(true).redirectOutput(profile.resolve("chromium.log").toFile()).start();
     Path portFile = profile.resolve("DevToolsActivePort");
