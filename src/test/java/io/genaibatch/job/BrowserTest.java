@@ -62,10 +62,16 @@ class BrowserTest extends SparkTestBase {
 
       String traces = browser.open(experiment + "/runs/" + runId + "/traces", SHOTS.resolve("traces-tab.png"), WAIT,
           prompt, "4 of 4");
-      assertThat(traces).contains(lines("Request", "Response", "Tokens"), "4 of 4");
-      List<String> row = rowFrom(traces, prompt, 3);
+      // The columns: request, response, then the expectation and the feedback (a nightly run's
+      // reference and scores), then tokens, execution time and state.
+      assertThat(traces).contains(lines("Request", "Response", "Expected output"), "exact_match", "token_f1",
+          "rouge_l", "4 of 4").containsPattern("\\nTokens\\nExecution time\\nState\\n");
+      List<String> row = rowFrom(traces, prompt, 9);
       assertThat(row.get(1)).as("the answer beside the prompt").contains(answer);
-      assertThat(row.get(2)).as("the tokens beside the answer").isEqualTo(String.valueOf(ok.<Integer>getAs("total_tokens")));
+      assertThat(row.get(2)).as("the reference as the expected output").isEqualTo(ok.<String>getAs("expected"));
+      int time = row.indexOf(row.stream().filter(c -> c.matches("[0-9.]+s")).findFirst().orElseThrow());
+      assertThat(row.get(time - 1)).as("the tokens before the execution time in %s", row)
+          .isEqualTo(String.valueOf(ok.<Integer>getAs("total_tokens")));
 
       String model = browser.open(experiment + "/models/" + modelId, SHOTS.resolve("logged-model.png"), WAIT,
           modelId, "rows_total");
