@@ -3,10 +3,15 @@ package io.genaibatch.job;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -14,6 +19,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.DataTypes;
@@ -120,5 +127,48 @@ class TracesTest extends SparkTestBase {
         "--id-column", "id", "--max-tokens", "2", "--max-error-rate", "0.5", "--trace-sample-rate", "0");
     assertThat(r.code()).as(r.err()).isZero();
     assertThat(traces(server, TrackingTest.runId(output))).isEmpty();
+  }
+
+  /**
+   * The server stops while the traces are on their way: the job says so and exits 4, and the Parquet
+   * output, written before anything was traced, is whole.
+   */
+  @Test
+  void aServerStoppedMidExportLeavesTheOutputWholeAndExitsFour(@TempDir Path tmp) throws Exception {
+    MlflowServer own = MlflowServer.start(tmp.resolve("mlflow"), Map.of());
+    int rows = 3000; // about 3 ms a trace on the pinned server: seconds of export to stop it in
+    String input = BatchScoringJobTest.writePrompts(tmp, rows, false);
+    String output = tmp.resolve("out").toString();
+    CompletableFuture<BatchScoringJobTest.Result> job = CompletableFuture.supplyAsync(() ->
+        BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
+            "--tracking-uri", own.uri(), "--experiment", "stopped-export", "--tracking-retry-seconds", "2",
+            "--max-tokens", "2", "--id-column", "id", "--trace-sample-rate", "1"));
+    HttpClient http = HttpClient.newHttpClient();
+    String experimentId = null;
+    boolean tracing = false;
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
+    while (!tracing && System.nanoTime() < deadline && !job.isDone()) {
+      Thread.sleep(100);
+      if (experimentId == null) {
+        JsonNode e = get(http, own.uri() + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=stopped-export");
+        experimentId = e.path("experiment").path("experiment_id").asText(null);
+      } else {
+        JsonNode t = get(http, own.uri() + "/api/2.0/mlflow/traces?max_results=1&experiment_ids=" + experimentId);
+        tracing = t.path("traces").size() > 0;
+      }
+    }
+    assertThat(tracing).as("the export began while the job ran").isTrue();
+    own.stop();
+    BatchScoringJobTest.Result r = job.get(300, TimeUnit.SECONDS);
+    assertThat(r.code()).as(r.out() + r.err()).isEqualTo(4);
+    assertThat(r.err()).contains("the output is complete at " + output);
+    assertThat(spark.read().parquet(output).count()).isEqualTo(rows);
+  }
+
+  /** The JSON of a GET, or an empty object when the server answers otherwise than 200. */
+  private static JsonNode get(HttpClient http, String uri) throws Exception {
+    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(uri)).build(),
+        HttpResponse.BodyHandlers.ofString());
+    return new ObjectMapper().readTree(r.statusCode() == 200 ? r.body() : "{}");
   }
 }
