@@ -7,9 +7,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -101,9 +98,7 @@ final class ClusterRuns {
 
   /** The metrics of the MLflow run {@code runId}, by key. */
   static Map<String, Double> runMetrics(MlflowServer server, String runId) throws IOException, InterruptedException {
-    HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + runId)).build(),
-        HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> r = server.get("/api/2.0/mlflow/runs/get?run_id=" + runId);
     assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     Map<String, Double> metrics = new HashMap<>();
     for (JsonNode n : JSON.readTree(r.body()).path("run").path("data").path("metrics")) {

@@ -9,10 +9,6 @@ import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -43,9 +39,8 @@ class BrowserTest extends SparkTestBase {
         "--id-column", "id", "--max-tokens", "4", "--max-error-rate", "0.5");
     assertThat(r.code()).as(r.err()).isZero();
     String runId = TrackingTest.runId(output);
-    JsonNode run = new ObjectMapper().readTree(HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-        URI.create(server.uri() + "/api/2.0/mlflow/runs/get?run_id=" + runId)).build(),
-        HttpResponse.BodyHandlers.ofString()).body()).path("run").path("info");
+    JsonNode run = new ObjectMapper().readTree(server.get("/api/2.0/mlflow/runs/get?run_id=" + runId).body())
+        .path("run").path("info");
     String experiment = server.uri() + "/#/experiments/" + run.path("experiment_id").asText();
     String runName = run.path("run_name").asText();
     Row ok = spark.read().parquet(output).filter("id = 0").first();

@@ -8,9 +8,6 @@ import io.genaibatch.testing.Fixtures;
 import io.genaibatch.testing.MlflowServer;
 import io.genaibatch.testing.Slow;
 import io.genaibatch.testing.SparkTestBase;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -143,17 +140,16 @@ class TracesTest extends SparkTestBase {
         BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
             "--tracking-uri", own.uri(), "--experiment", "stopped-export", "--tracking-retry-seconds", "2",
             "--max-tokens", "2", "--id-column", "id", "--trace-sample-rate", "1"));
-    HttpClient http = HttpClient.newHttpClient();
     String experimentId = null;
     boolean tracing = false;
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
     while (!tracing && System.nanoTime() < deadline && !job.isDone()) {
       Thread.sleep(100);
       if (experimentId == null) {
-        JsonNode e = get(http, own.uri() + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=stopped-export");
+        JsonNode e = get(own, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=stopped-export");
         experimentId = e.path("experiment").path("experiment_id").asText(null);
       } else {
-        JsonNode t = get(http, own.uri() + "/api/2.0/mlflow/traces?max_results=1&experiment_ids=" + experimentId);
+        JsonNode t = get(own, "/api/2.0/mlflow/traces?max_results=1&experiment_ids=" + experimentId);
         tracing = t.path("traces").size() > 0;
       }
     }
@@ -166,9 +162,8 @@ class TracesTest extends SparkTestBase {
   }
 
   /** The JSON of a GET, or an empty object when the server answers otherwise than 200. */
-  private static JsonNode get(HttpClient http, String uri) throws Exception {
-    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(uri)).build(),
-        HttpResponse.BodyHandlers.ofString());
+  private static JsonNode get(MlflowServer server, String pathAndQuery) throws Exception {
+    HttpResponse<String> r = server.get(pathAndQuery);
     return new ObjectMapper().readTree(r.statusCode() == 200 ? r.body() : "{}");
   }
 }

@@ -100,6 +100,12 @@ public final class MlflowServer {
     return dir;
   }
 
+  /** The server's answer to a GET of {@code pathAndQuery} ({@code /api/2.0/mlflow/...}), whatever its status. */
+  public HttpResponse<String> get(String pathAndQuery) throws IOException, InterruptedException {
+    return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(uri() + pathAndQuery)).build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
   /** Stops the server and every process it started (uvicorn workers outlive a plain kill). */
   public void stop() {
     List<ProcessHandle> tree = new ArrayList<>(process.descendants().toList());
