@@ -32,7 +32,11 @@
 #   computed, prefix hit rate, store MiB, duplicate rows answered, and the targets (>= 3x the limit, a/b2 >= 3x,
 #   a/an >= 2.5x, computed <= 25% of prompt tokens).
 #   jobs/benchmark.sh --workload shared --model tiny --rows 16 --repeats 1 --systems a,an,p   # smoke test
-# --neighbour (any workload): while each system runs, a Python busy loop pinned to the last CPU keeps one core
+# --workload traces: what tracing every row costs the job (tracking on, trace_sample_rate 0 against 1, a local
+#   MLflow server) beside the server taking the same spans from a client that does nothing else (the limit);
+#   its own flags: [--rows 1000,10000] [--repeats 2] [--new-tokens 4] [--model tiny|DIR] (docs/traces.md).
+#   jobs/benchmark.sh --workload traces --rows 200 --repeats 1   # smoke test, about two minutes
+# --neighbour (any workload but traces): while each system runs, a Python busy loop pinned to the last CPU keeps one core
 #   busy (killed when the run ends; exits by itself after 30 minutes or when the benchmark is gone); the
 #   report says it was on.
 # --help lists every flag; docs/benchmarks.md has the numbers and how to read them.

@@ -88,6 +88,11 @@ def wait_quiet(max_wait_s: float, threshold: float = 0.5, window_s: float = 2.0)
             return time.monotonic() - t0, busy
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds so far of root and its descendants (one that already ended is not counted)."""
+    return sum(_cpu_ticks(pid) or 0 for pid in _tree(root)) / TICKS
+
+
 def _cpu_ticks(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
