@@ -15,8 +15,13 @@ import java.util.TreeSet;
  * token F1 to fall from 0.70 to 0.65, not by 5% of 0.70. A rise never breaches; for a metric
  * where lower is better, leave it out.
  *
- * @param maxMetricDrop metric name (as logged, e.g. {@code eval_token_f1}) to the most it may
- *     fall; empty for no limit
+ * <p>Which limits are whose: a name with a {@value #SCORER_METRIC_MARK} is a scorer's metric
+ * ({@code answered/mean}, as mlflow.genai.evaluate names them), logged after the job by
+ * src/main/python/genai_batch/evaluate_run.py, which checks its limit there (jobs/nightly.sh exits 5
+ * on a breach); the job checks every other name and passes over these ({@link #isScorerMetric}).
+ *
+ * @param maxMetricDrop metric name (as logged, e.g. {@code eval_token_f1} or {@code
+ *     answered/mean}) to the most it may fall; empty for no limit
  * @param maxAnswersChanged the most answers that may differ from the previous run's; null for no
  *     limit
  */
@@ -29,6 +34,9 @@ public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersCh
    * the limit must pass.
    */
   private static final double EPSILON = 1e-9;
+
+  /** What marks a scorer's metric: {@code <scorer>/mean}. evaluate_run.py's is_scorer_metric says the same. */
+  public static final String SCORER_METRIC_MARK = "/";
 
   public Thresholds {
     Map<String, Double> copy = new LinkedHashMap<>();
@@ -55,7 +63,8 @@ public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersCh
    * The breaches, one message each, naming the metric, both values and the limit; empty when the
    * run passes.
    *
-   * <p>A limited metric that the current run lacks is a breach (a misspelt name, or evaluation
+   * <p>Scorers' metrics ({@link #isScorerMetric}) are not the job's to check: they are left out here.
+   * A limited metric that the current run lacks is a breach (a misspelt name, or evaluation
    * that silently stopped, must not pass night after night); one that only the previous run lacks
    * is not (the first run with it has nothing to fall from).
    *
@@ -71,6 +80,9 @@ public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersCh
     Map<String, Double> current = currentMetrics == null ? Map.of() : currentMetrics;
     List<String> breaches = new ArrayList<>();
     maxMetricDrop.forEach((name, limit) -> {
+      if (isScorerMetric(name)) {
+        return;
+      }
       Double now = current.get(name);
       Double before = previous.get(name);
       if (now == null || now.isNaN()) {
@@ -87,5 +99,13 @@ public record Thresholds(Map<String, Double> maxMetricDrop, Integer maxAnswersCh
           answersChanged, answersChanged == 1 ? "answer" : "answers", maxAnswersChanged));
     }
     return breaches;
+  }
+
+  /**
+   * Whether a {@code max_metric_drop} name is a scorer's metric, whose limit evaluate_run.py checks
+   * after the job rather than the job itself.
+   */
+  public static boolean isScorerMetric(String name) {
+    return name.contains(SCORER_METRIC_MARK);
   }
 }

@@ -186,7 +186,8 @@ public final class Settings {
           + " previous run");
   public static final Setting<Map<String, Double>> MAX_METRIC_DROP = declare("max_metric_drop", Scope.JOB,
       ValueType.limits(), Map.of(), "METRIC=X", "Fail the run (exit 5) when the metric fell by more than X since the"
-          + " previous run, e.g. eval_token_f1=0.05; repeatable");
+          + " previous run, e.g. eval_token_f1=0.05; repeatable. A scorer's metric (answered/mean=0.1) is checked by"
+          + " jobs/nightly.sh after the scorers ran, not by the job");
   public static final Setting<List<String>> SCORERS = declare("scorers", Scope.JOB, ValueType.textList(), null,
       "NAMES", "Scorers that jobs/nightly.sh runs with mlflow.genai.evaluate over the run's traces after the job, into"
           + " the same run (read by src/main/python/genai_batch/evaluate_run.py, not by the job): the project's code"

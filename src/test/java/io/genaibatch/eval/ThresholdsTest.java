@@ -50,4 +50,18 @@ class ThresholdsTest {
         .containsExactly("eval_tokenf1 is not among this run's metrics [eval_token_f1], "
             + "so its allowed drop of 0.050 cannot be checked");
   }
+
+  @Test
+  void aScorerMetricIsLeftToEvaluateRunEvenWhenThisRunLacksIt() {
+    // answered/mean is logged after the job by evaluate_run.py, which checks its limit: the job
+    // neither misses it nor judges its drop, and still checks its own metrics beside it.
+    Thresholds t = new Thresholds(Map.of("answered/mean", 0.1, "eval_token_f1", 0.05), null);
+    assertThat(Thresholds.isScorerMetric("answered/mean")).isTrue();
+    assertThat(Thresholds.isScorerMetric("eval_token_f1")).isFalse();
+    assertThat(t.check(Map.of("answered/mean", 1.0, "eval_token_f1", 0.7), Map.of("eval_token_f1", 0.7), 0L))
+        .isEmpty();
+    assertThat(t.check(Map.of("answered/mean", 1.0, "eval_token_f1", 0.7), Map.of("answered/mean", 0.0,
+        "eval_token_f1", 0.6), 0L)).containsExactly("eval_token_f1 fell by 0.100 (0.700 -> 0.600), more than the"
+        + " allowed 0.050");
+  }
 }
