@@ -53,7 +53,8 @@ class OldServersIT {
       "mlflow2", List.of(Feature.TRACES, Feature.EVALUATION_DATASETS));
   /**
    * The servers with MLflow 3 logged models: the job scores one logged there ({@code models:/m-ID})
-   * and logs its metrics against its {@code model_id}; a 2.x server has none, so it scores the path.
+   * and logs its metrics against its {@code model_id}; the others score a registry version logged
+   * with MLflow 2's API ({@code models:/tiny-phi3/1}), which has no {@code model_id}.
    */
   private static final Set<String> LOGGED_MODELS = Set.of("mlflow3.6");
   /** A line of the job's log: a log line with its time and level, the job's own, or the JVM's. */
@@ -77,9 +78,7 @@ class OldServersIT {
     try {
       Path in = prompts(dir);
       Path out = dir.resolve("out");
-      String model = LOGGED_MODELS.contains(name) ? server.python("log_model", null, "--model-dir",
-          Fixtures.tinyModel().toString(), "--experiment", "models").path("model_uri").asText()
-          : Fixtures.tinyModel().toString();
+      String model = model(name, server);
       Fixtures.ChildRun job = RuntimeJobIT.submit(dir, "nightly-" + name, Map.of(), List.of(),
           "--model-uri", model, "--input", in.toString(), "--input-format", "json",
           "--output", out.toString(), "--tracking-uri", server.uri(), "--experiment", "old-" + name,
@@ -107,6 +106,18 @@ class OldServersIT {
     }
     System.out.printf("[OldServersIT] %s: %d s, the server's start included%n", name,
         TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start));
+  }
+
+  /** The tiny model logged on the server as that server's users log models, by its URI. */
+  private static String model(String name, MlflowServer server) throws Exception {
+    if (LOGGED_MODELS.contains(name)) {
+      return server.python("log_model", null, "--model-dir", Fixtures.tinyModel().toString(), "--experiment",
+          "models").path("model_uri").asText();
+    }
+    Path python = Fixtures.projectDir().resolve(".venv-" + name + "/bin/python");
+    return Fixtures.runPython(python, "src/test/python/log_model_mlflow2.py", Map.of("MLFLOW_TRACKING_URI",
+        server.uri()), Map.of("model_dir", Fixtures.tinyModel().toString(), "name", "tiny-phi3"))
+        .path("model_uri").asText();
   }
 
   /** No stack trace, every line a line of its own, and one warning for each feature the server lacks. */
