@@ -5,18 +5,24 @@
 #  - only when asked, one small venv per extra Spark runtime of src/main/python/runtimes.txt
 #    (.venv-spark3.5, .venv-spark4.3: that pyspark alone), which jobs/test.sh tests the jars on:
 #      jobs/setup.sh --runtimes all        (or --runtimes spark3.5,spark4.3; or GENAI_BATCH_RUNTIMES=all)
+#  - only when asked, one venv per older MLflow server of src/main/python/old-servers.txt
+#    (.venv-mlflow3.6, .venv-mlflow2: that mlflow alone), which OldServersIT runs a job against:
+#      jobs/setup.sh --old-servers all     (or --old-servers mlflow2; or GENAI_BATCH_OLD_SERVERS=all)
 #  - only when asked (jobs/test.sh asks, for BrowserTest), Debian's chromium, when no chromium is on
 #    PATH: jobs/setup.sh --browser   (apt-get, as root or through sudo; elsewhere install it yourself)
 # A second run with nothing changed takes seconds: each venv is stamped with the hash of its pins.
 set -euo pipefail
 runtimes="${GENAI_BATCH_RUNTIMES:-}"
+old_servers="${GENAI_BATCH_OLD_SERVERS:-}"
 browser=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtimes) runtimes="${2:?--runtimes takes all or NAME[,NAME...]}"; shift 2 ;;
     --runtimes=*) runtimes="${1#--runtimes=}"; shift ;;
+    --old-servers) old_servers="${2:?--old-servers takes all or NAME[,NAME...]}"; shift 2 ;;
+    --old-servers=*) old_servers="${1#--old-servers=}"; shift ;;
     --browser) browser=1; shift ;;
-    *) echo "jobs/setup.sh: unknown argument $1 (usage: jobs/setup.sh [--runtimes all|NAME,...] [--browser])" >&2; exit 2 ;;
+    *) echo "jobs/setup.sh: unknown argument $1 (usage: jobs/setup.sh [--runtimes all|NAME,...] [--old-servers all|NAME,...] [--browser])" >&2; exit 2 ;;
   esac
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +33,7 @@ VENV="$ROOT/.venv"
 REQ="src/main/python/requirements.txt"
 CON="src/main/python/constraints.txt"
 RUNTIMES="src/main/python/runtimes.txt"
+OLD_SERVERS="src/main/python/old-servers.txt"
 
 # venv DIR PINS_HASH PIP_ARGS...: creates DIR and installs PIP_ARGS unless DIR is stamped PINS_HASH.
 venv() {
@@ -48,19 +55,26 @@ venv() {
 hash() { sha256sum | cut -c1-16; }
 venv "$VENV" "$(cat "$REQ" "$CON" | hash)" -r "$REQ" -c "$CON"
 
-if [[ -n "$runtimes" && "$runtimes" != none ]]; then
-  known="$(grep -v '^[[:space:]]*\(#\|$\)' "$RUNTIMES" | awk '{print $1}' | paste -sd' ')"
-  [[ "$runtimes" == all ]] && runtimes="${known// /,}"
-  IFS=, read -ra asked <<< "$runtimes"
+# listed LIST ASKED: a venv .venv-NAME for each NAME of LIST asked (all, or NAME,...), holding the
+# pins of its line (NAME PIN [PIN...]), through pip's cache.
+listed() {
+  local list="$1" asked_names="$2" known name pins
+  [[ -z "$asked_names" || "$asked_names" == none ]] && return 0
+  known="$(grep -v '^[[:space:]]*\(#\|$\)' "$list" | awk '{print $1}' | paste -sd' ')"
+  [[ "$asked_names" == all ]] && asked_names="${known// /,}"
+  IFS=, read -ra asked <<< "$asked_names"
   for name in "${asked[@]}"; do
-    pin="$(awk -v n="$name" '$1 == n {print $2}' "$RUNTIMES")"
-    if [[ -z "$pin" ]]; then
-      echo "[setup] unknown runtime '$name': $RUNTIMES has $known" >&2
+    pins="$(awk -v n="$name" '$1 == n {$1 = ""; print substr($0, 2)}' "$list")"
+    if [[ -z "$pins" ]]; then
+      echo "[setup] unknown name '$name': $list has $known" >&2
       exit 2
     fi
-    venv "$ROOT/.venv-$name" "$(echo "$pin" | hash)" "$pin"
+    # shellcheck disable=SC2086 # the pins are words
+    venv "$ROOT/.venv-$name" "$(echo "$pins" | hash)" $pins
   done
-fi
+}
+listed "$RUNTIMES" "$runtimes"
+listed "$OLD_SERVERS" "$old_servers"
 
 if [[ "$browser" == 1 ]]; then
   if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then

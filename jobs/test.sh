@@ -9,6 +9,7 @@
 #                                    job end to end through jobs/run-local.sh (a few minutes)
 #   GENAI_BATCH_RUNTIMES=none jobs/test.sh       the full suite only
 #   GENAI_BATCH_RUNTIMES=spark3.5 jobs/test.sh   the full suite and that runtime only
+#   GENAI_BATCH_OLD_SERVERS=none jobs/test.sh    without the older MLflow servers' leg (or =mlflow2: that one)
 #   GENAI_BATCH_FULL_SUITE=0 jobs/test.sh        the extra runtimes only (needs a built Spark 4
 #                                                jar and test classes: mvn -DskipTests package)
 #
@@ -18,6 +19,8 @@
 # spark-submit (RuntimeJobIT) and spark-shell (the Scala notebook), and, once per Spark line the full
 # suite did not cover, the two-worker cluster (ClusterIT). On Spark 3.5 the 3.5 jar is built first
 # and NotebookApiTest (Transformer, Pipeline save/load, SQL function) runs in-process on Spark 3.5.0.
+# Beside them, the older MLflow servers of src/main/python/old-servers.txt (each its own .venv-NAME,
+# installed here): OldServersIT runs a nightly job against each with the Spark 4 jar.
 # Ends with a table per leg (result, wall seconds) and the slowest test classes (from the JUnit
 # reports kept under target/test-times); exits non-zero when any part failed.
 set -euo pipefail
@@ -110,6 +113,14 @@ spark4_leg() {
   mvn -B -Dit.test="$2" -Dgenaibatch.spark.home="$1" test-compile failsafe:integration-test failsafe:verify
 }
 
+# old_servers_leg NAMES: the older MLflow servers' venvs, then OldServersIT against them, its reports
+# under target/old-servers (failsafe's default folder is the Spark 4 runtime leg's, running at once).
+old_servers_leg() {
+  SKIP_BUILD=1 jobs/setup.sh --old-servers "$1"
+  mvn -B -Dit.test=OldServersIT -Dfailsafe.reports="$ROOT/target/old-servers/failsafe-reports" \
+    failsafe:integration-test failsafe:verify
+}
+
 summary() {
   echo
   printf '%-34s %-32s %-7s %6s\n' leg jar result seconds
@@ -134,6 +145,14 @@ if [[ "${GENAI_BATCH_FULL_SUITE:-1}" != 0 ]]; then
   next_leg full-suite
   part "$LEG" "spark4.0.4 (.venv): full suite" genai-batch-spark4_2.13.jar "target/surefire-reports target/failsafe-reports" \
     mvn -B verify "$@" || failed=1
+fi
+
+old_servers="${GENAI_BATCH_OLD_SERVERS:-all}"
+old_pid=""
+if [[ "$old_servers" != none ]]; then
+  in_background "old MLflow servers ($old_servers)" genai-batch-spark4_2.13.jar target/old-servers/failsafe-reports \
+    old_servers_leg "$old_servers"
+  old_pid=$!
 fi
 
 runtimes="${GENAI_BATCH_RUNTIMES:-all}"
@@ -174,6 +193,10 @@ if [[ "$runtimes" != none ]]; then
     row "$LEG" "runtime venvs ($runtimes)" - FAILED $((SECONDS - start))
     failed=1
   fi
+fi
+
+if [[ -n "$old_pid" ]]; then
+  wait "$old_pid" || failed=1
 fi
 
 summary

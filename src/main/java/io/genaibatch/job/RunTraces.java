@@ -72,7 +72,7 @@ final class RunTraces {
         }
       });
     } catch (TraceExporter.Unsupported e) {
-      LOG.warn("No traces logged: {}", e.getMessage());
+      LOG.warn("No traces logged, so no expectations or feedback on them either: {}", e.getMessage());
       return 0;
     }
     double seconds = (System.nanoTime() - t0) / 1e9;

@@ -39,6 +39,8 @@ import org.mlflow.tracking.creds.MlflowHostCredsProvider;
 public final class TrackingConnection implements Closeable {
   public static final String TRACKING_URI_ENV = "MLFLOW_TRACKING_URI";
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** How much of a non-JSON error answer a message quotes. */
+  private static final int BODY_CHARS = 200;
 
   private final String trackingUri;
   private final MlflowHostCredsProvider creds;
@@ -230,14 +232,25 @@ public final class TrackingConnection implements Closeable {
     }
   }
 
+  /**
+   * MLflow's message from its JSON error answer; any other body (the HTML page of an older server's
+   * missing endpoint, or of a proxy) as one line of its text, at most {@value #BODY_CHARS} characters,
+   * so that a warning quoting it stays one line. Tags are dropped by a pattern: only a hint is wanted,
+   * no HTML parser is needed for it.
+   */
   private static String message(String body) {
     try {
       JsonNode n = JSON.readTree(body);
-      return n.path("message").asText(body);
+      if (n != null && n.hasNonNull("message")) {
+        return n.get("message").asText();
+      }
     } catch (Exception e) {
-      return body;
+      // not JSON: the text below
     }
+    String text = body.replaceAll("<[^>]*>", " ").replaceAll("\\s+", " ").strip();
+    return text.length() <= BODY_CHARS ? text : text.substring(0, BODY_CHARS) + "...";
   }
+
 
   /** An HTTP error answer from the server, with MLflow's error code (e.g. RESOURCE_DOES_NOT_EXIST). */
   public static final class MlflowHttpError extends MlflowException {

@@ -225,7 +225,13 @@ public final class Fixtures {
   /** As {@link #runPython(String, Object, String...)}, with extra environment variables. */
   public static JsonNode runPython(String script, Map<String, String> env, Object request, String... args)
       throws IOException, InterruptedException {
-    List<String> cmd = new ArrayList<>(List.of(python().toString(), projectDir().resolve(script).toString()));
+    return runPython(python(), script, env, request, args);
+  }
+
+  /** As {@link #runPython(String, Map, Object, String...)} with another venv's Python (e.g. .venv-mlflow2's). */
+  public static JsonNode runPython(Path python, String script, Map<String, String> env, Object request,
+      String... args) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of(python.toString(), projectDir().resolve(script).toString()));
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
     pb.environment().putAll(env);

@@ -46,15 +46,27 @@ public final class MlflowServer {
     return shared;
   }
 
-  /** Starts a server with extra arguments (e.g. --app-name basic-auth) and environment. */
+  /** Starts a server of .venv (the pinned MLflow) with extra arguments (e.g. --app-name basic-auth) and environment. */
   public static MlflowServer start(Path dir, Map<String, String> env, String... extraArgs) throws Exception {
+    return start(Fixtures.projectDir().resolve(".venv"), dir, env, extraArgs);
+  }
+
+  /**
+   * Starts the server of the venv {@code venv} (e.g. .venv-mlflow2, an older MLflow of
+   * src/main/python/old-servers.txt) with extra arguments and environment.
+   */
+  public static MlflowServer start(Path venv, Path dir, Map<String, String> env, String... extraArgs) throws Exception {
+    Path mlflow = venv.resolve("bin/mlflow");
+    if (!Files.isExecutable(mlflow)) {
+      throw new IllegalStateException(mlflow + " is missing: run jobs/setup.sh (--old-servers NAME for .venv-NAME)");
+    }
     Files.createDirectories(dir);
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
     }
     List<String> cmd = new ArrayList<>(List.of(
-        Fixtures.projectDir().resolve(".venv/bin/mlflow").toString(), "server",
+        mlflow.toString(), "server",
         "--host", "127.0.0.1", "--port", String.valueOf(port),
         "--backend-store-uri", "sqlite:///" + dir.resolve("mlflow.db"),
         "--artifacts-destination", dir.resolve("artifacts").toString(),
@@ -103,6 +115,13 @@ public final class MlflowServer {
   /** The server's answer to a GET of {@code pathAndQuery} ({@code /api/2.0/mlflow/...}), whatever its status. */
   public HttpResponse<String> get(String pathAndQuery) throws IOException, InterruptedException {
     return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(uri() + pathAndQuery)).build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** The server's answer to a POST of the JSON {@code body} to {@code path} (runs/search takes POST only), whatever its status. */
+  public HttpResponse<String> post(String path, String body) throws IOException, InterruptedException {
+    return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(uri() + path))
+        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
         HttpResponse.BodyHandlers.ofString());
   }
 
