@@ -19,8 +19,9 @@
 # spark-submit (RuntimeJobIT) and spark-shell (the Scala notebook), and, once per Spark line the full
 # suite did not cover, the two-worker cluster (ClusterIT). On Spark 3.5 the 3.5 jar is built first
 # and NotebookApiTest (Transformer, Pipeline save/load, SQL function) runs in-process on Spark 3.5.0.
-# Beside them, the older MLflow servers of src/main/python/old-servers.txt (each its own .venv-NAME,
-# installed here): OldServersIT runs a nightly job against each with the Spark 4 jar.
+# Beside them, the older MLflow servers of src/main/python/old-servers.txt (each its own .venv-NAME):
+# OldServersIT runs a nightly job against each with the Spark 4 jar. The runtimes' and old servers'
+# venvs install in the background while the full suite runs.
 # Ends with a table per leg (result, wall seconds) and the slowest test classes (from the JUnit
 # reports kept under target/test-times); exits non-zero when any part failed.
 set -euo pipefail
@@ -117,7 +118,8 @@ spark4_leg() {
 # under target/old-servers (failsafe's default folder is the Spark 4 runtime leg's, running at once).
 old_servers_leg() {
   SKIP_BUILD=1 jobs/setup.sh --old-servers "$1"
-  mvn -B -Dit.test=OldServersIT -Dfailsafe.reports="$ROOT/target/old-servers/failsafe-reports" \
+  mvn -B -Dit.test=OldServersIT -Dgenaibatch.old.servers="$1" \
+    -Dfailsafe.reports="$ROOT/target/old-servers/failsafe-reports" test-compile \
     failsafe:integration-test failsafe:verify
 }
 
@@ -141,58 +143,68 @@ if [[ "$fast" == 1 ]]; then
 fi
 
 failed=0
+runtimes="${GENAI_BATCH_RUNTIMES:-all}"
+old_servers="${GENAI_BATCH_OLD_SERVERS:-all}"
+# The extra venvs (the runtimes' and the old servers') install in the background while the full suite
+# runs: pip mostly waits on the network and the disk, and a fresh machine spends minutes there.
+next_leg extra-venvs
+venvs_dir="$LEG"
+( start=$SECONDS
+  if SKIP_BUILD=1 jobs/setup.sh --runtimes "$runtimes" --old-servers "$old_servers" > "$venvs_dir/output.log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+  fi
+  row "$venvs_dir" "extra venvs (runtimes $runtimes; old servers $old_servers)" - "$result" $((SECONDS - start))
+  [[ "$result" == ok ]] ) &
+venvs_pid=$!
+
 if [[ "${GENAI_BATCH_FULL_SUITE:-1}" != 0 ]]; then
   next_leg full-suite
   part "$LEG" "spark4.0.4 (.venv): full suite" genai-batch-spark4_2.13.jar "target/surefire-reports target/failsafe-reports" \
     mvn -B verify "$@" || failed=1
 fi
 
-old_servers="${GENAI_BATCH_OLD_SERVERS:-all}"
+venvs_ok=1
+wait "$venvs_pid" || { venvs_ok=0; failed=1; }
+cat "$venvs_dir/output.log"
+
 old_pid=""
-if [[ "$old_servers" != none ]]; then
+if [[ "$old_servers" != none && "$venvs_ok" == 1 ]]; then
   in_background "old MLflow servers ($old_servers)" genai-batch-spark4_2.13.jar target/old-servers/failsafe-reports \
     old_servers_leg "$old_servers"
   old_pid=$!
 fi
 
-runtimes="${GENAI_BATCH_RUNTIMES:-all}"
-if [[ "$runtimes" != none ]]; then
-  start=$SECONDS
-  next_leg runtime-venvs
-  if SKIP_BUILD=1 jobs/setup.sh --runtimes "$runtimes"; then
-    row "$LEG" "runtime venvs ($runtimes)" - ok $((SECONDS - start))
-    [[ "$runtimes" == all ]] && runtimes="$(grep -v '^[[:space:]]*\(#\|$\)' src/main/python/runtimes.txt | awk '{print $1}' | paste -sd,)"
-    IFS=, read -ra names <<< "$runtimes"
-    pids=()
-    for name in "${names[@]}"; do
-      home="$(".venv-$name/bin/python" -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')"
-      core="$(cd "$home/jars" && ls spark-core_*.jar | head -n 1)"   # spark-core_2.12-3.5.9.jar
-      version="${core#spark-core_*-}"; version="${version%.jar}"
-      its="RuntimeJobIT,NotebooksIT#scalaNotebookRunsInSparkShellAgainstTheRegistry"
-      case "$core" in
-        spark-core_2.12-3.5.*)
-          # The 3.5 jar first (classes under target/spark3.5; the Spark 4 legs wait for it: their
-          # RuntimeJobIT offers it to their spark-submit), then the ITs against it, the cluster too:
-          # the full suite ran the Spark 4 line only.
-          in_background "$name ($version): ITs" genai-batch-spark3.5_2.12.jar \
-            "target/spark3.5/surefire-reports target/spark3.5/failsafe-reports" \
-            spark35_leg "$home" "$its,ClusterIT" ;;
-        spark-core_2.13-4.*)
-          # The Spark 4 jar the full suite built, on this runtime's Spark (test-compile: up to date).
-          in_background "$name ($version): ITs" genai-batch-spark4_2.13.jar "target/failsafe-reports" \
-            spark4_leg "$home" "$its" ;;
-        *) echo "[test] $name: no jar for $core" >&2
-           next_leg "$name"; row "$LEG" "$name" - FAILED 0; failed=1; continue ;;
-      esac
-      pids+=($!)
-    done
-    for pid in "${pids[@]+"${pids[@]}"}"; do
-      wait "$pid" || failed=1
-    done
-  else
-    row "$LEG" "runtime venvs ($runtimes)" - FAILED $((SECONDS - start))
-    failed=1
-  fi
+if [[ "$runtimes" != none && "$venvs_ok" == 1 ]]; then
+  [[ "$runtimes" == all ]] && runtimes="$(grep -v '^[[:space:]]*\(#\|$\)' src/main/python/runtimes.txt | awk '{print $1}' | paste -sd,)"
+  IFS=, read -ra names <<< "$runtimes"
+  pids=()
+  for name in "${names[@]}"; do
+    home="$(".venv-$name/bin/python" -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')"
+    core="$(cd "$home/jars" && ls spark-core_*.jar | head -n 1)"   # spark-core_2.12-3.5.9.jar
+    version="${core#spark-core_*-}"; version="${version%.jar}"
+    its="RuntimeJobIT,NotebooksIT#scalaNotebookRunsInSparkShellAgainstTheRegistry"
+    case "$core" in
+      spark-core_2.12-3.5.*)
+        # The 3.5 jar first (classes under target/spark3.5; the Spark 4 legs wait for it: their
+        # RuntimeJobIT offers it to their spark-submit), then the ITs against it, the cluster too:
+        # the full suite ran the Spark 4 line only.
+        in_background "$name ($version): ITs" genai-batch-spark3.5_2.12.jar \
+          "target/spark3.5/surefire-reports target/spark3.5/failsafe-reports" \
+          spark35_leg "$home" "$its,ClusterIT" ;;
+      spark-core_2.13-4.*)
+        # The Spark 4 jar the full suite built, on this runtime's Spark (test-compile: up to date).
+        in_background "$name ($version): ITs" genai-batch-spark4_2.13.jar "target/failsafe-reports" \
+          spark4_leg "$home" "$its" ;;
+      *) echo "[test] $name: no jar for $core" >&2
+         next_leg "$name"; row "$LEG" "$name" - FAILED 0; failed=1; continue ;;
+    esac
+    pids+=($!)
+  done
+  for pid in "${pids[@]+"${pids[@]}"}"; do
+    wait "$pid" || failed=1
+  done
 fi
 
 if [[ -n "$old_pid" ]]; then

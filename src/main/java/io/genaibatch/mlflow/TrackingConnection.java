@@ -251,7 +251,6 @@ public final class TrackingConnection implements Closeable {
     return text.length() <= BODY_CHARS ? text : text.substring(0, BODY_CHARS) + "...";
   }
 
-
   /** An HTTP error answer from the server, with MLflow's error code (e.g. RESOURCE_DOES_NOT_EXIST). */
   public static final class MlflowHttpError extends MlflowException {
     private static final long serialVersionUID = 1L;
