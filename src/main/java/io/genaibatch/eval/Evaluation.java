@@ -101,30 +101,15 @@ public final class Evaluation {
    * @throws IllegalArgumentException if a column is missing or the reference is not a single value
    */
   public static Result evaluate(Dataset<Row> scored, String idColumn, String referenceColumn) {
-    StructType schema = scored.schema();
+    Column scores = rowScores(scored, referenceColumn);
     List<String> names = Arrays.asList(scored.columns());
-    require("Scored output", names, OutputColumns.RESPONSE, "the model's answers");
-    require("Scored output", names, referenceColumn, "the expected answers; pass the column that holds them");
-    if (idColumn != null) {
-      require("Scored output", names, idColumn, "the id column");
-    }
-    DataType refType = schema.apply(referenceColumn).dataType();
-    if (!(refType instanceof AtomicType) || refType.equals(DataTypes.BinaryType)) {
-      throw new IllegalArgumentException("Reference column '" + referenceColumn + "' is " + refType.simpleString()
-          + "; evaluation needs one expected answer per row, as a string");
-    }
-
-    Column response = column(OutputColumns.RESPONSE);
-    Column prediction = names.contains(OutputColumns.ERROR)
-        ? when(column(OutputColumns.ERROR).isNull(), response) : response;
-    Column reference = column(referenceColumn).cast(DataTypes.StringType);
-
     List<Column> keep = new ArrayList<>();
     if (idColumn != null) {
+      require("Scored output", names, idColumn, "the id column");
       keep.add(column(idColumn));
     }
-    keep.add(scoresUdf().apply(prediction, reference).as(SCORES));
-    keep.add(prediction.isNotNull().as(ANSWERED));
+    keep.add(scores.as(SCORES));
+    keep.add(prediction(names).isNotNull().as(ANSWERED));
     Dataset<Row> withScores = scored.select(keep.toArray(Column[]::new));
 
     List<Column> out = new ArrayList<>();
@@ -150,6 +135,32 @@ public final class Evaluation {
     putIfPresent(metrics, EVAL_ANSWER_LENGTH_MEAN, agg, 3);
     metrics.put(EVAL_ROWS_WITH_REFERENCE, (double) agg.getLong(4));
     return new Result(rows, metrics);
+  }
+
+  /**
+   * A row's scores as one struct column of {@code scored}: {@code exact_match}, {@code token_f1},
+   * {@code rouge_l} (null where the reference is null) and {@code answer_length}, the values
+   * {@link #evaluate} averages. For a caller that needs them beside the row's other columns, in the
+   * same read of the output.
+   *
+   * @throws IllegalArgumentException if a column is missing or the reference is not a single value
+   */
+  public static Column rowScores(Dataset<Row> scored, String referenceColumn) {
+    List<String> names = Arrays.asList(scored.columns());
+    require("Scored output", names, OutputColumns.RESPONSE, "the model's answers");
+    require("Scored output", names, referenceColumn, "the expected answers; pass the column that holds them");
+    DataType refType = scored.schema().apply(referenceColumn).dataType();
+    if (!(refType instanceof AtomicType) || refType.equals(DataTypes.BinaryType)) {
+      throw new IllegalArgumentException("Reference column '" + referenceColumn + "' is " + refType.simpleString()
+          + "; evaluation needs one expected answer per row, as a string");
+    }
+    return scoresUdf().apply(prediction(names), column(referenceColumn).cast(DataTypes.StringType));
+  }
+
+  /** The answer a row is scored on: its response, none for an error row. */
+  private static Column prediction(List<String> names) {
+    Column response = column(OutputColumns.RESPONSE);
+    return names.contains(OutputColumns.ERROR) ? when(column(OutputColumns.ERROR).isNull(), response) : response;
   }
 
   /** Deterministic: the same texts always give the same scores, so Spark may reorder it freely. */

@@ -363,11 +363,11 @@ final class JobRunner {
       NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, w.out(),
           in.scorer().options().scoredColumn(), in.promptSet(), tmp);
       run.logMetrics(eval.metrics(), 0);
-      long traced = RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(),
-          in.scorer().options().chat());
-      if (eval.scores() != null) {
-        EvaluationRecords.log(cfg, run, w.out(), eval.scores(), in.scorer().options().scoredColumn(),
-            in.scorer().options().chat(), inputName + "@" + in.promptSet(), traced);
+      RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(), in.scorer().options().chat(),
+          eval.rowsScored());
+      if (eval.rowsScored()) {
+        EvaluationRecords.register(cfg, run, w.out(), in.scorer().options().scoredColumn(),
+            in.scorer().options().chat(), inputName + "@" + in.promptSet());
       }
       Map<String, String> endTags = new LinkedHashMap<>();
       // A path's credentials stay out of the run: a next run's comparison cannot read such an output back.

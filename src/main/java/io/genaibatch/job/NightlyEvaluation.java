@@ -31,10 +31,11 @@ final class NightlyEvaluation {
   static final int TABLE_ROWS = 1000;
 
   /**
-   * Metrics to log, threshold breaches (empty: pass), the previous run compared with, and the
-   * per-row scores keyed by the id column (null without a reference column or an id column).
+   * Metrics to log, threshold breaches (empty: pass), the previous run compared with, and whether
+   * each row was scored against a reference under its id (false without a reference column or an
+   * id column): then its trace gets the scores as feedback.
    */
-  record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId, Dataset<Row> scores) {}
+  record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId, boolean rowsScored) {}
 
   private NightlyEvaluation() {}
 
@@ -42,11 +43,11 @@ final class NightlyEvaluation {
       String promptSet, Path tmp) {
     Map<String, Double> metrics = new LinkedHashMap<>();
     Map<String, Double> current = Map.of();
-    Dataset<Row> scores = null;
+    boolean scored = false;
     if (hasColumn(out, cfg.get(Settings.REFERENCE_COLUMN))) {
       Evaluation.Result ev = Evaluation.evaluate(out, cfg.get(Settings.ID_COLUMN), cfg.get(Settings.REFERENCE_COLUMN));
       current = ev.metrics();
-      scores = cfg.get(Settings.ID_COLUMN) == null ? null : ev.rows();
+      scored = cfg.get(Settings.ID_COLUMN) != null;
       metrics.putAll(current);
       System.out.println("genai-batch: evaluation against '" + cfg.get(Settings.REFERENCE_COLUMN) + "': " + current);
       if (run != null && cfg.get(Settings.ID_COLUMN) != null) {
@@ -57,16 +58,16 @@ final class NightlyEvaluation {
       }
     }
     if (run == null || !cfg.get(Settings.COMPARE_PREVIOUS)) {
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
     }
     if (cfg.get(Settings.ID_COLUMN) == null) {
       LOG.warn("No --id-column: this run is not compared with the previous one");
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
     }
     JsonNode previous = previousRun(run, promptSet);
     if (previous == null) {
       LOG.info("No previous successful run of this prompt set in the experiment: nothing to compare with");
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
     }
     String prevId = previous.path("info").path("run_id").asText();
     String prevOutput = tag(previous, OUTPUT_TAG);
@@ -77,7 +78,7 @@ final class NightlyEvaluation {
     } catch (Exception e) {
       LOG.warn("The previous run {} wrote {}, which cannot be read any more ({}): nothing to compare with",
           prevId, prevOutput, e.getMessage());
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scores);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
     }
     Map<String, Double> prevEval = new LinkedHashMap<>();
     for (JsonNode m : previous.path("data").path("metrics")) {
@@ -94,7 +95,7 @@ final class NightlyEvaluation {
     run.setTags(Map.of("genai_batch.compared_with", prevId));
     long changed = cmp.answersChanged();
     System.out.println("genai-batch: compared with run " + prevId + ": " + changed + " answers changed");
-    return new Outcome(metrics, cfg.thresholds().check(prevEval, current, changed), prevId, scores);
+    return new Outcome(metrics, cfg.thresholds().check(prevEval, current, changed), prevId, scored);
   }
 
   private static boolean hasColumn(Dataset<Row> df, String name) {

@@ -3,6 +3,7 @@ package io.genaibatch.job;
 import io.genaibatch.common.OutputColumns;
 import io.genaibatch.mlflow.Retry;
 import io.genaibatch.mlflow.RunLogger;
+import io.genaibatch.mlflow.TraceAssessments;
 import io.genaibatch.mlflow.TraceExporter;
 import io.genaibatch.settings.Settings;
 import java.time.Duration;
@@ -11,6 +12,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.spark.SparkContext;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -20,15 +22,23 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The run's rows as MLflow traces: a sample of the written output (every row of a nightly
- * evaluation by default), read back on the driver a partition at a time and sent in batches by
- * {@link TraceExporter}, so the driver holds one partition and one batch whatever the row count.
- * Rows are chosen by a hash of their id, so the same sample rate picks the same rows every night.
+ * evaluation by default), read back on the driver once, a partition at a time, and sent in batches
+ * of {@value TraceExporter#BATCH}: each batch's spans by {@link TraceExporter}, then, in a nightly
+ * evaluation, the same rows' expectations and feedback ({@link EvaluationRecords#assess}). The
+ * driver holds one partition and one batch whatever the row count. Rows are chosen by a hash of
+ * their id, so the same sample rate picks the same rows every night.
  */
 final class RunTraces {
   private static final Logger LOG = LoggerFactory.getLogger(RunTraces.class);
   /** The default rate without a reference column: a bulk job's traces are a sample to look at, not a record. */
   static final double BULK_SAMPLE_RATE = 0.01;
+  /** The Spark jobs of the pass carry this description and the run id: the Spark UI names them so. */
+  static final String JOB_DESCRIPTION = "genai-batch: traces and assessments of run ";
+  /** The local property setJobDescription sets (SparkContext.SPARK_JOB_DESCRIPTION, private to Spark). */
+  private static final String SPARK_JOB_DESCRIPTION = "spark.job.description";
   private static final long BUCKETS = 1_000_000L;
+  /** Where {@link #rows} puts the assessed column, after the span's ten. */
+  private static final int ASSESSED = 10;
 
   private RunTraces() {}
 
@@ -43,49 +53,88 @@ final class RunTraces {
   }
 
   /**
-   * Sends this run's sampled rows of {@code out} as traces linked to {@code run}; returns how many.
-   * A server without a trace endpoint is skipped with one warning.
+   * Sends this run's sampled rows of {@code out} as traces linked to {@code run}, each batch followed
+   * by its rows' assessments when {@code assess}; returns how many traces. A server without a trace
+   * endpoint is skipped with one warning, and then gets no assessments either.
    *
+   * @param assess whether the rows get expectations and feedback (a nightly evaluation with an id column)
    * @throws RuntimeException when the server fails within the retry budget (the job exits 4)
    */
-  static long export(JobConfig cfg, RunLogger run, Dataset<Row> out, String scoredColumn, boolean chat) {
+  static long export(JobConfig cfg, RunLogger run, Dataset<Row> out, String scoredColumn, boolean chat,
+      boolean assess) {
     double rate = sampleRate(cfg, out);
     if (rate <= 0) {
       return 0;
     }
     long t0 = System.nanoTime();
-    Dataset<Row> rows = sample(rows(cfg, out, run.runId(), scoredColumn, chat), rate);
+    Dataset<Row> rows = sample(rows(cfg, out, run.runId(), scoredColumn, chat,
+        assess ? EvaluationRecords.assessed(cfg, out) : null), rate);
     Retry retry = new Retry(Duration.ofSeconds(cfg.get(Settings.TRACKING_RETRY_SECONDS)));
-    TraceExporter exporter = new TraceExporter(run.tracking(), run.experimentId(), run.runId(), retry);
-    Iterator<Row> it = rows.toLocalIterator();
-    long sent;
+    TraceExporter traces = new TraceExporter(run.tracking(), run.experimentId(), run.runId(), retry);
+    TraceAssessments assessments = assess ? new TraceAssessments(run.tracking(), retry) : null;
+    SparkContext sc = out.sparkSession().sparkContext();
+    String description = sc.getLocalProperty(SPARK_JOB_DESCRIPTION);
+    sc.setJobDescription(JOB_DESCRIPTION + run.runId());
+    long assessNanos;
     try {
-      sent = exporter.exportAll(new Iterator<>() {
-        @Override
-        public boolean hasNext() {
-          return it.hasNext();
-        }
-
-        @Override
-        public TraceExporter.Row next() {
-          return traceRow(it.next(), chat);
-        }
-      });
+      assessNanos = sendAll(rows.toLocalIterator(), traces, assessments, chat);
     } catch (TraceExporter.Unsupported e) {
-      LOG.warn("No traces logged, so no expectations or feedback on them either: {}", e.getMessage());
+      LOG.warn("No traces logged{}: {}", assess ? ", so no expectations or feedback either" : "", e.getMessage());
       return 0;
+    } finally {
+      sc.setJobDescription(description);
     }
-    double seconds = (System.nanoTime() - t0) / 1e9;
-    System.out.printf("genai-batch: %d traces (sample rate %s) sent to the run in %.1f s%n", sent, rate, seconds);
-    Map<String, Double> m = new LinkedHashMap<>();
-    m.put("traces_logged", (double) sent);
-    m.put("trace_export_s", seconds);
-    run.logMetrics(m, 0);
-    return sent;
+    logMetrics(run, rate, traces.sent(), assessments, (System.nanoTime() - t0 - assessNanos) / 1e9, assessNanos / 1e9);
+    return traces.sent();
   }
 
-  /** This run's rows of the output (a resume's output also holds earlier runs' rows), as the spans need them. */
-  private static Dataset<Row> rows(JobConfig cfg, Dataset<Row> out, String runId, String scoredColumn, boolean chat) {
+  /** The one pass: each batch's traces, then its rows' assessments. Returns the nanoseconds spent on assessments. */
+  private static long sendAll(Iterator<Row> it, TraceExporter traces, TraceAssessments assessments, boolean chat) {
+    List<Row> batch = new ArrayList<>(TraceExporter.BATCH);
+    long assessNanos = 0;
+    while (it.hasNext()) {
+      batch.add(it.next());
+      if (batch.size() < TraceExporter.BATCH && it.hasNext()) {
+        continue;
+      }
+      traces.export(batch.stream().map(r -> traceRow(r, chat)).toList());
+      if (assessments != null) {
+        long a0 = System.nanoTime();
+        for (Row r : batch) {
+          EvaluationRecords.assess(assessments, traces.traceId(r.getString(0)), r.getStruct(ASSESSED));
+        }
+        assessNanos += System.nanoTime() - a0;
+      }
+      batch.clear();
+    }
+    return assessNanos;
+  }
+
+  /**
+   * {@code trace_export_s}: the pass less the assessment calls (reading the rows back, the spans,
+   * the links to the run); {@code assessment_export_s}: the assessment calls alone.
+   */
+  private static void logMetrics(RunLogger run, double rate, long sent, TraceAssessments assessments,
+      double traceSeconds, double assessSeconds) {
+    System.out.printf("genai-batch: %d traces (sample rate %s) sent to the run in %.1f s%n", sent, rate, traceSeconds);
+    Map<String, Double> m = new LinkedHashMap<>();
+    m.put("traces_logged", (double) sent);
+    m.put("trace_export_s", traceSeconds);
+    if (assessments != null) {
+      System.out.printf("genai-batch: %d expectations and feedback logged on the traces in %.1f s%n",
+          assessments.sent(), assessSeconds);
+      m.put("assessments_logged", (double) assessments.sent());
+      m.put("assessment_export_s", assessSeconds);
+    }
+    run.logMetrics(m, 0);
+  }
+
+  /**
+   * This run's rows of the output (a resume's output also holds earlier runs' rows), as the spans
+   * need them, then the {@code assessed} column when there is one.
+   */
+  private static Dataset<Row> rows(JobConfig cfg, Dataset<Row> out, String runId, String scoredColumn, boolean chat,
+      Column assessed) {
     List<String> cols = List.of(out.columns());
     Column key = key(cfg, scoredColumn);
     Column inputs = inputs(scoredColumn, chat);
@@ -97,12 +146,16 @@ final class RunTraces {
     Column outputs = chat && cols.contains(OutputColumns.CHAT_COMPLETION)
         ? functions.to_json(functions.col(OutputColumns.CHAT_COMPLETION))
         : functions.to_json(functions.struct(answer.toArray(Column[]::new)));
-    return out.filter(functions.col(OutputColumns.RUN_ID).equalTo(runId)).select(key.as("key"), inputs.as("inputs"),
+    List<Column> select = new ArrayList<>(List.of(key.as("key"), inputs.as("inputs"),
         functions.when(functions.col(OutputColumns.ERROR).isNull(), outputs).as("outputs"),
         functions.col(OutputColumns.PROMPT_TOKENS), functions.col(OutputColumns.COMPLETION_TOKENS),
         functions.col(OutputColumns.LATENCY_MS), functions.unix_millis(functions.col(OutputColumns.SCORED_AT)).as("end_ms"),
         functions.col(OutputColumns.ERROR), functions.col(OutputColumns.FINISH_REASON),
-        functions.col(OutputColumns.MODEL_VERSION));
+        functions.col(OutputColumns.MODEL_VERSION)));
+    if (assessed != null) {
+      select.add(assessed.as("assessed"));
+    }
+    return out.filter(functions.col(OutputColumns.RUN_ID).equalTo(runId)).select(select.toArray(Column[]::new));
   }
 
   /** A row's trace key: the id column, else a hash of its prompt or messages. */

@@ -9,6 +9,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * MLflow 3 evaluation datasets ({@code mlflow.genai.datasets}) through the server's REST API
@@ -24,8 +25,11 @@ public final class EvaluationDatasets {
   static final String API = "/api/3.0/mlflow/datasets";
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** A registered dataset: its id, name and MLflow's own digest of it (what a run's input names). */
-  public record Registered(String id, String name, String digest, boolean created) {
+  /**
+   * A registered dataset: its id, name, MLflow's own digest of it (what a run's input names), and
+   * how many records it holds (the server's count, its profile's {@code num_records}).
+   */
+  public record Registered(String id, String name, String digest, long records, boolean created) {
     /** The dataset's source as a run's input names it: {@code {"dataset_id": ...}}. */
     public String source() {
       return json(Map.of("dataset_id", id));
@@ -45,12 +49,13 @@ public final class EvaluationDatasets {
    * there is none. The caller puts the content's digest in the name, so the same prompts find the
    * same dataset and changed prompts make a new one.
    *
-   * @param records each a map with {@code inputs} and {@code expectations}; read only when the dataset is new
+   * @param newRecords each a map with {@code inputs} and {@code expectations}; asked for and read only when
+   *     the dataset is new, so a dataset found again costs no read of the rows
    * @throws MlflowException when the server refuses or cannot be reached within the retry budget
    * @throws Unsupported when the server has no evaluation datasets (MLflow before 3.4, or a file store)
    */
   public Registered findOrCreate(String experimentId, String name, Map<String, String> tags,
-      Iterator<Map<String, Object>> records) {
+      Supplier<Iterator<Map<String, Object>>> newRecords) {
     JsonNode found = search(experimentId, name);
     if (found != null) {
       return registered(found, false);
@@ -59,6 +64,7 @@ public final class EvaluationDatasets {
         "experiment_ids", List.of(experimentId), "tags", json(tags))).path("dataset");
     String id = created.path("dataset_id").asText();
     List<Map<String, Object>> batch = new ArrayList<>(BATCH);
+    Iterator<Map<String, Object>> records = newRecords.get();
     while (records.hasNext()) {
       batch.add(records.next());
       if (batch.size() == BATCH || !records.hasNext()) {
@@ -80,7 +86,15 @@ public final class EvaluationDatasets {
   }
 
   private static Registered registered(JsonNode d, boolean created) {
-    return new Registered(d.path("dataset_id").asText(), d.path("name").asText(), d.path("digest").asText(), created);
+    long records;
+    try {
+      // The profile is a JSON string, {"num_records": N}, set by each upsert (MLflow 3.6 and 3.17 alike).
+      records = JSON.readTree(d.path("profile").asText("{}")).path("num_records").asLong(0);
+    } catch (JsonProcessingException e) {
+      records = 0;
+    }
+    return new Registered(d.path("dataset_id").asText(), d.path("name").asText(), d.path("digest").asText(), records,
+        created);
   }
 
   private JsonNode call(String what, String path, Map<String, Object> body) {

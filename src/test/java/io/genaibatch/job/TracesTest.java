@@ -17,7 +17,12 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerStageSubmitted;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.types.DataTypes;
@@ -52,12 +57,25 @@ class TracesTest extends SparkTestBase {
     MlflowServer server = MlflowServer.shared();
     String input = writeNightly(tmp, 12);
     String output = tmp.resolve("out").toString();
-    BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
-        "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-test",
-        "--id-column", "id", "--max-tokens", "4", "--max-error-rate", "0.5");
+    RowsRead read = new RowsRead(RunTraces.JOB_DESCRIPTION);
+    spark.sparkContext().addSparkListener(read);
+    BatchScoringJobTest.Result r;
+    try {
+      r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+          "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-test",
+          "--id-column", "id", "--max-tokens", "4", "--max-error-rate", "0.5");
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+    } finally {
+      spark.sparkContext().removeSparkListener(read);
+    }
     assertThat(r.code()).as(r.err()).isZero();
     assertThat(r.out()).contains("12 traces (sample rate 1.0)");
     String runId = TrackingTest.runId(output);
+    // The traces and their expectations and feedback come from one read of the output: the Spark jobs
+    // the UI lists as that pass read each of the 12 rows once.
+    assertThat(r.out()).contains("expectations and feedback logged on the traces");
+    assertThat(read.descriptions).containsOnly(RunTraces.JOB_DESCRIPTION + runId);
+    assertThat(read.rows.get()).isEqualTo(12);
 
     Map<String, JsonNode> byId = new HashMap<>();
     for (JsonNode t : traces(server, runId)) {
@@ -159,6 +177,34 @@ class TracesTest extends SparkTestBase {
     assertThat(r.code()).as(r.out() + r.err()).isEqualTo(4);
     assertThat(r.err()).contains("the output is complete at " + output);
     assertThat(spark.read().parquet(output).count()).isEqualTo(rows);
+  }
+
+  /** Rows read from storage by the Spark jobs whose description starts with a prefix, as the Spark UI lists them. */
+  static final class RowsRead extends SparkListener {
+    final Set<String> descriptions = ConcurrentHashMap.newKeySet();
+    final AtomicLong rows = new AtomicLong();
+    private final String prefix;
+    private final Set<Integer> stages = ConcurrentHashMap.newKeySet();
+
+    RowsRead(String prefix) {
+      this.prefix = prefix;
+    }
+
+    @Override
+    public void onStageSubmitted(SparkListenerStageSubmitted e) {
+      String d = e.properties() == null ? null : e.properties().getProperty("spark.job.description");
+      if (d != null && d.startsWith(prefix)) {
+        descriptions.add(d);
+        stages.add(e.stageInfo().stageId());
+      }
+    }
+
+    @Override
+    public void onTaskEnd(SparkListenerTaskEnd e) {
+      if (stages.contains(e.stageId()) && e.taskMetrics() != null) {
+        rows.addAndGet(e.taskMetrics().inputMetrics().recordsRead());
+      }
+    }
   }
 
   /** The JSON of a GET, or an empty object when the server answers otherwise than 200. */
