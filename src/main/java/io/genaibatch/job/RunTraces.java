@@ -16,6 +16,7 @@ import org.apache.spark.SparkContext;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
+import org.apache.spark.sql.expressions.Window;
 import org.apache.spark.sql.functions;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -67,8 +68,8 @@ final class RunTraces {
       return 0;
     }
     long t0 = System.nanoTime();
-    Dataset<Row> rows = sample(rows(cfg, out, run.runId(), scoredColumn, chat,
-        assess ? EvaluationRecords.assessed(cfg, out) : null), rate);
+    Dataset<Row> rows = distinctKeys(sample(rows(cfg, out, run.runId(), scoredColumn, chat,
+        assess ? EvaluationRecords.assessed(cfg, out) : null), rate));
     Retry retry = new Retry(Duration.ofSeconds(cfg.get(Settings.TRACKING_RETRY_SECONDS)));
     TraceExporter traces = new TraceExporter(run.tracking(), run.experimentId(), run.runId(), retry);
     TraceAssessments assessments = assess ? new TraceAssessments(run.tracking(), retry) : null;
@@ -177,6 +178,20 @@ final class RunTraces {
     Column bucket = functions.pmod(functions.xxhash64(functions.lit("genai-batch trace"), functions.col("key")),
         functions.lit(BUCKETS));
     return rows.filter(bucket.lt(Math.round(rate * BUCKETS)));
+  }
+
+  /**
+   * Rows whose key another row has too (a repeated id, or the same prompt twice without an id column)
+   * keep it apart: the first in a fixed order keeps the key, the n-th becomes {@code key#n}. A trace's id
+   * is made from its key, and MLflow takes a trace id once: two rows with one key would fail the run's
+   * link to its traces. Rows sharing a key were sampled together (the sample hashes the key).
+   */
+  static Dataset<Row> distinctKeys(Dataset<Row> rows) {
+    Column n = functions.row_number().over(Window.partitionBy("key")
+        .orderBy("end_ms", "inputs", "outputs", OutputColumns.ERROR));
+    Column key = functions.when(n.equalTo(1), functions.col("key"))
+        .otherwise(functions.concat(functions.col("key"), functions.lit("#"), n.cast("string")));
+    return rows.withColumn("key", key);
   }
 
   private static TraceExporter.Row traceRow(Row r, boolean chat) {

@@ -131,6 +131,36 @@ class TracesTest extends SparkTestBase {
     assertThat(sampled.get(0)).hasSizeBetween(4, 24).isEqualTo(sampled.get(1));
   }
 
+  /**
+   * Repeated prompts without an id column (duplicate rows, common in real prompt sets) are one trace
+   * each: the trace key of the n-th repeat is its prompt's hash and {@code #n}, so the run links every
+   * trace (two rows with one trace id failed the link, and the job exited 4).
+   */
+  @Test
+  void repeatedPromptsWithoutAnIdColumnAreATraceEach(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    List<Row> rows = new ArrayList<>();
+    for (String p : new String[] {"Name a colour", "Name a fruit", "Name a colour", "Name a colour", "Name a tree"}) {
+      rows.add(RowFactory.create(p));
+    }
+    String input = tmp.resolve("repeated.parquet").toString();
+    spark.createDataFrame(rows, new StructType().add("prompt", DataTypes.StringType)).write().parquet(input);
+    String output = tmp.resolve("out").toString();
+    BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+        "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-repeated",
+        "--max-tokens", "2", "--trace-sample-rate", "1");
+    assertThat(r.code()).as(r.err()).isZero();
+    List<String> prompts = new ArrayList<>();
+    Set<String> keys = new TreeSet<>();
+    for (JsonNode t : traces(server, TrackingTest.runId(output))) {
+      prompts.add(t.path("inputs").path("prompt").asText());
+      keys.add(t.path("attributes").path("genai_batch.row_id").asText());
+    }
+    assertThat(prompts).containsExactlyInAnyOrder("Name a colour", "Name a fruit", "Name a colour", "Name a colour",
+        "Name a tree");
+    assertThat(keys).hasSize(5).filteredOn(k -> k.endsWith("#2") || k.endsWith("#3")).hasSize(2);
+  }
+
   /** A sample rate of 0 sends no trace, even for a nightly evaluation. */
   @Test
   void noTracesAtRateZero(@TempDir Path tmp) throws Exception {
