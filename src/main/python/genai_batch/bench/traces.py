@@ -84,6 +84,11 @@ def _kv(key: str, value) -> KeyValue:
     return KeyValue(key=key, value=a)
 
 
+def distinct_prompts(n: int) -> list[str]:
+    """n prompts, no two alike (the job answers a repeated prompt once: repeats would make its scoring free)."""
+    return [f"{p} number {i}" for i, p in enumerate(prompts(n))]
+
+
 def otlp_bodies(texts: list[str], tag: str) -> list[bytes]:
     """The spans the job sends for these prompts (same attributes, one span a trace), BATCH a request."""
     bodies = []
@@ -112,7 +117,7 @@ def server_alone(ctx: dict, rows: int, tag: str) -> dict:
     """The limit: the server taking the same spans from a client that does nothing else."""
     client = MlflowClient(ctx["uri"])
     exp_id = client.create_experiment(f"bench-traces-{tag}")
-    bodies = otlp_bodies(prompts(rows), tag)
+    bodies = otlp_bodies(distinct_prompts(rows), tag)
     cpu0 = procwatch.tree_cpu_s(ctx["server_pid"])
     t0 = time.monotonic()
     with requests.Session() as http:
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
            "repeats": args.repeats, "port": args.port, "mlflow": mlflow.__version__,
            "work": tempfile.mkdtemp(prefix="genai-batch-bench-traces-")}
     counts = [int(x) for x in args.rows.split(",")]
-    ctx["inputs"] = {n: write_input(os.path.join(ctx["work"], f"input-{n}"), prompts(n), 2) for n in counts}
+    ctx["inputs"] = {n: write_input(os.path.join(ctx["work"], f"input-{n}"), distinct_prompts(n), 2) for n in counts}
     results: dict[int, dict] = {}
     try:
         start_server(ctx)
