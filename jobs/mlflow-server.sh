@@ -6,7 +6,9 @@
 #       GENAI_BATCH_STOP_SECONDS (default 10) with anything of it left (a worker still busy with an
 #       upload: a graceful shutdown waits for requests in flight), KILL to the whole group.
 # GENAI_BATCH_MLFLOW_WORKERS (default 1): the server's worker processes (`mlflow server --workers`);
-#   several take a nightly evaluation's assessment calls (tracking_parallelism at once) in parallel.
+#   several take a nightly evaluation's assessment calls (tracking_parallelism at once) in parallel, but
+#   this script's sqlite backend takes one writer at a time: 4 workers on 2 cores were slower than 1
+#   (docs/traces.md, "Assessment calls in parallel"); workers pay off with PostgreSQL or MySQL.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cmd="${1:-start}"; dir="${2:-$ROOT/target/mlflow}"; port="${3:-5000}"
