@@ -5,6 +5,10 @@
 #   jobs/mlflow-server.sh stop DIR           -> TERM to the server's process group, then, after
 #       GENAI_BATCH_STOP_SECONDS (default 10) with anything of it left (a worker still busy with an
 #       upload: a graceful shutdown waits for requests in flight), KILL to the whole group.
+# GENAI_BATCH_MLFLOW_WORKERS (default 1): the server's worker processes (`mlflow server --workers`);
+#   several take a nightly evaluation's assessment calls (tracking_parallelism at once) in parallel, but
+#   this script's sqlite backend takes one writer at a time: 4 workers on 2 cores were slower than 1
+#   (docs/traces.md, "Assessment calls in parallel"); workers pay off with PostgreSQL or MySQL.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cmd="${1:-start}"; dir="${2:-$ROOT/target/mlflow}"; port="${3:-5000}"
@@ -27,6 +31,11 @@ if [[ "$cmd" == "stop" ]]; then
   fi
   exit 0
 fi
+workers="${GENAI_BATCH_MLFLOW_WORKERS:-1}"
+if ! [[ "$workers" =~ ^[1-9][0-9]*$ ]]; then
+  echo "GENAI_BATCH_MLFLOW_WORKERS=$workers is not a worker count: set it to a whole number from 1 (default 1)" >&2
+  exit 2
+fi
 if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
   echo "http://127.0.0.1:$port"; exit 0
 fi
@@ -38,7 +47,7 @@ fi
 # A shared server for a cluster uses a bucket root (s3://, abfss://, gs://) the same way.
 setsid "$ROOT/.venv/bin/mlflow" server --host 127.0.0.1 --port "$port" \
   --backend-store-uri "sqlite:///$dir/mlflow.db" --default-artifact-root "$dir/artifacts" \
-  --no-serve-artifacts --workers 1 > "$dir/server.log" 2>&1 &
+  --no-serve-artifacts --workers "$workers" > "$dir/server.log" 2>&1 &
 echo $! > "$dir/server.pid"
 for _ in $(seq 1 240); do
   if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then echo "http://127.0.0.1:$port"; exit 0; fi

@@ -12,6 +12,7 @@ import io.genaibatch.settings.Settings;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -28,7 +29,8 @@ import org.slf4j.LoggerFactory;
  * evaluation dataset (registered once per content digest, then found again, and logged as the
  * run's input), and on each traced row's trace the reference as the expectation {@value
  * TraceAssessments#EXPECTED_RESPONSE} and the row's scores as feedback. The traced rows'
- * assessments go out in {@link RunTraces}' pass over the output, a batch after its traces; the
+ * assessments go out in {@link RunTraces}' pass over the output, a batch after its traces, several
+ * calls in flight ({@code tracking_parallelism}); the
  * dataset's records are read only when the dataset is new, a partition at a time, one batch of
  * records held.
  */
@@ -96,14 +98,16 @@ final class EvaluationRecords {
         Evaluation.rowScores(out, reference).as("scores"), valid.as("valid"));
   }
 
-  /** Logs a traced row's assessments ({@link #assessed}): the reference as an expectation, each score as feedback. */
-  static void assess(TraceAssessments assessments, String traceId, Row assessed) {
+  /** A traced row's assessments ({@link #assessed}): the reference as an expectation, each score as feedback. */
+  static List<TraceAssessments.Assessment> assessments(String traceId, Row assessed) {
+    List<TraceAssessments.Assessment> a = new ArrayList<>();
     if (!assessed.isNullAt(0)) {
-      assessments.expectation(traceId, TraceAssessments.EXPECTED_RESPONSE, assessed.getString(0));
+      a.add(TraceAssessments.Assessment.expectation(traceId, TraceAssessments.EXPECTED_RESPONSE, assessed.getString(0)));
     }
     for (Map.Entry<String, Object> f : feedback(assessed.getStruct(1), assessed).entrySet()) {
-      assessments.feedback(traceId, f.getKey(), f.getValue());
+      a.add(TraceAssessments.Assessment.feedback(traceId, f.getKey(), f.getValue()));
     }
+    return a;
   }
 
   /** A row's scores by name, those it has: exact match as pass/fail, F1 and ROUGE-L as numbers, validity. */

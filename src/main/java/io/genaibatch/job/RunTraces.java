@@ -25,9 +25,10 @@ import org.slf4j.LoggerFactory;
  * The run's rows as MLflow traces: a sample of the written output (every row of a nightly
  * evaluation by default), read back on the driver once, a partition at a time, and sent in batches
  * of {@value TraceExporter#BATCH}: each batch's spans by {@link TraceExporter}, then, in a nightly
- * evaluation, the same rows' expectations and feedback ({@link EvaluationRecords#assess}). The
- * driver holds one partition and one batch whatever the row count. Rows are chosen by a hash of
- * their id, so the same sample rate picks the same rows every night.
+ * evaluation, the same rows' expectations and feedback ({@link EvaluationRecords#assessments}, up to
+ * {@code tracking_parallelism} calls in flight, all ended before the next batch's spans). The driver
+ * holds one partition and one batch of rows and calls whatever the row count. Rows are chosen by a
+ * hash of their id, so the same sample rate picks the same rows every night.
  */
 final class RunTraces {
   private static final Logger LOG = LoggerFactory.getLogger(RunTraces.class);
@@ -72,7 +73,8 @@ final class RunTraces {
         assess ? EvaluationRecords.assessed(cfg, out) : null), rate));
     Retry retry = new Retry(Duration.ofSeconds(cfg.get(Settings.TRACKING_RETRY_SECONDS)));
     TraceExporter traces = new TraceExporter(run.tracking(), run.experimentId(), run.runId(), retry);
-    TraceAssessments assessments = assess ? new TraceAssessments(run.tracking(), retry) : null;
+    TraceAssessments assessments = assess
+        ? new TraceAssessments(run.tracking(), retry, cfg.get(Settings.TRACKING_PARALLELISM)) : null;
     SparkContext sc = out.sparkSession().sparkContext();
     String description = sc.getLocalProperty(SPARK_JOB_DESCRIPTION);
     sc.setJobDescription(JOB_DESCRIPTION + run.runId());
@@ -84,12 +86,18 @@ final class RunTraces {
       return 0;
     } finally {
       sc.setJobDescription(description);
+      if (assessments != null) {
+        assessments.close();
+      }
     }
     logMetrics(run, rate, traces.sent(), assessments, (System.nanoTime() - t0 - assessNanos) / 1e9, assessNanos / 1e9);
     return traces.sent();
   }
 
-  /** The one pass: each batch's traces, then its rows' assessments. Returns the nanoseconds spent on assessments. */
+  /**
+   * The one pass: each batch's traces, then its rows' assessments, all of them ended before the next
+   * batch's spans. Returns the nanoseconds spent on assessments.
+   */
   private static long sendAll(Iterator<Row> it, TraceExporter traces, TraceAssessments assessments, boolean chat) {
     List<Row> batch = new ArrayList<>(TraceExporter.BATCH);
     long assessNanos = 0;
@@ -101,9 +109,11 @@ final class RunTraces {
       traces.export(batch.stream().map(r -> traceRow(r, chat)).toList());
       if (assessments != null) {
         long a0 = System.nanoTime();
+        List<TraceAssessments.Assessment> calls = new ArrayList<>();
         for (Row r : batch) {
-          EvaluationRecords.assess(assessments, traces.traceId(r.getString(0)), r.getStruct(ASSESSED));
+          calls.addAll(EvaluationRecords.assessments(traces.traceId(r.getString(0)), r.getStruct(ASSESSED)));
         }
+        assessments.log(calls);
         assessNanos += System.nanoTime() - a0;
       }
       batch.clear();

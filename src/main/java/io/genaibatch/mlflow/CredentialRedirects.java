@@ -121,7 +121,9 @@ final class CredentialRedirects extends DefaultRedirectStrategy {
   }
 
   private static CloseableHttpClient build(boolean insecureTls) {
-    HttpClientBuilder b = HttpClientBuilder.create().setRedirectStrategy(new CredentialRedirects());
+    HttpClientBuilder b = HttpClientBuilder.create().setRedirectStrategy(new CredentialRedirects())
+        .setMaxConnPerRoute(TrackingConnection.MAX_PARALLEL_CALLS)
+        .setMaxConnTotal(TrackingConnection.MAX_PARALLEL_CALLS);
     if (insecureTls) {
       try {
         b.setSSLSocketFactory(new SSLConnectionSocketFactory(

@@ -35,9 +35,18 @@ import org.mlflow.tracking.creds.MlflowHostCredsProvider;
  * {@code MLFLOW_TRACKING_INSECURE_TLS}; {@code databricks} and {@code databricks://PROFILE} use
  * the Databricks config file. The Java client alone reads none of the HTTP ones. No secret is
  * ever put in a message, {@link #toString()} or log line.
+ *
+ * <p>Thread-safe: the Java client and genai-batch's own calls share one pooled Apache HTTP client
+ * (thread-safe, up to {@value #MAX_PARALLEL_CALLS} connections to the server), and the credentials are
+ * read per call.
  */
 public final class TrackingConnection implements Closeable {
   public static final String TRACKING_URI_ENV = "MLFLOW_TRACKING_URI";
+  /**
+   * The most calls one connection makes to the server at once: its HTTP client's connections to the
+   * server (the Apache client's pool keeps 2 a host unless told otherwise).
+   */
+  public static final int MAX_PARALLEL_CALLS = 32;
   private static final ObjectMapper JSON = new ObjectMapper();
   /** How much of a non-JSON error answer a message quotes. */
   private static final int BODY_CHARS = 200;

@@ -2,6 +2,7 @@ package io.genaibatch.settings;
 
 import io.genaibatch.engine.Batching;
 import io.genaibatch.engine.natives.ExecutionProvider;
+import io.genaibatch.mlflow.TrackingConnection;
 import io.genaibatch.settings.Setting.Scope;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -168,6 +169,10 @@ public final class Settings {
   public static final Setting<Integer> TRACKING_RETRY_SECONDS = declare("tracking_retry_seconds", Scope.JOB,
       ValueType.integer(0, Integer.MAX_VALUE), 120, "S", "How long a slow or down tracking server is retried with"
           + " backoff; the output is written either way");
+  public static final Setting<Integer> TRACKING_PARALLELISM = declare("tracking_parallelism", Scope.JOB,
+      ValueType.integer(1, TrackingConnection.MAX_PARALLEL_CALLS), 4, "N", "Calls in flight to the tracking server"
+          + " for per-trace assessments, a batch of traces at a time (1: one at a time); a server's worker count"
+          + " (mlflow server --workers) is the useful most");
   public static final Setting<Double> MAX_ERROR_RATE = declare("max_error_rate", Scope.JOB, ValueType.decimal(0, true, 1),
       0.05, "F", "Largest share of error rows for exit code 0: a nightly run with more bad rows should page someone");
   public static final Setting<Integer> PROGRESS_SECONDS = declare("progress_seconds", Scope.JOB,

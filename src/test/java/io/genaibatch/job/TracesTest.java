@@ -184,28 +184,109 @@ class TracesTest extends SparkTestBase {
     int rows = 3000; // about 3 ms a trace on the pinned server: seconds of export to stop it in
     String input = BatchScoringJobTest.writePrompts(tmp, rows, false);
     String output = tmp.resolve("out").toString();
-    CompletableFuture<BatchScoringJobTest.Result> job = CompletableFuture.supplyAsync(() ->
-        BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(), "--input", input, "--output", output,
-            "--tracking-uri", own.uri(), "--experiment", "stopped-export", "--tracking-retry-seconds", "2",
-            "--max-tokens", "2", "--id-column", "id", "--trace-sample-rate", "1"));
-    String experimentId = null;
-    boolean tracing = false;
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
-    while (!tracing && System.nanoTime() < deadline && !job.isDone()) {
-      Thread.sleep(100);
-      if (experimentId == null) {
-        JsonNode e = get(own, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=stopped-export");
-        experimentId = e.path("experiment").path("experiment_id").asText(null);
-      } else {
-        JsonNode t = get(own, "/api/2.0/mlflow/traces?max_results=1&experiment_ids=" + experimentId);
-        tracing = t.path("traces").size() > 0;
-      }
-    }
-    assertThat(tracing).as("the export began while the job ran").isTrue();
-    own.stop();
-    BatchScoringJobTest.Result r = job.get(300, TimeUnit.SECONDS);
+    BatchScoringJobTest.Result r = stopServerOnce(own, "stopped-export", "the export",
+        (server, experimentId) -> get(server, "/api/2.0/mlflow/traces?max_results=1&experiment_ids=" + experimentId)
+            .path("traces").size() > 0,
+        "--input", input, "--output", output, "--trace-sample-rate", "1");
     assertThat(r.code()).as(r.out() + r.err()).isEqualTo(4);
     assertThat(r.err()).contains("the output is complete at " + output);
+    assertThat(spark.read().parquet(output).count()).isEqualTo(rows);
+  }
+
+  /** What a test waits for before it stops the server: true once the experiment shows it. */
+  private interface Reached {
+    boolean test(MlflowServer server, String experimentId) throws Exception;
+  }
+
+  /**
+   * Runs the job (the tiny model, ids, 2 s of retries, then {@code args}) against {@code own} into
+   * {@code experiment}, stops the server as soon as {@code reached}, polled while the job runs, and
+   * returns the job's result.
+   */
+  private static BatchScoringJobTest.Result stopServerOnce(MlflowServer own, String experiment, String what,
+      Reached reached, String... args) throws Exception {
+    List<String> all = new ArrayList<>(List.of("--model-uri", Fixtures.tinyModel().toString(), "--tracking-uri",
+        own.uri(), "--experiment", experiment, "--tracking-retry-seconds", "2", "--max-tokens", "2", "--id-column",
+        "id"));
+    all.addAll(List.of(args));
+    CompletableFuture<BatchScoringJobTest.Result> job =
+        CompletableFuture.supplyAsync(() -> BatchScoringJobTest.run(all.toArray(String[]::new)));
+    String experimentId = null;
+    boolean seen = false;
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
+    while (!seen && System.nanoTime() < deadline && !job.isDone()) {
+      Thread.sleep(50);
+      if (experimentId == null) {
+        JsonNode e = get(own, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + experiment);
+        experimentId = e.path("experiment").path("experiment_id").asText(null);
+      } else {
+        seen = reached.test(own, experimentId);
+      }
+    }
+    assertThat(seen).as("%s began while the job ran", what).isTrue();
+    own.stop();
+    return job.get(300, TimeUnit.SECONDS);
+  }
+
+  /**
+   * A nightly evaluation's expectations and feedback sent four calls at a time: every trace holds
+   * what it holds when they go one at a time, read back with MLflow's Python client. 130 rows: a
+   * full batch of 100 and a partial one.
+   */
+  @Test
+  void assessmentsSentInParallelEqualThoseSentOneAtATime(@TempDir Path tmp) throws Exception {
+    MlflowServer server = MlflowServer.shared();
+    int n = 130;
+    String input = writeNightly(tmp, n);
+    String experiment = "parallel-assessments-" + System.nanoTime();
+    List<String> runIds = new ArrayList<>();
+    for (String parallelism : List.of("1", "4")) {
+      String output = tmp.resolve("out-" + parallelism).toString();
+      BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
+          "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", experiment,
+          "--id-column", "id", "--max-tokens", "2", "--max-error-rate", "0.5", "--tracking-parallelism", parallelism);
+      assertThat(r.code()).as(r.err()).isZero();
+      runIds.add(TrackingTest.runId(output));
+    }
+    JsonNode runs = Fixtures.runPython("src/test/python/read_evaluation.py", Map.of("MLFLOW_TRACKING_URI", server.uri()),
+        Map.of("experiment", experiment, "run_ids", runIds)).path("runs");
+    JsonNode one = runs.path(runIds.get(0));
+    JsonNode four = runs.path(runIds.get(1));
+    assertThat(one.path("traces").size()).isEqualTo(n);
+    for (int i = 0; i < n; i++) {
+      JsonNode a = one.path("traces").path(String.valueOf(i));
+      for (String name : List.of("expected_response", "exact_match", "token_f1", "rouge_l")) {
+        assertThat(a.path(name)).as("row %s's %s", i, name).hasSize(1);
+      }
+    }
+    assertThat(four.path("traces")).isEqualTo(one.path("traces"));
+    assertThat(one.path("metrics").path("assessments_logged").asInt()).isEqualTo(4 * n);
+    assertThat(four.path("metrics").path("assessments_logged").asInt()).isEqualTo(4 * n);
+  }
+
+  /**
+   * The server stops while a nightly evaluation's assessments go out, several at a time: the job
+   * exits 4 with the failed call's own message (not a wrapper of the thread pool's), and the output
+   * is whole.
+   */
+  @Test
+  void aServerStoppedMidAssessmentsLeavesTheOutputWholeAndExitsFour(@TempDir Path tmp) throws Exception {
+    MlflowServer own = MlflowServer.start(tmp.resolve("mlflow"), Map.of());
+    int rows = 600; // 2,400 assessment calls: seconds to stop the server in
+    String input = writeNightly(tmp, rows);
+    String output = tmp.resolve("out").toString();
+    // Seen once a trace holds an assessment: its batch's spans are in and its assessments on their way.
+    BatchScoringJobTest.Result r = stopServerOnce(own, "stopped-assessments", "the assessments",
+        (server, experimentId) -> {
+          String traceId = get(server, "/api/2.0/mlflow/traces?max_results=1&experiment_ids=" + experimentId)
+              .path("traces").path(0).path("request_id").asText(null);
+          return traceId != null && get(server, "/api/3.0/mlflow/traces/" + traceId)
+              .path("trace").path("trace_info").path("assessments").size() > 0;
+        }, "--input", input, "--output", output, "--max-error-rate", "0.5", "--tracking-parallelism", "4");
+    assertThat(r.code()).as(r.out() + r.err()).isEqualTo(4);
+    assertThat(r.err()).contains("the output is complete at " + output)
+        .contains("but logging the run to MLflow failed: ").contains("Cannot reach MLflow tracking server")
+        .doesNotContain("ExecutionException");
     assertThat(spark.read().parquet(output).count()).isEqualTo(rows);
   }
 
