@@ -32,8 +32,9 @@ final class NightlyEvaluation {
 
   /**
    * Metrics to log, threshold breaches (empty: pass), the previous run compared with, and whether
-   * each row was scored against a reference under its id (false without a reference column or an
-   * id column): then its trace gets the scores as feedback.
+   * the rows were scored against a reference (false without a reference column): then each traced
+   * row's trace gets its reference and scores, computed again in the traces' one read of the output,
+   * so no id column is needed for them.
    */
   record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId, boolean rowsScored) {}
 
@@ -47,7 +48,7 @@ final class NightlyEvaluation {
     if (hasColumn(out, cfg.get(Settings.REFERENCE_COLUMN))) {
       Evaluation.Result ev = Evaluation.evaluate(out, cfg.get(Settings.ID_COLUMN), cfg.get(Settings.REFERENCE_COLUMN));
       current = ev.metrics();
-      scored = cfg.get(Settings.ID_COLUMN) != null;
+      scored = true;
       metrics.putAll(current);
       System.out.println("genai-batch: evaluation against '" + cfg.get(Settings.REFERENCE_COLUMN) + "': " + current);
       if (run != null && cfg.get(Settings.ID_COLUMN) != null) {

@@ -134,22 +134,26 @@ class TracesTest extends SparkTestBase {
   /**
    * Repeated prompts without an id column (duplicate rows, common in real prompt sets) are one trace
    * each: the trace key of the n-th repeat is its prompt's hash and {@code #n}, so the run links every
-   * trace (two rows with one trace id failed the link, and the job exited 4).
+   * trace (two rows with one trace id failed the link, and the job exited 4). With a reference column
+   * and no id column, each trace still gets its expectation and its scores as feedback.
    */
   @Test
   void repeatedPromptsWithoutAnIdColumnAreATraceEach(@TempDir Path tmp) throws Exception {
     MlflowServer server = MlflowServer.shared();
     List<Row> rows = new ArrayList<>();
     for (String p : new String[] {"Name a colour", "Name a fruit", "Name a colour", "Name a colour", "Name a tree"}) {
-      rows.add(RowFactory.create(p));
+      rows.add(RowFactory.create(p, "red"));
     }
     String input = tmp.resolve("repeated.parquet").toString();
-    spark.createDataFrame(rows, new StructType().add("prompt", DataTypes.StringType)).write().parquet(input);
+    spark.createDataFrame(rows, new StructType().add("prompt", DataTypes.StringType)
+        .add("expected", DataTypes.StringType)).write().parquet(input);
     String output = tmp.resolve("out").toString();
     BatchScoringJobTest.Result r = BatchScoringJobTest.run("--model-uri", Fixtures.tinyModel().toString(),
         "--input", input, "--output", output, "--tracking-uri", server.uri(), "--experiment", "traces-repeated",
         "--max-tokens", "2", "--trace-sample-rate", "1");
     assertThat(r.code()).as(r.err()).isZero();
+    // Each row: the expectation and three scores (exact match, token F1, ROUGE-L).
+    assertThat(r.out()).contains("5 traces (sample rate 1.0)").contains("20 expectations and feedback logged");
     List<String> prompts = new ArrayList<>();
     Set<String> keys = new TreeSet<>();
     for (JsonNode t : traces(server, TrackingTest.runId(output))) {
