@@ -24,13 +24,14 @@ out_root="${GENAI_BATCH_OUTPUT_ROOT:-$ROOT/target/nightly}"
 output="$out_root/$day/scored.parquet"
 SKIP_BUILD="${SKIP_BUILD:-0}" jobs/setup.sh >&2
 evaluate=(env PYTHONPATH="$ROOT/src/main/python${PYTHONPATH:+:$PYTHONPATH}" "$ROOT/.venv/bin/python" -m genai_batch.evaluate_run)
-# The job flags evaluate_run.py reads too: the experiment, and limits on scorers' metrics.
+# The job flags evaluate_run.py reads too: the experiment, the scorers, the judge and limits on scorers' metrics.
 passed=()
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[i]}" in
-    --experiment|--max-metric-drop) [[ $((i + 1)) -lt ${#args[@]} ]] && passed+=("${args[i]}" "${args[i + 1]}") ;;
-    --experiment=*|--max-metric-drop=*) passed+=("${args[i]}") ;;
+    --experiment|--max-metric-drop|--scorers|--judge-model)
+      [[ $((i + 1)) -lt ${#args[@]} ]] && passed+=("${args[i]}" "${args[i + 1]}") ;;
+    --experiment=*|--max-metric-drop=*|--scorers=*|--judge-model=*) passed+=("${args[i]}") ;;
   esac
 done
 # A misspelt scorer, a judge without judge_model or a limit on a scorer not run fails now, before a

@@ -23,6 +23,7 @@ config (jobs/nightly.sh checks it with --check before the job, so a misspelt sco
 5 when a scorer metric fell by more than its limit; 1 when MLflow fails.
 """
 import argparse
+import json
 import math
 import sys
 
@@ -153,6 +154,26 @@ def evaluation_data(run, needs_expectations):
     return pd.DataFrame({"trace": traces, "expectations": expectations})
 
 
+def names_of(value):
+    """Scorer names as the job's `scorers` setting takes them (io.genaibatch.settings.ValueType.textList):
+    a list, one name, or a JSON array of names as text (the command line's form)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(f"scorers is '{value}': give one name or a JSON array of names, "
+                                 'e.g. ["answered","reference_in_answer"]') from None
+        else:
+            return [text] if text else []
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise ValueError(f"scorers is {value!r}: give a list of scorer names")
+    return value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True)
@@ -160,6 +181,8 @@ def parse_args(argv):
     p.add_argument("--experiment", help="default: the config's experiment")
     p.add_argument("--max-metric-drop", action="append", metavar="NAME=X",
                    help="a limit on a scorer metric's fall (as the job's flag; the job's own metrics are left to it)")
+    p.add_argument("--scorers", help="as the job's flag: one name or a JSON array of names; overrides the config's")
+    p.add_argument("--judge-model", help="as the job's flag; overrides the config's judge_model")
     p.add_argument("--check", action="store_true", help="only check the config's scorers (before the job)")
     args = p.parse_args(argv)
     if not args.check and not args.output:
@@ -172,7 +195,8 @@ def main(argv=None):
     with open(args.config) as f:
         cfg = yaml.safe_load(f) or {}
     try:
-        scorers = scorers_of(cfg.get("scorers") or [], cfg.get("judge_model"))
+        names = names_of(args.scorers if args.scorers is not None else cfg.get("scorers"))
+        scorers = scorers_of(names, args.judge_model or cfg.get("judge_model"))
         limits = scorer_limits(cfg, args.max_metric_drop, [s.name for s in scorers])
     except ValueError as e:
         print(f"genai-batch evaluate: {args.config}: {e}", file=sys.stderr)
@@ -183,7 +207,7 @@ def main(argv=None):
         return 0
     client = MlflowClient()
     run = find_run(client, args.experiment or cfg.get("experiment") or "genai-batch", args.output)
-    data = evaluation_data(run, any(name == "correctness" for name in cfg.get("scorers") or []))
+    data = evaluation_data(run, "correctness" in names)
     if data.empty:
         # trace_sample_rate 0, or a resume that found every row done: nothing to score, nothing broken.
         print(f"genai-batch evaluate: run {run.info.run_id} has no traces of its own (trace_sample_rate 0, or a "

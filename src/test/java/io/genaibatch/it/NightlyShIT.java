@@ -113,12 +113,16 @@ class NightlyShIT {
   void twoNightsCompareAndAScorerMetricThatFellFailsTheSecond(@TempDir Path dir) throws Exception {
     MlflowServer server = MlflowServer.shared();
     String experiment = "nightly-sh-" + System.nanoTime();
-    Path config = config(dir, experiment, "[answered, reference_in_answer]", "{reference_in_answer/mean: 0.5}");
+    // The config runs one scorer; the command line's --scorers (the job's flag, a JSON array) runs two,
+    // and reaches evaluate_run.py too: its --check accepts the limit on the second, its metric is logged.
+    Path config = config(dir, experiment, "[answered]", "{reference_in_answer/mean: 0.5}");
+    String scorers = "[\"answered\",\"reference_in_answer\"]";
     Path root = dir.resolve("nightly");
 
     // Night 1: every answer is its reference. The job leaves the scorer's limit to evaluate_run.py
     // (it has no such metric when it checks its own): exit 0, the run FINISHED with both kinds of metric.
-    Fixtures.ChildRun night1 = nightly(root, "2026-01-01", server.uri(), config, "--response-format", "regex:yes");
+    Fixtures.ChildRun night1 = nightly(root, "2026-01-01", server.uri(), config, "--response-format", "regex:yes",
+        "--scorers", scorers);
     assertThat(night1.code()).as(night1.output()).isZero();
     assertThat(Fixtures.readOutput(root.resolve("2026-01-01/scored.parquet")).size()).isEqualTo(ROWS);
     String run1 = runId(night1);
@@ -130,7 +134,8 @@ class NightlyShIT {
     // Night 2: the same prompt set, answers that miss every reference. Compared with night 1, the
     // scorer's mean fell by 1.0, more than the 0.5 allowed: the run ends FAILED and nightly.sh exits 5,
     // the output complete in its own dated folder.
-    Fixtures.ChildRun night2 = nightly(root, "2026-01-02", server.uri(), config, "--response-format", "regex:no");
+    Fixtures.ChildRun night2 = nightly(root, "2026-01-02", server.uri(), config, "--response-format", "regex:no",
+        "--scorers", scorers);
     String breach = "reference_in_answer/mean fell by 1.000 (1.000 -> 0.000), more than the allowed 0.500";
     assertThat(night2.code()).as(night2.output()).isEqualTo(5);
     String run2 = runId(night2);
