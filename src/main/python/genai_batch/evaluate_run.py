@@ -209,9 +209,11 @@ def main(argv=None):
     run = find_run(client, args.experiment or cfg.get("experiment") or "genai-batch", args.output)
     data = evaluation_data(run, "correctness" in names)
     if data.empty:
-        # trace_sample_rate 0, or a resume that found every row done: nothing to score, nothing broken.
-        print(f"genai-batch evaluate: run {run.info.run_id} has no traces of its own (trace_sample_rate 0, or a "
-              "resume with nothing left to score): nothing to evaluate, no scorer limit checked", file=sys.stderr)
+        # trace_sample_rate 0, a resume that found every row done, or a server that takes no traces (MLflow 2.x,
+        # where the job warned once): nothing to score, nothing broken.
+        print(f"genai-batch evaluate: run {run.info.run_id} has no traces of its own (trace_sample_rate 0, a "
+              "resume with nothing left to score, or a server that takes no traces): nothing to evaluate, no "
+              "scorer limit checked", file=sys.stderr)
         return 0
     status = run.info.status
     mlflow.set_experiment(experiment_id=run.info.experiment_id)
