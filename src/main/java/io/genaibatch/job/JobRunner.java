@@ -363,9 +363,10 @@ final class JobRunner {
       NightlyEvaluation.Outcome eval = NightlyEvaluation.run(spark, cfg, run, w.out(),
           in.scorer().options().scoredColumn(), in.promptSet(), tmp);
       run.logMetrics(eval.metrics(), 0);
+      boolean nightly = NightlyEvaluation.hasReference(cfg, w.out());
       RunTraces.export(cfg, run, w.out(), in.scorer().options().scoredColumn(), in.scorer().options().chat(),
-          eval.rowsScored());
-      if (eval.rowsScored()) {
+          nightly);
+      if (nightly) {
         EvaluationRecords.register(cfg, run, w.out(), in.scorer().options().scoredColumn(),
             in.scorer().options().chat(), inputName + "@" + in.promptSet());
       }

@@ -30,13 +30,8 @@ final class NightlyEvaluation {
   static final String COMPARISON_TABLE = "comparison.json";
   static final int TABLE_ROWS = 1000;
 
-  /**
-   * Metrics to log, threshold breaches (empty: pass), the previous run compared with, and whether
-   * the rows were scored against a reference (false without a reference column): then each traced
-   * row's trace gets its reference and scores, computed again in the traces' one read of the output,
-   * so no id column is needed for them.
-   */
-  record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId, boolean rowsScored) {}
+  /** Metrics to log, threshold breaches (empty: pass), and the previous run compared with. */
+  record Outcome(Map<String, Double> metrics, List<String> breaches, String previousRunId) {}
 
   private NightlyEvaluation() {}
 
@@ -44,11 +39,9 @@ final class NightlyEvaluation {
       String promptSet, Path tmp) {
     Map<String, Double> metrics = new LinkedHashMap<>();
     Map<String, Double> current = Map.of();
-    boolean scored = false;
-    if (hasColumn(out, cfg.get(Settings.REFERENCE_COLUMN))) {
+    if (hasReference(cfg, out)) {
       Evaluation.Result ev = Evaluation.evaluate(out, cfg.get(Settings.ID_COLUMN), cfg.get(Settings.REFERENCE_COLUMN));
       current = ev.metrics();
-      scored = true;
       metrics.putAll(current);
       System.out.println("genai-batch: evaluation against '" + cfg.get(Settings.REFERENCE_COLUMN) + "': " + current);
       if (run != null && cfg.get(Settings.ID_COLUMN) != null) {
@@ -59,16 +52,16 @@ final class NightlyEvaluation {
       }
     }
     if (run == null || !cfg.get(Settings.COMPARE_PREVIOUS)) {
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
     }
     if (cfg.get(Settings.ID_COLUMN) == null) {
       LOG.warn("No --id-column: this run is not compared with the previous one");
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
     }
     JsonNode previous = previousRun(run, promptSet);
     if (previous == null) {
       LOG.info("No previous successful run of this prompt set in the experiment: nothing to compare with");
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
     }
     String prevId = previous.path("info").path("run_id").asText();
     String prevOutput = tag(previous, OUTPUT_TAG);
@@ -79,7 +72,7 @@ final class NightlyEvaluation {
     } catch (Exception e) {
       LOG.warn("The previous run {} wrote {}, which cannot be read any more ({}): nothing to compare with",
           prevId, prevOutput, e.getMessage());
-      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null, scored);
+      return new Outcome(metrics, cfg.thresholds().check(null, current, null), null);
     }
     Map<String, Double> prevEval = new LinkedHashMap<>();
     for (JsonNode m : previous.path("data").path("metrics")) {
@@ -96,11 +89,17 @@ final class NightlyEvaluation {
     run.setTags(Map.of("genai_batch.compared_with", prevId));
     long changed = cmp.answersChanged();
     System.out.println("genai-batch: compared with run " + prevId + ": " + changed + " answers changed");
-    return new Outcome(metrics, cfg.thresholds().check(prevEval, current, changed), prevId, scored);
+    return new Outcome(metrics, cfg.thresholds().check(prevEval, current, changed), prevId);
   }
 
-  private static boolean hasColumn(Dataset<Row> df, String name) {
-    return name != null && List.of(df.columns()).contains(name);
+  /**
+   * Whether the output has the reference column: a nightly evaluation, whose rows are scored
+   * against it (here, and again in {@link RunTraces}' read for their traces' assessments, so no id
+   * column is needed for those), traced by default and registered as an evaluation dataset.
+   */
+  static boolean hasReference(JobConfig cfg, Dataset<Row> out) {
+    String ref = cfg.get(Settings.REFERENCE_COLUMN);
+    return ref != null && List.of(out.columns()).contains(ref);
   }
 
   private static String tag(JsonNode run, String key) {

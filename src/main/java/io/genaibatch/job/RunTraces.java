@@ -50,8 +50,7 @@ final class RunTraces {
     if (set != null) {
       return set;
     }
-    String ref = cfg.get(Settings.REFERENCE_COLUMN);
-    return ref != null && List.of(out.columns()).contains(ref) ? 1.0 : BULK_SAMPLE_RATE;
+    return NightlyEvaluation.hasReference(cfg, out) ? 1.0 : BULK_SAMPLE_RATE;
   }
 
   /**
@@ -59,7 +58,7 @@ final class RunTraces {
    * by its rows' assessments when {@code assess}; returns how many traces. A server without a trace
    * endpoint is skipped with one warning, and then gets no assessments either.
    *
-   * @param assess whether the rows get expectations and feedback (a nightly evaluation with an id column)
+   * @param assess whether the rows get expectations and feedback (a nightly evaluation: the reference column)
    * @throws RuntimeException when the server fails within the retry budget (the job exits 4)
    */
   static long export(JobConfig cfg, RunLogger run, Dataset<Row> out, String scoredColumn, boolean chat,
